@@ -1,0 +1,60 @@
+"""The engine's exception tree: everything ``worker`` raises on purpose.
+
+``api/errors.py`` maps these to HTTP responses in one place; nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+
+class DialogdError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+
+class TrainingDataError(DialogdError, ValueError):
+    """A domain, story or NLU file is malformed; names the file and the line."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+        self.reason = message
+
+
+class InvalidDomain(TrainingDataError):
+    """The domain file does not describe a valid domain."""
+
+
+class InvalidConfig(DialogdError, ValueError):
+    """A pipeline or policy configuration is invalid."""
+
+
+class ModelError(DialogdError):
+    """A model directory is missing, incomplete, or from an incompatible version."""
+
+
+class NotFittedError(DialogdError, ValueError, AttributeError):
+    """A model component was used for prediction before ``fit``."""
+
+
+class InvalidEvent(DialogdError, ValueError):
+    """An event in client input cannot be built (unknown type, bad fields)."""
+
+
+class UnknownAction(DialogdError, ValueError):
+    """An action name that the domain does not know."""
+
+
+class InvalidInput(DialogdError, ValueError):
+    """A request value is missing or has the wrong type."""
+
+    def __init__(self, message: str, parameter: str = "", where: str = "body"):
+        super().__init__(message)
+        self.parameter = parameter
+        self.where = where
+
+
+class ConversationConflict(DialogdError):
+    """A turn lost the compare-and-append race too many times in a row."""

@@ -1,0 +1,190 @@
+"""Events to and from their wire form: the JSON objects of the original server.
+
+The same dicts go to the tracker store, which packs them with msgpack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+
+from worker.errors import InvalidEvent
+from worker.events import EVENT_TYPES
+from worker.events import ActionExecuted
+from worker.events import ActionExecutionRejected
+from worker.events import AgentUttered
+from worker.events import BotUttered
+from worker.events import Event
+from worker.events import FollowupAction
+from worker.events import Form
+from worker.events import FormValidation
+from worker.events import ReminderScheduled
+from worker.events import SlotSet
+from worker.events import StoryExported
+from worker.events import UserUttered
+
+_EMPTY_PARSE = {"intent": {"name": None, "confidence": 0.0}, "entities": []}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The wire form: ``event``, ``timestamp`` and the type's own fields."""
+    out: dict[str, Any] = {"event": event.type_name, "timestamp": event.timestamp}
+    match event:
+        case UserUttered():
+            out["text"] = event.text
+            out["parse_data"] = event.parse_data
+            out["input_channel"] = event.input_channel
+            if event.message_id is not None:
+                out["message_id"] = event.message_id
+        case BotUttered() | AgentUttered():
+            out["text"] = event.text
+            out["data"] = event.data
+        case SlotSet():
+            out["name"] = event.name
+            out["value"] = event.value
+        case ActionExecuted() | ActionExecutionRejected():
+            out["name"] = event.name
+            out["policy"] = event.policy
+            out["confidence"] = event.confidence
+        case FollowupAction() | Form():
+            out["name"] = event.name
+        case FormValidation():
+            out["validate"] = event.validate
+        case ReminderScheduled():
+            out["action"] = event.action
+            out["date_time"] = event.date_time
+            out["name"] = event.name
+            out["kill_on_user_msg"] = event.kill_on_user_msg
+        case StoryExported():
+            pass
+    return out
+
+
+def _str(d: Mapping[str, Any], key: str, *, required: bool, null: bool = False) -> Any:
+    value = d.get(key)
+    if value is None:
+        if required and not null:
+            raise InvalidEvent(f"'{d.get('event')}' event needs a string '{key}'")
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidEvent(f"'{d.get('event')}' event: '{key}' must be a string")
+    return value
+
+
+def _confidence(d: Mapping[str, Any]) -> float | None:
+    value = d.get("confidence")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent(f"'{d.get('event')}' event: 'confidence' must be a number")
+    return float(value)
+
+
+def _parse_data(d: Mapping[str, Any]) -> dict[str, Any]:
+    data = d.get("parse_data")
+    if data is None:
+        return {**_EMPTY_PARSE, "text": d.get("text")}
+    if not isinstance(data, dict):
+        raise InvalidEvent("'user' event: 'parse_data' must be an object")
+    intent = data.get("intent", {})
+    if not isinstance(intent, dict) or not isinstance(intent.get("name"), str | None):
+        raise InvalidEvent(
+            "'user' event: 'parse_data.intent' must be an object with a name"
+        )
+    entities = data.get("entities", [])
+    if not isinstance(entities, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("entity"), str) for e in entities
+    ):
+        raise InvalidEvent(
+            "'user' event: 'parse_data.entities' must be a list of entity objects"
+        )
+    return {**data, "intent": intent, "entities": entities}
+
+
+def _timestamp(d: Mapping[str, Any], now: Callable[[], float]) -> float:
+    value = d.get("timestamp")
+    if value is None:
+        return now()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+    ):
+        raise InvalidEvent("'timestamp' must be a number of seconds")
+    return float(value)
+
+
+def event_from_dict(d: Any, now: Callable[[], float]) -> Event:
+    """Build an event from its wire form; anything malformed is ``InvalidEvent``."""
+    if not isinstance(d, dict):
+        raise InvalidEvent("an event must be a JSON object")
+    type_name = d.get("event")
+    cls = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise InvalidEvent(
+            f"unknown event type {type_name!r}; known types: "
+            + ", ".join(sorted(EVENT_TYPES))
+        )
+    ts = _timestamp(d, now)
+    if cls is UserUttered:
+        return UserUttered(
+            text=_str(d, "text", required=False),
+            parse_data=_parse_data(d),
+            input_channel=_str(d, "input_channel", required=False),
+            message_id=_str(d, "message_id", required=False),
+            timestamp=ts,
+        )
+    if cls in (BotUttered, AgentUttered):
+        return cls(
+            text=_str(d, "text", required=False), data=d.get("data"), timestamp=ts
+        )
+    if cls is SlotSet:
+        return SlotSet(
+            name=_str(d, "name", required=True), value=d.get("value"), timestamp=ts
+        )
+    if cls in (ActionExecuted, ActionExecutionRejected):
+        return cls(
+            name=_str(d, "name", required=True),
+            policy=_str(d, "policy", required=False),
+            confidence=_confidence(d),
+            timestamp=ts,
+        )
+    if cls is FollowupAction:
+        return FollowupAction(name=_str(d, "name", required=True), timestamp=ts)
+    if cls is Form:
+        return Form(name=_str(d, "name", required=False), timestamp=ts)
+    if cls is FormValidation:
+        validate = d.get("validate", True)
+        if not isinstance(validate, bool):
+            raise InvalidEvent("'form_validation' event: 'validate' must be a boolean")
+        return FormValidation(validate=validate, timestamp=ts)
+    if cls is ReminderScheduled:
+        kill = d.get("kill_on_user_msg", True)
+        if not isinstance(kill, bool):
+            raise InvalidEvent("'reminder' event: 'kill_on_user_msg' must be a boolean")
+        return ReminderScheduled(
+            action=_str(d, "action", required=True),
+            date_time=_str(d, "date_time", required=True),
+            name=_str(d, "name", required=False),
+            kill_on_user_msg=kill,
+            timestamp=ts,
+        )
+    if cls is StoryExported:
+        # NOTE: the path is never taken from input: a server must not write files
+        # named by its clients.
+        return StoryExported(timestamp=ts)
+    return cls(timestamp=ts)
+
+
+def events_from_dicts(items: Iterable[Any], now: Callable[[], float]) -> list[Event]:
+    """All or nothing: one bad item rejects the whole list, naming its index."""
+    events = []
+    for i, item in enumerate(items):
+        try:
+            events.append(event_from_dict(item, now))
+        except InvalidEvent as err:
+            raise InvalidEvent(f"event {i}: {err}") from err
+    return events

@@ -1,0 +1,293 @@
+"""The conversation state, derived from events (reference 2 and 3).
+
+``Tracker.update`` folds one event into the state; ``applied_events`` is the one place
+where ``restart``, ``undo`` and ``rewind`` are resolved. A tracker round-trips through
+a snapshot, so a turn never replays the conversation's whole log.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
+
+from worker.domain import ACTION_LISTEN
+from worker.domain import Domain
+from worker.event_codec import event_from_dict
+from worker.event_codec import event_to_dict
+from worker.events import HISTORY_EVENTS
+from worker.events import ActionExecuted
+from worker.events import ActionExecutionRejected
+from worker.events import ActionReverted
+from worker.events import AllSlotsReset
+from worker.events import BotUttered
+from worker.events import ConversationPaused
+from worker.events import ConversationResumed
+from worker.events import Event
+from worker.events import FollowupAction
+from worker.events import Form
+from worker.events import FormValidation
+from worker.events import Restarted
+from worker.events import SlotSet
+from worker.events import UserUtteranceReverted
+from worker.events import UserUttered
+
+SNAPSHOT_VERSION = 1
+EMPTY_MESSAGE: dict[str, Any] = {"intent": {}, "entities": [], "text": None}
+State = dict[str, float]
+
+
+def applied_events(events: Iterable[Event]) -> list[Event]:
+    """The events that define the state, after restarts, undos and rewinds."""
+    out: list[Event] = []
+
+    def undo_till(kind: type[Event]) -> None:
+        while out:
+            if isinstance(out.pop(), kind):
+                return
+
+    for event in events:
+        if isinstance(event, Restarted):
+            out.clear()
+        elif isinstance(event, ActionReverted):
+            undo_till(ActionExecuted)
+        elif isinstance(event, UserUtteranceReverted):
+            undo_till(UserUttered)
+            undo_till(ActionExecuted)
+        else:
+            out.append(event)
+    return out
+
+
+def events_after_restart(events: Sequence[Event]) -> list[Event]:
+    for i in range(len(events) - 1, -1, -1):
+        if isinstance(events[i], Restarted):
+            return list(events[i + 1 :])
+    return list(events)
+
+
+class NeedsHistory(Exception):
+    """An event's effect depends on the whole log; the caller must replay it."""
+
+
+class Tracker:
+    """Mutable state of one conversation; only events change it."""
+
+    __slots__ = (
+        "active_form",
+        "domain",
+        "event_count",
+        "followup_action",
+        "history",
+        "latest_action_name",
+        "latest_bot_utterance",
+        "latest_event_time",
+        "latest_input_channel",
+        "latest_message",
+        "past_states",
+        "paused",
+        "sender_id",
+        "slots",
+        "window",
+    )
+
+    def __init__(self, sender_id: str, domain: Domain, history: int = 5):
+        self.sender_id = sender_id
+        self.domain = domain
+        #: how many past states (and actions' worth of recent events) are kept
+        self.history = max(1, history)
+        self.event_count = 0
+        self.latest_event_time: float | None = None
+        self.latest_input_channel: str | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.slots: dict[str, Any] = {
+            s.name: s.initial_value for s in self.domain.slots
+        }
+        self.latest_message: dict[str, Any] = dict(EMPTY_MESSAGE)
+        self.paused = False
+        self.followup_action: str | None = ACTION_LISTEN
+        self.latest_action_name: str | None = None
+        self.latest_bot_utterance: dict[str, Any] | None = None
+        self.active_form: dict[str, Any] = {}
+        self.past_states: deque[State] = deque(maxlen=self.history)
+        self.window: list[Event] = []
+
+    # ---- folding events ----------------------------------------------------------
+    def update(self, event: Event) -> None:
+        """Log one event: count it and apply it. Undo/rewind raise ``NeedsHistory``."""
+        if isinstance(event, HISTORY_EVENTS):
+            raise NeedsHistory(event.type_name)
+        self.event_count += 1
+        self.latest_event_time = event.timestamp
+        if isinstance(event, UserUttered):
+            self.latest_input_channel = event.input_channel
+        self._apply(event)
+
+    def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event type
+        match event:
+            case UserUttered():
+                self.latest_message = {**event.parse_data, "text": event.text}
+                self.followup_action = None
+            case ActionExecuted():
+                self.past_states.append(self.current_state())
+                self.latest_action_name = event.name
+                self.followup_action = None
+                if self.active_form:
+                    self.active_form["validate"] = True
+                    if event.name == self.active_form.get("name"):
+                        self.active_form["rejected"] = False
+            case SlotSet():
+                if event.name in self.slots:
+                    self.slots[event.name] = event.value
+            case AllSlotsReset():
+                self.slots = {s.name: s.initial_value for s in self.domain.slots}
+            case Restarted():
+                self._reset()
+                return
+            case ConversationPaused():
+                self.paused = True
+            case ConversationResumed():
+                self.paused = False
+            case FollowupAction():
+                self.followup_action = event.name
+            case BotUttered():
+                self.latest_bot_utterance = {"text": event.text, "data": event.data}
+            case Form():
+                self.active_form = (
+                    {
+                        "name": event.name,
+                        "validate": True,
+                        "rejected": False,
+                        "trigger_message": self.latest_message,
+                    }
+                    if event.name
+                    else {}
+                )
+            case FormValidation():
+                if self.active_form:
+                    self.active_form["validate"] = event.validate
+            case ActionExecutionRejected():
+                if event.name == self.active_form.get("name"):
+                    self.active_form["rejected"] = True
+        self._remember(event)
+
+    def _remember(self, event: Event) -> None:
+        """Keep the events of the last ``history`` actions for augmented memoization."""
+        self.window.append(event)
+        if isinstance(event, ActionExecuted):
+            actions = sum(isinstance(e, ActionExecuted) for e in self.window)
+            if actions > self.history + 1:
+                i = 1 + next(
+                    i
+                    for i, e in enumerate(self.window)
+                    if isinstance(e, ActionExecuted)
+                )
+                del self.window[:i]
+
+    @classmethod
+    def from_events(
+        cls, sender_id: str, domain: Domain, events: Sequence[Event], history: int = 5
+    ) -> Tracker:
+        """Replay a whole log; for undo/rewind, ``until`` and a changed model only."""
+        tracker = cls(sender_id, domain, history)
+        for event in applied_events(events):
+            tracker._apply(event)
+        tracker.event_count = len(events)
+        if events:
+            tracker.latest_event_time = events[-1].timestamp
+        for event in reversed(events):
+            if isinstance(event, UserUttered):
+                tracker.latest_input_channel = event.input_channel
+                break
+        return tracker
+
+    # ---- reading -----------------------------------------------------------------
+    @property
+    def active_form_name(self) -> str | None:
+        return self.active_form.get("name")
+
+    @property
+    def latest_intent(self) -> str | None:
+        return (self.latest_message.get("intent") or {}).get("name")
+
+    def current_state(self) -> State:
+        return self.domain.state(
+            self.latest_message,
+            self.slots,
+            self.latest_action_name,
+            self.active_form_name,
+        )
+
+    def states(self, max_history: int) -> list[State]:
+        """The last ``max_history`` states, the current one last (unpadded)."""
+        past = list(self.past_states)[-(max_history - 1) :] if max_history > 1 else []
+        return [*past, self.current_state()]
+
+    def dump(self) -> dict[str, Any]:
+        """The tracker JSON of reference 2, without ``events``."""
+        return {
+            "sender_id": self.sender_id,
+            "slots": dict(self.slots),
+            "latest_message": self.latest_message,
+            "latest_event_time": self.latest_event_time,
+            "followup_action": self.followup_action,
+            "paused": self.paused,
+            "latest_input_channel": self.latest_input_channel,
+            "active_form": self.active_form,
+            "latest_action_name": self.latest_action_name,
+        }
+
+    # ---- snapshot ----------------------------------------------------------------
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "v": SNAPSHOT_VERSION,
+            "domain": self.domain.fingerprint,
+            "history": self.history,
+            "count": self.event_count,
+            "time": self.latest_event_time,
+            "channel": self.latest_input_channel,
+            "slots": self.slots,
+            "message": self.latest_message,
+            "paused": self.paused,
+            "followup": self.followup_action,
+            "action": self.latest_action_name,
+            "bot": self.latest_bot_utterance,
+            "form": self.active_form,
+            "states": list(self.past_states),
+            "window": [event_to_dict(e) for e in self.window],
+        }
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        sender_id: str,
+        domain: Domain,
+        snap: dict[str, Any],
+        history: int,
+        now: Callable[[], float],
+    ) -> Tracker | None:
+        """The tracker a snapshot holds, or None if it was made for another model."""
+        if (
+            snap.get("v") != SNAPSHOT_VERSION
+            or snap.get("domain") != domain.fingerprint
+            or snap.get("history") != max(1, history)
+        ):
+            return None
+        tracker = cls(sender_id, domain, history)
+        tracker.event_count = snap["count"]
+        tracker.latest_event_time = snap["time"]
+        tracker.latest_input_channel = snap["channel"]
+        tracker.slots = snap["slots"]
+        tracker.latest_message = snap["message"]
+        tracker.paused = snap["paused"]
+        tracker.followup_action = snap["followup"]
+        tracker.latest_action_name = snap["action"]
+        tracker.latest_bot_utterance = snap["bot"]
+        tracker.active_form = snap["form"]
+        tracker.past_states.extend(snap["states"])
+        tracker.window = [event_from_dict(d, now) for d in snap["window"]]
+        return tracker

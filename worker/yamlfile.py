@@ -1,0 +1,65 @@
+"""YAML files read safely, with the line of any key at hand for error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from worker.errors import TrainingDataError
+
+
+class YamlDoc:
+    """A parsed YAML document that can say on which line a value starts."""
+
+    def __init__(self, path: str, text: str):
+        self.path = path
+        loader = yaml.SafeLoader(text)
+        try:
+            self._node = loader.get_single_node()
+            self.data: Any = (
+                loader.construct_document(self._node)
+                if self._node is not None
+                else None
+            )
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(err, "problem", None) or str(err)
+            raise TrainingDataError(f"invalid YAML: {problem}", path, line) from err
+        finally:
+            loader.dispose()
+
+    def line(self, *keys: Any) -> int | None:
+        """1-based line of the value at ``keys`` (mapping keys or list indices)."""
+        node = self._node
+        for key in keys:
+            if isinstance(node, yaml.MappingNode):
+                found = None
+                for k, v in node.value:
+                    if k.value == key or k.value == str(key):
+                        found = v if key is not keys[-1] else k
+                        break
+                node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+                node = node.value[key] if 0 <= key < len(node.value) else None
+            else:
+                node = None
+            if node is None:
+                return None
+        return node.start_mark.line + 1 if node is not None else None
+
+    def error(self, message: str, *keys: Any) -> TrainingDataError:
+        return TrainingDataError(message, self.path, self.line(*keys) if keys else None)
+
+
+def read_yaml(path: str | Path) -> YamlDoc:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise TrainingDataError("file not found", str(p)) from err
+    except UnicodeDecodeError as err:
+        raise TrainingDataError("file is not UTF-8", str(p)) from err
+    return YamlDoc(str(p), text)
