@@ -1,0 +1,37 @@
+"""The Falcon application: ``create_app`` wires it; the server builds the engine."""
+
+from __future__ import annotations
+
+import falcon
+
+from api import errors
+from api import resources
+from worker.turn import Engine
+
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+def create_app(engine: Engine, *, max_body: int = DEFAULT_MAX_BODY) -> falcon.App:
+    """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling."""
+    app = falcon.App(cors_enable=False)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.keep_blank_qs_values = False
+    errors.install(app)
+
+    app.add_route("/", resources.Root())
+    app.add_route("/version", resources.Version())
+    app.add_route("/status", resources.Status(engine))
+    app.add_route("/domain", resources.DomainResource(engine))
+    app.add_route("/parse", resources.NLUParse(engine, max_body))
+    conversations = resources.ConversationList(engine, max_body)
+    app.add_route("/conversations", conversations)
+    per_conversation = {
+        "parse": resources.Parse(engine, max_body),
+        "continue": resources.Continue(engine, max_body),
+        "tracker": resources.TrackerResource(engine, max_body),
+        "tracker/events": resources.TrackerEvents(engine, max_body),
+    }
+    for prefix in ("/conversations", "/conversation"):
+        for path, resource in per_conversation.items():
+            app.add_route(f"{prefix}/{{cid}}/{path}", resource)
+    return app

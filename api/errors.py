@@ -1,0 +1,116 @@
+"""The one place where exceptions become HTTP responses.
+
+Every error body has one shape:
+``{"version", "status": "failure", "reason", "message", "details", "help", "code"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from trackerstore import CorruptRecord
+from trackerstore import StoreError
+from trackerstore import StoreUnavailable
+from worker.errors import ConversationConflict
+from worker.errors import DialogdError
+from worker.errors import InvalidConfig
+from worker.errors import InvalidEvent
+from worker.errors import InvalidInput
+from worker.errors import ModelError
+from worker.errors import TrainingDataError
+from worker.errors import UnknownAction
+from worker.version import __version__
+
+log = logging.getLogger("dialogd.api")
+
+#: exception class -> (HTTP status, reason); the most specific class wins.
+ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
+    InvalidInput: (400, "InvalidParameter"),
+    InvalidEvent: (400, "InvalidEvent"),
+    UnknownAction: (400, "UnknownAction"),
+    TrainingDataError: (400, "InvalidTrainingData"),
+    InvalidConfig: (400, "InvalidConfig"),
+    ConversationConflict: (409, "Conflict"),
+    ModelError: (500, "ModelError"),
+    DialogdError: (500, "ServerError"),
+    StoreUnavailable: (503, "StoreUnavailable"),
+    CorruptRecord: (500, "CorruptRecord"),
+    StoreError: (500, "StoreError"),
+}
+
+
+class APIError(falcon.HTTPError):
+    """An HTTP error raised by the API layer itself (bad body, wrong header)."""
+
+    def __init__(self, status: int, reason: str, message: str, **details: Any):
+        super().__init__(
+            falcon.code_to_http_status(status), title=reason, description=message
+        )
+        self.reason = reason
+        self.details = details
+
+
+def error_body(code: int, reason: str, message: str, details: Any = None) -> dict:
+    return {
+        "version": __version__,
+        "status": "failure",
+        "reason": reason,
+        "message": message,
+        "details": details or {},
+        "help": None,
+        "code": code,
+    }
+
+
+def _serialize(
+    req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError
+) -> None:
+    """Falcon's own errors (404, 405, ...) in our shape too."""
+    code = exc.status_code
+    reason = getattr(exc, "reason", None) or (exc.title or "Error").replace(" ", "")
+    message = exc.description or exc.title or ""
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(
+        error_body(code, reason, message, getattr(exc, "details", None))
+    )
+    resp.status = exc.status
+
+
+def _handle_domain_error(req, resp, exc: Exception, params) -> None:
+    code, reason = next(
+        (v for cls, v in ERROR_MAP.items() if isinstance(exc, cls)),
+        (500, "ServerError"),
+    )
+    details = None
+    if isinstance(exc, InvalidInput):
+        details = {"parameter": exc.parameter, "in": exc.where}
+    if code >= 500:
+        log.error(
+            "request failed: %s %s: %s",
+            req.method,
+            req.path,
+            exc,
+            exc_info=not isinstance(exc, StoreUnavailable),
+        )
+    resp.status = falcon.code_to_http_status(code)
+    resp.media = error_body(code, reason, str(exc), details)
+
+
+def _handle_unexpected(req, resp, exc: Exception, params) -> None:
+    if isinstance(exc, falcon.HTTPError):
+        raise exc
+    log.exception("unhandled error: %s %s", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    resp.media = error_body(500, "ServerError", "internal server error; see the log")
+
+
+def install(app: falcon.App) -> None:
+    """Register the handlers; ``ERROR_MAP`` order matters only within one MRO."""
+    app.add_error_handler(Exception, _handle_unexpected)
+    app.add_error_handler(DialogdError, _handle_domain_error)
+    app.add_error_handler(StoreError, _handle_domain_error)
+    app.set_error_serializer(_serialize)

@@ -1,0 +1,101 @@
+"""``/conversations/{cid}/...``: the parse/continue loop and the tracker endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from api.body import json_object
+from api.body import read_json
+from api.errors import APIError
+from worker.turn import Engine
+
+
+class _Base:
+    def __init__(self, engine: Engine, max_body: int):
+        self.engine = engine
+        self.max_body = max_body
+
+
+def query_text(value: Any, parameter: str = "query") -> str:
+    if value is None:
+        raise APIError(
+            400,
+            "InvalidParameter",
+            "Invalid parse parameter specified.",
+            parameter=parameter,
+            **{"in": "body"},
+        )
+    if not isinstance(value, str):
+        raise APIError(
+            400,
+            "InvalidParameter",
+            f"'{parameter}' must be a string",
+            parameter=parameter,
+            **{"in": "body"},
+        )
+    return value
+
+
+def include_events(req: falcon.Request) -> str:
+    """``include_events``, with the 0.9-era ``events``/``ignore_restarts`` flags."""
+    verbosity = "AFTER_RESTART"
+    if req.get_param("ignore_restarts", default="").lower() == "true":
+        verbosity = "ALL"
+    if req.get_param("events", default="true").lower() != "true":
+        verbosity = "NONE"
+    return req.get_param("include_events") or verbosity
+
+
+class Parse(_Base):
+    """Log the user's message and answer the next action (not logged unless listen)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        text = req.get_param("query") or req.get_param("q")
+        resp.media = self.engine.parse(cid, query_text(text))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        body = json_object(read_json(req, self.max_body))
+        text = body.get("query", body.get("q"))
+        resp.media = self.engine.parse(cid, query_text(text))
+
+
+class Continue(_Base):
+    """Log the action the client ran, with its events, and answer the next action."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        body = json_object(read_json(req, self.max_body, required=False) or {})
+        resp.media = self.engine.continue_(
+            cid, body.get("executed_action"), body.get("events", [])
+        )
+
+
+class TrackerResource(_Base):
+    """``GET`` the tracker; ``PUT`` (0.8-era path) replaces its events."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        until = req.get_param_as_float("until")
+        resp.media = self.engine.tracker(cid, include_events(req), until)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        items = read_json(req, self.max_body)
+        resp.media = self.engine.replace_events(cid, items, include_events(req))
+
+
+class TrackerEvents(_Base):
+    """``POST`` appends one event or a list; ``PUT`` replaces all events."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        body = read_json(req, self.max_body)
+        items = body if isinstance(body, list) else [body]
+        resp.media = self.engine.append_events(cid, items, include_events(req))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        items = read_json(req, self.max_body)
+        resp.media = self.engine.replace_events(cid, items, include_events(req))
+
+
+class ConversationList(_Base):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self.engine.conversation_ids()

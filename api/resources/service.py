@@ -1,0 +1,83 @@
+"""Service endpoints: health, version, status, domain and NLU-only parsing."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.body import json_object
+from api.body import read_json
+from api.errors import APIError
+from api.resources.conversations import query_text
+from worker.turn import Engine
+from worker.version import __version__
+
+MINIMUM_COMPATIBLE_VERSION = "0.1.0"
+
+
+class Root:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = f"hello from dialogd: {__version__}"
+
+
+class Version:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {
+            "version": __version__,
+            "minimum_compatible_version": MINIMUM_COMPATIBLE_VERSION,
+        }
+
+
+class Status:
+    """Readiness: 200 when the model is loaded and Redis answers, else 503."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        status = self.engine.status()
+        resp.media = status
+        if not status["is_ready"]:
+            resp.status = falcon.HTTP_503
+
+
+class DomainResource:
+    """JSON or YAML by ``Accept``; ``*/*`` (curl's default) gets JSON."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        accept = (req.get_header("Accept") or "*/*").split(";")[0].strip().lower()
+        if accept.endswith(("yml", "yaml")):
+            resp.content_type = "application/x-yml"
+            resp.text = self.engine.domain.to_yaml()
+        elif accept.endswith("json") or accept in ("*/*", "application/*", ""):
+            resp.media = self.engine.domain.as_dict()
+        else:
+            raise APIError(
+                406,
+                "InvalidHeader",
+                "Accept must ask for JSON (application/json) or YAML "
+                "(application/x-yml)",
+                parameter="Accept",
+                **{"in": "header"},
+            )
+
+
+class NLUParse:
+    """NLU only (0.14's ``POST /parse``); touches no conversation."""
+
+    def __init__(self, engine: Engine, max_body: int):
+        self.engine = engine
+        self.max_body = max_body
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        text = req.get_param("q") or req.get_param("query")
+        resp.media = self.engine.parse_message(query_text(text, "q"))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = json_object(read_json(req, self.max_body))
+        resp.media = self.engine.parse_message(
+            query_text(body.get("q", body.get("text", body.get("query"))), "q")
+        )

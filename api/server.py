@@ -1,0 +1,173 @@
+"""Serving: load the models once, start the embedded Redis if no URL is given, and
+run gunicorn with ``deploy/gunicorn.conf.py``.
+
+``python -m api.server -d CORE [-u NLU] ...`` is the original command line; it is the
+same as ``dialogd serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from worker.model import CoreModel
+
+from api.app import DEFAULT_MAX_BODY
+from api.app import create_app
+from trackerstore import EmbeddedRedis
+from trackerstore import connect
+from worker.nlu import Interpreter
+from worker.nlu import NLUPipeline
+from worker.turn import Engine
+
+log = logging.getLogger("dialogd.server")
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    core: str
+    nlu: str | None = None
+    port: int = 5005
+    host: str = "0.0.0.0"
+    workers: int | None = None
+    redis_url: str | None = None
+    data_dir: str = "data"
+    key_prefix: str = ""
+    ttl: int | None = None
+    log_file: str | None = None
+    max_body: int = DEFAULT_MAX_BODY
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-d", "--core", required=True, help="Core model directory")
+    parser.add_argument(
+        "-u",
+        "--nlu",
+        help="NLU model directory (default: only /intent{...} messages are understood)",
+    )
+    parser.add_argument("-p", "--port", type=int, default=5005)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: CPUs)")
+    parser.add_argument(
+        "--redis-url",
+        help="redis://, rediss:// or unix:// URL; "
+        "without it an embedded Redis is started in --data-dir",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default="data",
+        help="where the embedded Redis keeps its files (default: data)",
+    )
+    parser.add_argument("--key-prefix", default="", help="prefix of every Redis key")
+    parser.add_argument(
+        "--ttl",
+        type=int,
+        help="expire idle conversations after this many seconds (default: never)",
+    )
+    parser.add_argument("-o", "--log-file", help="log file (default: stderr)")
+    parser.add_argument(
+        "--max-body",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        help="largest request body in bytes (default: 1 MiB)",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> ServeOptions:
+    return ServeOptions(
+        core=args.core,
+        nlu=args.nlu,
+        port=args.port,
+        host=args.host,
+        workers=args.workers,
+        redis_url=args.redis_url,
+        data_dir=args.data_dir,
+        key_prefix=args.key_prefix,
+        ttl=args.ttl,
+        log_file=args.log_file,
+        max_body=args.max_body,
+    )
+
+
+def build_engine(options: ServeOptions, redis_url: str) -> Engine:
+    core = CoreModel.load(options.core)
+    nlu = NLUPipeline.load(options.nlu) if options.nlu else None
+    store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
+    return Engine(core, Interpreter(nlu), store)
+
+
+class _Gunicorn(BaseApplication):
+    """gunicorn with our config file and an app built before forking."""
+
+    def __init__(self, app: Any, settings: dict[str, Any]):
+        self.app = app
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        conf = os.environ.get("DIALOGD_GUNICORN_CONF", str(GUNICORN_CONF))
+        values = runpy.run_path(conf) if Path(conf).is_file() else {}
+        for key, value in {**values, **self.settings}.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.app
+
+
+def _setup_logging(log_file: str | None) -> None:
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def serve(options: ServeOptions) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code."""
+    _setup_logging(options.log_file)
+    embedded = None
+    master = os.getpid()
+    redis_url = options.redis_url
+    if not redis_url:
+        embedded = EmbeddedRedis(options.data_dir)
+        embedded.start()
+        redis_url = embedded.url
+        log.info("embedded Redis at %s (data in %s)", redis_url, options.data_dir)
+    try:
+        engine = build_engine(options, redis_url)
+        app = create_app(engine, max_body=options.max_body)
+        settings: dict[str, Any] = {
+            "bind": f"{options.host}:{options.port}",
+            "workers": options.workers,
+            "errorlog": options.log_file,
+            "proc_name": "dialogd",
+        }
+        log.info("serving %s on %s", options.core, settings["bind"])
+        _Gunicorn(app, settings).run()
+    finally:
+        # NOTE: forked workers unwind through this frame when they exit; only the
+        # master owns the embedded Redis.
+        if embedded is not None and os.getpid() == master:
+            embedded.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m api.server", description="Serve a dialogd model over HTTP."
+    )
+    add_serve_arguments(parser)
+    return serve(options_from_args(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""The turn: load a conversation, log events, predict, and append atomically.
+
+Every write is a compare-and-append against the version that was loaded; on a
+conflict the whole turn is redone from a fresh load (NLU is not: it is a pure
+function of the text). No locks, so any worker may serve any conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import Protocol
+
+from trackerstore import StoreUnavailable
+from trackerstore import TrackerStore
+from trackerstore import VersionConflict
+from worker.domain import ACTION_LISTEN
+from worker.domain import ACTION_RESTART
+from worker.domain import Domain
+from worker.errors import ConversationConflict
+from worker.errors import InvalidEvent
+from worker.errors import InvalidInput
+from worker.event_codec import event_from_dict
+from worker.event_codec import event_to_dict
+from worker.event_codec import events_from_dicts
+from worker.events import ActionExecuted
+from worker.events import Event
+from worker.events import SlotSet
+from worker.events import UserUttered
+from worker.tracker import NeedsHistory
+from worker.tracker import Tracker
+from worker.tracker import applied_events
+from worker.tracker import events_after_restart
+
+log = logging.getLogger(__name__)
+
+PAUSED_INFO = "Bot is currently paused and no restart was received yet."
+LISTEN_INFO = (
+    "You do not need to call continue after action listen got returned for the "
+    "previous continue call. You are expected to call 'parse' with the next user "
+    "message."
+)
+RESTART_INTENT = "restart"
+VERBOSITIES = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
+
+
+class Prediction(Protocol):
+    action: str
+    confidence: float
+    policy: str | None
+
+
+class CoreLike(Protocol):
+    """What the turn needs of a trained dialogue model."""
+
+    domain: Domain
+    fingerprint: str
+
+    @property
+    def max_history(self) -> int: ...
+
+    def predict(self, tracker: Tracker) -> Prediction: ...
+
+
+class InterpreterLike(Protocol):
+    def parse(self, text: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Forced:
+    action: str
+    confidence: float = 1.0
+    policy: str | None = None
+
+
+class _Session:
+    """One attempt at a turn: the loaded tracker plus the events logged so far."""
+
+    __slots__ = ("cid", "engine", "new", "tracker", "version")
+
+    def __init__(self, engine: Engine, cid: str):
+        self.engine = engine
+        self.cid = cid
+        self.new: list[Event] = []
+        loaded = engine.store.load(cid)
+        self.version = loaded.version
+        tracker = None
+        if loaded.snapshot is not None:
+            tracker = Tracker.from_snapshot(
+                cid, engine.domain, loaded.snapshot, engine.history, engine.clock
+            )
+        if tracker is None and loaded.version:
+            # NOTE: a snapshot from another model (or format) is rebuilt from the log
+            # once; the next append stores a fresh one.
+            tracker = Tracker.from_events(
+                cid, engine.domain, engine.read_events(cid), engine.history
+            )
+        if tracker is None:
+            tracker = Tracker(cid, engine.domain, engine.history)
+            self.log(ActionExecuted(name=ACTION_LISTEN, timestamp=engine.clock()))
+        self.tracker = tracker
+
+    @property
+    def is_new(self) -> bool:
+        return self.version == 0
+
+    def log(self, event: Event) -> None:
+        try:
+            self.tracker.update(event)
+        except NeedsHistory:
+            stored = self.engine.read_events(self.cid) if self.version else []
+            self.tracker = Tracker.from_events(
+                self.cid,
+                self.engine.domain,
+                [*stored, *self.new, event],
+                self.engine.history,
+            )
+        self.new.append(event)
+
+    def commit(self) -> None:
+        self.engine.store.append(
+            self.cid,
+            [event_to_dict(e) for e in self.new],
+            self.version,
+            self.tracker.to_snapshot(),
+        )
+
+
+class Engine:
+    """Everything a request can ask of a conversation, independent of HTTP."""
+
+    def __init__(
+        self,
+        core: CoreLike,
+        interpreter: InterpreterLike,
+        store: TrackerStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = 10,
+    ):
+        self.core = core
+        self.interpreter = interpreter
+        self.store = store
+        self.clock = clock
+        self.max_attempts = max_attempts
+
+    @property
+    def domain(self) -> Domain:
+        return self.core.domain
+
+    @property
+    def history(self) -> int:
+        return self.core.max_history
+
+    # ---- helpers -----------------------------------------------------------------
+    def read_events(self, cid: str, start: int = 0) -> list[Event]:
+        return [event_from_dict(d, self.clock) for d in self.store.read_log(cid, start)]
+
+    def _run(self, cid: str, body: Callable[[_Session], dict[str, Any]]) -> Any:
+        for attempt in range(self.max_attempts):
+            session = _Session(self, cid)
+            result = body(session)
+            try:
+                session.commit()
+            except VersionConflict:
+                log.debug("conflict on %r, attempt %d", cid, attempt + 1)
+                continue
+            return result
+        raise ConversationConflict(
+            f"conversation '{cid}' changed under {self.max_attempts} attempts in a row"
+        )
+
+    def _read(self, cid: str) -> Tracker:
+        """The current tracker; an unknown conversation is created and saved."""
+        session = _Session(self, cid)
+        if session.is_new:
+            try:
+                session.commit()
+            except VersionConflict:
+                session = _Session(self, cid)  # created meanwhile by someone else
+        return session.tracker
+
+    def _events(self, items: Any) -> list[Event]:
+        if not isinstance(items, list):
+            raise InvalidInput("'events' must be a list of event objects", "events")
+        events = events_from_dicts(items, self.clock)
+        for i, event in enumerate(events):
+            if (
+                isinstance(event, SlotSet)
+                and event.name not in self.domain.slot_by_name
+            ):
+                raise InvalidEvent(
+                    f"event {i}: unknown slot '{event.name}'; the domain's slots: "
+                    + ", ".join(self.domain.slot_by_name)
+                )
+        return events
+
+    def _slot_events(self, parse_data: dict[str, Any], ts: float) -> list[SlotSet]:
+        """Entity -> slot auto-fill (reference 4.3)."""
+        if not self.domain.store_entities_as_slots:
+            return []
+        events = []
+        entities = parse_data.get("entities") or []
+        for slot in self.domain.slots:
+            values = [e.get("value") for e in entities if e.get("entity") == slot.name]
+            if slot.auto_fill and values:
+                value = values if slot.type == "list" else values[-1]
+                events.append(SlotSet(name=slot.name, value=value, timestamp=ts))
+        return events
+
+    def _predict(self, tracker: Tracker) -> Prediction:
+        if tracker.followup_action:
+            return _Forced(tracker.followup_action)
+        if (
+            tracker.latest_intent == RESTART_INTENT
+            and tracker.latest_action_name == ACTION_LISTEN
+        ):
+            return _Forced(ACTION_RESTART)
+        return self.core.predict(tracker)
+
+    def _next(self, s: _Session) -> dict[str, Any]:
+        tracker = s.tracker
+        if tracker.paused and tracker.latest_intent != RESTART_INTENT:
+            return {"next_action": None, "info": PAUSED_INFO, "tracker": _dump(tracker)}
+        prediction = self._predict(tracker)
+        if prediction.action == ACTION_LISTEN:
+            s.log(
+                ActionExecuted(
+                    name=ACTION_LISTEN,
+                    policy=prediction.policy,
+                    confidence=prediction.confidence,
+                    timestamp=self.clock(),
+                )
+            )
+        return {"next_action": prediction.action, "tracker": _dump(s.tracker)}
+
+    # ---- the remote loop: parse / continue ----------------------------------------
+    def parse_message(self, text: str) -> dict[str, Any]:
+        """NLU only; touches no conversation."""
+        return self.interpreter.parse(text)
+
+    def parse(self, cid: str, text: str) -> dict[str, Any]:
+        parse_data = self.interpreter.parse(text)
+
+        def body(s: _Session) -> dict[str, Any]:
+            ts = self.clock()
+            s.log(
+                UserUttered(
+                    text=parse_data.get("text", text),
+                    parse_data=parse_data,
+                    timestamp=ts,
+                )
+            )
+            for event in self._slot_events(parse_data, ts):
+                s.log(event)
+            return self._next(s)
+
+        return self._run(cid, body)
+
+    def continue_(self, cid: str, executed_action: Any, events: Any) -> dict[str, Any]:
+        if executed_action is not None:
+            if not isinstance(executed_action, str):
+                raise InvalidInput(
+                    "'executed_action' must be a string or null", "executed_action"
+                )
+            self.domain.index_of_action(executed_action)
+        new_events = self._events(events if events is not None else [])
+
+        def body(s: _Session) -> dict[str, Any]:
+            if executed_action not in (None, ACTION_LISTEN):
+                s.log(ActionExecuted(name=executed_action, timestamp=self.clock()))
+            for event in new_events:
+                s.log(event)
+            if executed_action == ACTION_LISTEN:
+                return {
+                    "next_action": None,
+                    "info": LISTEN_INFO,
+                    "tracker": _dump(s.tracker),
+                }
+            return self._next(s)
+
+        return self._run(cid, body)
+
+    # ---- tracker endpoints ----------------------------------------------------------
+    def tracker(
+        self,
+        cid: str,
+        include_events: str = "AFTER_RESTART",
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        """The tracker dump; creates (and saves) an unknown conversation, as before."""
+        verbosity = _verbosity(include_events)
+        tracker = self._read(cid)
+        if verbosity == "NONE" and until is None:
+            return _dump(tracker)
+        events = self.read_events(cid)
+        if until is not None:
+            cut = next(
+                (i for i, e in enumerate(events) if e.timestamp > until), len(events)
+            )
+            events = events[:cut]
+            tracker = Tracker.from_events(cid, self.domain, events, self.history)
+        return _dump(tracker, _select(events, verbosity))
+
+    def append_events(
+        self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
+    ) -> dict[str, Any]:
+        verbosity = _verbosity(include_events)
+        events = self._events(items)
+
+        def body(s: _Session) -> Tracker:
+            for event in events:
+                s.log(event)
+            return s.tracker
+
+        tracker = self._run(cid, body)
+        return self._dump_with_log(cid, tracker, verbosity)
+
+    def replace_events(
+        self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
+    ) -> dict[str, Any]:
+        verbosity = _verbosity(include_events)
+        if not isinstance(items, list):
+            raise InvalidInput("the body must be a list of event objects")
+        # NOTE: as the original, items without an "event" key are skipped.
+        events = self._events(
+            [i for i in items if not isinstance(i, dict) or "event" in i]
+        )
+        tracker = Tracker.from_events(cid, self.domain, events, self.history)
+        self.store.replace(
+            cid, [event_to_dict(e) for e in events], tracker.to_snapshot()
+        )
+        return _dump(tracker, _select(events, verbosity))
+
+    def _dump_with_log(self, cid: str, tracker: Tracker, verbosity: str) -> dict:
+        if verbosity == "NONE":
+            return _dump(tracker)
+        return _dump(tracker, _select(self.read_events(cid), verbosity))
+
+    def conversation_ids(self) -> list[str]:
+        return sorted(self.store.conversation_ids())
+
+    def status(self) -> dict[str, Any]:
+        """Readiness: the model is loaded (it is, or we would not exist) and Redis
+        answers."""
+        try:
+            self.store.ping()
+        except StoreUnavailable as err:
+            return {
+                "model_fingerprint": self.core.fingerprint,
+                "is_ready": False,
+                "store": f"unavailable: {err}",
+            }
+        return {
+            "model_fingerprint": self.core.fingerprint,
+            "is_ready": True,
+            "store": "ok",
+        }
+
+
+def _verbosity(value: str) -> str:
+    upper = value.upper() if isinstance(value, str) else ""
+    if upper not in VERBOSITIES:
+        raise InvalidInput(
+            f"invalid include_events {value!r}; use one of {', '.join(VERBOSITIES)}",
+            "include_events",
+            "query",
+        )
+    return upper
+
+
+def _select(events: Sequence[Event], verbosity: str) -> list[Event] | None:
+    if verbosity == "ALL":
+        return list(events)
+    if verbosity == "APPLIED":
+        return applied_events(events)
+    if verbosity == "AFTER_RESTART":
+        return events_after_restart(events)
+    return None
+
+
+def _dump(tracker: Tracker, events: Sequence[Event] | None = None) -> dict[str, Any]:
+    out = tracker.dump()
+    out["events"] = [event_to_dict(e) for e in events] if events is not None else None
+    return out
