@@ -73,8 +73,7 @@ class Domain:
     # ---- derived tables -----------------------------------------------------------
     @cached_property
     def action_names(self) -> tuple[str, ...]:
-        user = tuple(a for a in self.user_actions if a not in DEFAULT_ACTIONS)
-        return DEFAULT_ACTIONS + user + self.forms
+        return DEFAULT_ACTIONS + self.user_actions + self.forms
 
     @cached_property
     def action_index(self) -> dict[str, int]:
@@ -160,7 +159,7 @@ class Domain:
             "entities": list(self.entities),
             "slots": {s.name: s.as_dict() for s in self.slots},
             "templates": self.templates,
-            "actions": [a for a in self.user_actions if a not in DEFAULT_ACTIONS],
+            "actions": list(self.user_actions),
             "forms": list(self.forms),
         }
 
@@ -221,7 +220,8 @@ class _DomainReader:
             entities=tuple(self.names("entities")),
             slots=slots,
             templates=self.templates(),
-            user_actions=tuple(actions),
+            # NOTE: a default action listed again is dropped, as in the original.
+            user_actions=tuple(a for a in actions if a not in DEFAULT_ACTIONS),
             forms=tuple(forms),
             store_entities_as_slots=self.config(),
         )

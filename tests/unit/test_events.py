@@ -1,0 +1,130 @@
+"""Every registered event: wire round trip, equality, validation."""
+
+import json
+
+import msgpack
+import pytest
+
+from worker.errors import InvalidEvent
+from worker.event_codec import event_from_dict
+from worker.event_codec import event_to_dict
+from worker.event_codec import events_from_dicts
+from worker.events import EVENT_TYPES
+from worker.events import ActionExecuted
+from worker.events import SlotSet
+from worker.events import UserUttered
+
+
+def now() -> float:
+    return 1514764800.0
+
+
+# One example per type, in the wire form of reference 3.1.
+EXAMPLES = [
+    {"event": "slot", "name": "departure_airport", "value": "BER"},
+    {"event": "restart"},
+    {"event": "reset_slots"},
+    {
+        "event": "user",
+        "text": "Hey",
+        "parse_data": {"intent": {"name": "greet", "confidence": 0.9}, "entities": []},
+    },
+    {"event": "bot", "text": "Hey there!", "data": {}},
+    {"event": "rewind"},
+    {
+        "event": "reminder",
+        "action": "my_action",
+        "date_time": "2018-09-03T11:41:10.128172",
+        "name": "my_reminder",
+        "kill_on_user_msg": True,
+    },
+    {"event": "undo"},
+    {"event": "export"},
+    {"event": "followup", "name": "my_action"},
+    {"event": "pause"},
+    {"event": "resume"},
+    {"event": "action", "name": "my_action"},
+    {"event": "agent", "text": "Hey, how are you?"},
+    {"event": "form", "name": "restaurant_form"},
+    {"event": "form_validation", "validate": False},
+    {"event": "action_execution_rejected", "name": "my_form"},
+]
+
+
+def test_examples_cover_every_registered_type():
+    assert {e["event"] for e in EXAMPLES} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("wire", EXAMPLES, ids=lambda d: d["event"])
+def test_round_trip_json_and_msgpack(wire):
+    event = event_from_dict(wire, now)
+    out = event_to_dict(event)
+    assert out["event"] == wire["event"]
+    assert out["timestamp"] == now()
+    for key, value in wire.items():
+        if key != "parse_data":
+            assert out[key] == value
+    for encoded in (json.loads(json.dumps(out)), msgpack.unpackb(msgpack.packb(out))):
+        again = event_from_dict(encoded, now)
+        assert again == event
+        assert event_to_dict(again) == out
+
+
+def test_output_always_has_the_documented_keys():
+    action = event_to_dict(event_from_dict({"event": "action", "name": "a"}, now))
+    assert action["policy"] is None and action["confidence"] is None
+    user = event_to_dict(event_from_dict({"event": "user", "text": "hi"}, now))
+    assert user["input_channel"] is None
+    assert user["parse_data"]["entities"] == []
+    bot = event_to_dict(event_from_dict({"event": "bot", "text": "x"}, now))
+    assert "data" in bot
+
+
+def test_equality_follows_the_original():
+    a = UserUttered(
+        "hi", {"intent": {"name": "greet", "confidence": 0.2}, "entities": []}
+    )
+    b = UserUttered(
+        "hi", {"intent": {"name": "greet", "confidence": 0.9}, "entities": []}
+    )
+    assert a == b
+    assert ActionExecuted(name="x", policy="p", timestamp=1) == ActionExecuted(name="x")
+    assert SlotSet(name="a", value=1) != SlotSet(name="a", value=2)
+
+
+def test_an_explicit_timestamp_is_kept():
+    event = event_from_dict({"event": "pause", "timestamp": 12.5}, now)
+    assert event.timestamp == 12.5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"event": "nope"},
+        {"name": "x"},
+        "slot",
+        {"event": "slot", "value": 1},
+        {"event": "action"},
+        {"event": "action", "name": 3},
+        {"event": "action", "name": "a", "confidence": "high"},
+        {"event": "user", "parse_data": []},
+        {"event": "user", "parse_data": {"intent": "greet", "entities": []}},
+        {"event": "user", "parse_data": {"intent": {}, "entities": [{"x": 1}]}},
+        {"event": "pause", "timestamp": "yesterday"},
+        {"event": "form_validation", "validate": "no"},
+        {"event": "topic", "topic": "question"},
+    ],
+)
+def test_malformed_events_are_rejected(bad):
+    with pytest.raises(InvalidEvent):
+        event_from_dict(bad, now)
+
+
+def test_one_bad_item_rejects_the_list_and_names_its_index():
+    with pytest.raises(InvalidEvent, match="event 1"):
+        events_from_dicts([{"event": "pause"}, {"event": "bogus"}], now)
+
+
+def test_export_never_takes_a_path_from_input():
+    event = event_from_dict({"event": "export", "path": "/etc/passwd"}, now)
+    assert event.path is None
