@@ -1,0 +1,178 @@
+"""What only the Redis store has: raw data, TTLs, outages, URLs and forks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from trackerstore import CorruptRecord
+from trackerstore import InMemoryStore
+from trackerstore import RedisStore
+from trackerstore import StoreUnavailable
+from trackerstore import connect
+from trackerstore.codec import encode_snapshot
+from trackerstore.redis_store import conversation_keys
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_url) as conn:
+        yield conn
+
+
+@pytest.fixture
+def store(redis_url: str, key_prefix: str) -> Iterator[RedisStore]:
+    with RedisStore(redis_url, prefix=key_prefix) as redis_store:
+        yield redis_store
+
+
+def test_keys_are_hash_tagged(
+    store: RedisStore, key_prefix: str, client: redis.Redis
+) -> None:
+    store.append("c1", [{"n": 0}], 0, {})
+
+    log, meta = conversation_keys(key_prefix, "c1")
+    assert (log, meta) == (
+        f"{key_prefix}dlg:{{c1}}:log",
+        f"{key_prefix}dlg:{{c1}}:meta",
+    )
+    assert client.type(log) == b"list"
+    assert client.hget(meta, "v") == b"1"
+
+
+def test_corrupt_event_names_its_index(
+    store: RedisStore, key_prefix: str, client: redis.Redis
+) -> None:
+    store.append("c1", [{"n": 0}, {"n": 1}], 0, {})
+    log, _ = conversation_keys(key_prefix, "c1")
+    client.rpush(log, b"\xc1garbage")
+    store.append("c1", [{"n": 3}], 1, {})
+
+    for start in (0, 1, -2):
+        with pytest.raises(CorruptRecord) as info:
+            store.read_log("c1", start)
+        assert (info.value.cid, info.value.index) == ("c1", 2)
+        assert "c1" in str(info.value)
+        assert "2" in str(info.value)
+    assert store.read_log("c1", 0, 2) == [{"n": 0}, {"n": 1}]
+    assert store.read_log("c1", -1) == [{"n": 3}]
+
+
+def test_corrupt_snapshot(
+    store: RedisStore, key_prefix: str, client: redis.Redis
+) -> None:
+    store.append("c1", [], 0, {})
+    _, meta = conversation_keys(key_prefix, "c1")
+    client.hset(meta, "s", b"not msgpack \xc1")
+
+    with pytest.raises(CorruptRecord) as info:
+        store.load("c1")
+    assert (info.value.cid, info.value.index) == ("c1", -1)
+    assert "snapshot" in str(info.value)
+
+
+def test_snapshot_of_unknown_format(
+    store: RedisStore, key_prefix: str, client: redis.Redis
+) -> None:
+    store.append("c1", [], 0, {})
+    _, meta = conversation_keys(key_prefix, "c1")
+    client.hset(meta, "s", encode_snapshot({})[:1] + b"\x02\x80")
+
+    with pytest.raises(CorruptRecord):
+        store.load("c1")
+
+
+def test_ttl_is_set_and_refreshed(
+    redis_url: str, key_prefix: str, client: redis.Redis
+) -> None:
+    log, meta = conversation_keys(key_prefix, "c1")
+    with RedisStore(redis_url, prefix=key_prefix, ttl=100) as store:
+        store.append("c1", [{"n": 0}], 0, {})
+        client.expire(log, 5)
+        client.expire(meta, 5)
+        store.append("c1", [], 1, {})
+
+    assert 5 < client.ttl(log) <= 100
+    assert 5 < client.ttl(meta) <= 100
+
+
+def test_no_ttl_by_default(
+    store: RedisStore, key_prefix: str, client: redis.Redis
+) -> None:
+    store.append("c1", [{"n": 0}], 0, {})
+
+    log, meta = conversation_keys(key_prefix, "c1")
+    assert client.ttl(log) == -1
+    assert client.ttl(meta) == -1
+
+
+def test_closed_port_raises_store_unavailable() -> None:
+    store = RedisStore("redis://127.0.0.1:1", socket_timeout=0.5)
+
+    with pytest.raises(StoreUnavailable) as info:
+        store.load("c1")
+    assert isinstance(info.value.__cause__, redis.exceptions.ConnectionError)
+    with pytest.raises(StoreUnavailable):
+        store.append("c1", [], 0, {})
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:6379", "localhost:6379", "memory://", ""]
+)
+def test_unsupported_url_scheme(url: str) -> None:
+    with pytest.raises(ValueError, match="redis://, rediss://, unix://"):
+        RedisStore(url)
+
+
+def test_url_errors_do_not_echo_credentials() -> None:
+    with pytest.raises(ValueError) as info:
+        RedisStore("http://user:s3cret@host")
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("ttl", [0, -5])
+def test_ttl_must_be_positive(redis_url: str, ttl: int) -> None:
+    with pytest.raises(ValueError):
+        RedisStore(redis_url, ttl=ttl)
+
+
+def test_connect_picks_the_store(redis_url: str, key_prefix: str) -> None:
+    assert isinstance(connect("memory://"), InMemoryStore)
+    with connect(redis_url, prefix=key_prefix, ttl=60) as store:
+        assert isinstance(store, RedisStore)
+        store.ping()
+    with pytest.raises(ValueError, match="memory://"):
+        connect("sqlite:///x.db")
+
+
+def test_client_is_recreated_after_fork(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[redis.Redis] = []
+    from_url = redis.Redis.from_url
+
+    def counting_from_url(*args: object, **kwargs: object) -> redis.Redis:
+        client = from_url(*args, **kwargs)
+        created.append(client)
+        return client
+
+    monkeypatch.setattr(redis.Redis, "from_url", counting_from_url)
+    store = RedisStore(redis_url, prefix=key_prefix)
+    assert created == []  # lazy: nothing before first use
+
+    store.append("c1", [{"n": 0}], 0, {})
+    store.load("c1")
+    assert len(created) == 1
+
+    parent_pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: parent_pid + 1)
+    assert store.append("c1", [{"n": 1}], 1, {}) == 2
+    assert len(created) == 2
+    assert store.read_log("c1") == [{"n": 0}, {"n": 1}]
+    store.close()

@@ -1,0 +1,257 @@
+"""One behaviour for every store: the same tests run on memory and on Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from trackerstore import InMemoryStore
+from trackerstore import Loaded
+from trackerstore import RedisStore
+from trackerstore import TrackerStore
+from trackerstore import VersionConflict
+
+StoreFactory = Callable[[str], TrackerStore]
+
+
+def _event(n: int) -> dict[str, Any]:
+    return {"event": "user", "timestamp": 1700000000.0 + n, "text": f"e{n}"}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_store(
+    request: pytest.FixtureRequest, key_prefix: str
+) -> Iterator[StoreFactory]:
+    """Build stores of one kind; ``sub`` extends the test's key prefix."""
+    stores: list[TrackerStore] = []
+
+    def make(sub: str) -> TrackerStore:
+        if request.param == "memory":
+            store: TrackerStore = InMemoryStore()
+        else:
+            url = request.getfixturevalue("redis_url")
+            store = RedisStore(url, prefix=key_prefix + sub)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+    if request.param == "redis":
+        with redis.Redis.from_url(request.getfixturevalue("redis_url")) as client:
+            for key in client.scan_iter(match=key_prefix + "*"):
+                client.delete(key)
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> TrackerStore:
+    return make_store("")
+
+
+def test_missing_conversation(store: TrackerStore) -> None:
+    assert store.load("nobody") == Loaded(0, None)
+    assert not store.load("nobody").exists
+    assert store.log_length("nobody") == 0
+    assert store.read_log("nobody") == []
+    assert list(store.conversation_ids()) == []
+
+
+def test_append_load_read_round_trip(store: TrackerStore) -> None:
+    assert store.append("c1", [_event(0), _event(1)], 0, {"n": 2}) == 1
+    assert store.load("c1") == Loaded(1, {"n": 2})
+    assert store.append("c1", [_event(2)], 1, {"n": 3, "nested": [1.5, None]}) == 2
+
+    assert store.load("c1") == Loaded(2, {"n": 3, "nested": [1.5, None]})
+    assert store.read_log("c1") == [_event(0), _event(1), _event(2)]
+    assert store.log_length("c1") == 3
+
+
+def test_stored_values_are_copies(store: TrackerStore) -> None:
+    event = {"event": "slot", "value": [1]}
+    snapshot = {"slots": {"a": [1]}}
+    store.append("c1", [event], 0, snapshot)
+    event["value"].append(2)
+    snapshot["slots"]["a"].append(2)
+    store.read_log("c1")[0]["value"].append(3)
+    loaded = store.load("c1").snapshot
+    assert loaded is not None
+    loaded["slots"]["a"].append(3)
+
+    assert store.read_log("c1") == [{"event": "slot", "value": [1]}]
+    assert store.load("c1").snapshot == {"slots": {"a": [1]}}
+
+
+def test_version_conflict_writes_nothing(store: TrackerStore) -> None:
+    store.append("c1", [_event(0)], 0, {"n": 1})
+
+    with pytest.raises(VersionConflict) as info:
+        store.append("c1", [_event(1)], 0, {"n": 99})
+
+    assert (info.value.cid, info.value.expected, info.value.actual) == ("c1", 0, 1)
+    assert store.load("c1") == Loaded(1, {"n": 1})
+    assert store.read_log("c1") == [_event(0)]
+
+
+def test_conflict_on_missing_conversation_creates_nothing(store: TrackerStore) -> None:
+    with pytest.raises(VersionConflict) as info:
+        store.append("c1", [_event(0)], 3, {"n": 1})
+
+    assert info.value.actual == 0
+    assert store.load("c1") == Loaded(0, None)
+    assert list(store.conversation_ids()) == []
+
+
+def test_empty_append_bumps_version(store: TrackerStore) -> None:
+    assert store.append("c1", [], 0, {"n": 0}) == 1
+    assert store.append("c1", [], 1, {"n": 1}) == 2
+
+    assert store.load("c1") == Loaded(2, {"n": 1})
+    assert store.log_length("c1") == 0
+    assert list(store.conversation_ids()) == ["c1"]
+
+
+def test_replace_swaps_log_and_snapshot(store: TrackerStore) -> None:
+    store.append("c1", [_event(0), _event(1)], 0, {"n": 2})
+
+    assert store.replace("c1", [_event(7)], {"n": 1}) == 2
+
+    assert store.load("c1") == Loaded(2, {"n": 1})
+    assert store.read_log("c1") == [_event(7)]
+
+
+def test_replace_creates_missing_conversation(store: TrackerStore) -> None:
+    assert store.replace("c1", [_event(0)], {"n": 1}) == 1
+    assert store.read_log("c1") == [_event(0)]
+
+
+def test_replace_with_expected_version(store: TrackerStore) -> None:
+    store.append("c1", [_event(0)], 0, {"n": 1})
+
+    with pytest.raises(VersionConflict):
+        store.replace("c1", [], {"n": 0}, expected_version=5)
+    assert store.replace("c1", [], {"n": 0}, expected_version=1) == 2
+    assert store.read_log("c1") == []
+
+
+def test_stale_append_after_replace_conflicts(store: TrackerStore) -> None:
+    """ABA: same log length as before, but a different history."""
+    store.append("c1", [_event(0)], 0, {"n": 1})
+    stale = store.load("c1")
+    store.replace("c1", [_event(5)], {"n": 1})
+
+    with pytest.raises(VersionConflict):
+        store.append("c1", [_event(1)], stale.version, {"n": 2})
+    assert store.read_log("c1") == [_event(5)]
+
+
+SLICES = [
+    (0, None),
+    (2, None),
+    (0, 3),
+    (2, 4),
+    (-2, None),
+    (-4, -1),
+    (1, -1),
+    (-3, 5),
+    (0, 0),
+    (3, 3),
+    (4, 2),
+    (-1, 2),
+    (0, -6),
+    (0, -10),
+    (-10, None),
+    (-10, 2),
+    (6, None),
+    (10, 20),
+    (0, 100),
+]
+
+
+@pytest.mark.parametrize(("start", "stop"), SLICES)
+def test_read_log_slices_like_a_list(
+    store: TrackerStore, start: int, stop: int | None
+) -> None:
+    events = [_event(n) for n in range(6)]
+    store.append("c1", events, 0, {})
+
+    assert store.read_log("c1", start, stop) == events[start:stop]
+
+
+def test_read_log_default_stop(store: TrackerStore) -> None:
+    events = [_event(n) for n in range(3)]
+    store.append("c1", events, 0, {})
+
+    assert store.read_log("c1", 1) == events[1:]
+
+
+ODD_IDS = [
+    "plain",
+    "with{brace",
+    "with}brace",
+    "{both}",
+    "}{",
+    "has space",
+    "ünïcødé ✓",
+    "a:b:c",
+    "x}:meta",
+    "y}:log",
+    "*?[]\\",
+]
+
+
+def test_conversation_ids_lists_exactly_this_store(store: TrackerStore) -> None:
+    for cid in ODD_IDS:
+        store.append(cid, [_event(0)], 0, {"cid": cid})
+
+    ids = list(store.conversation_ids())
+
+    assert sorted(ids) == sorted(ODD_IDS)
+    for cid in ODD_IDS:
+        assert store.load(cid) == Loaded(1, {"cid": cid})
+        assert store.read_log(cid) == [_event(0)]
+
+
+def test_delete(store: TrackerStore) -> None:
+    store.append("c1", [_event(0)], 0, {"n": 1})
+    store.append("c2", [_event(0)], 0, {"n": 1})
+
+    store.delete("c1")
+    store.delete("never-existed")
+
+    assert store.load("c1") == Loaded(0, None)
+    assert store.read_log("c1") == []
+    assert list(store.conversation_ids()) == ["c2"]
+    assert store.append("c1", [_event(9)], 0, {"n": 1}) == 1
+    assert store.read_log("c1") == [_event(9)]
+
+
+def test_prefix_isolation(make_store: StoreFactory) -> None:
+    first, second = make_store("a:"), make_store("b:")
+    first.append("same", [_event(1)], 0, {"who": "a"})
+    second.append("same", [_event(2), _event(3)], 0, {"who": "b"})
+    second.append("only-b", [], 0, {})
+
+    first.delete("same")
+
+    assert list(first.conversation_ids()) == []
+    assert sorted(second.conversation_ids()) == ["only-b", "same"]
+    assert second.load("same") == Loaded(1, {"who": "b"})
+    assert second.read_log("same") == [_event(2), _event(3)]
+
+
+def test_unencodable_event_writes_nothing(store: TrackerStore) -> None:
+    with pytest.raises(TypeError):
+        store.append("c1", [_event(0), {"bad": {1, 2}}], 0, {})
+    assert store.load("c1") == Loaded(0, None)
+
+
+@pytest.mark.parametrize("cid", ["", None])
+def test_invalid_conversation_id(store: TrackerStore, cid: Any) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        store.load(cid)
+    with pytest.raises((ValueError, TypeError)):
+        store.append(cid, [], 0, {})

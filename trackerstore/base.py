@@ -1,0 +1,147 @@
+"""The tracker store interface shared by the Redis and in-memory stores."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from typing import Self
+
+from trackerstore.codec import CodecError
+from trackerstore.codec import decode_event
+from trackerstore.codec import decode_snapshot
+from trackerstore.errors import CorruptRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a turn needs from the store: the snapshot and the version it is at.
+
+    Version 0 with no snapshot means the conversation does not exist yet.
+    """
+
+    version: int
+    snapshot: dict[str, Any] | None
+
+    @property
+    def exists(self) -> bool:
+        """Whether anything was ever written for the conversation."""
+        return self.version > 0
+
+
+def check_cid(cid: str) -> None:
+    """Reject ids that cannot name a conversation, before they reach a key."""
+    if not isinstance(cid, str):
+        raise TypeError(f"conversation id must be a str, not {type(cid).__name__}")
+    if not cid:
+        raise ValueError("conversation id must not be empty")
+
+
+def check_ttl(ttl: int | None) -> None:
+    """A TTL is a whole positive number of seconds, or None for no expiry."""
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int)):
+        raise TypeError("ttl must be an int number of seconds or None")
+    if ttl is not None and ttl <= 0:
+        raise ValueError("ttl must be positive (None disables expiry)")
+
+
+def decode_snapshot_of(cid: str, record: bytes) -> dict[str, Any]:
+    """Decode a conversation's snapshot record, naming the conversation on error."""
+    try:
+        return decode_snapshot(record)
+    except CodecError as exc:
+        raise CorruptRecord(cid, -1, str(exc)) from exc
+
+
+def decode_log(cid: str, first: int, records: Sequence[bytes]) -> list[dict[str, Any]]:
+    """Decode ``records`` read from absolute position ``first`` of the log."""
+    events = []
+    for offset, record in enumerate(records):
+        try:
+            events.append(decode_event(record))
+        except CodecError as exc:
+            raise CorruptRecord(cid, first + offset, str(exc)) from exc
+    return events
+
+
+class TrackerStore(abc.ABC):
+    """Conversations as an append-only event log plus a snapshot and a version.
+
+    The version counts writes (not events), so a ``replace`` followed by appends
+    can never look like "nothing changed" to a writer holding an old version.
+    """
+
+    @abc.abstractmethod
+    def load(self, cid: str) -> Loaded:
+        """The snapshot and version, in one round trip, without reading the log."""
+
+    @abc.abstractmethod
+    def append(
+        self,
+        cid: str,
+        events: Sequence[Mapping[str, Any]],
+        expected_version: int,
+        snapshot: Mapping[str, Any],
+    ) -> int:
+        """Append events and replace the snapshot if still at ``expected_version``.
+
+        Atomic; raises ``VersionConflict`` and writes nothing otherwise. Returns
+        the new version. ``events`` may be empty: the version still moves on.
+        """
+
+    @abc.abstractmethod
+    def replace(
+        self,
+        cid: str,
+        events: Sequence[Mapping[str, Any]],
+        snapshot: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> int:
+        """Replace the whole log and snapshot, atomically; returns the new version.
+
+        Unconditional when ``expected_version`` is None, else like ``append``.
+        """
+
+    @abc.abstractmethod
+    def read_log(
+        self, cid: str, start: int = 0, stop: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Decoded events ``log[start:stop]`` (Python slice semantics).
+
+        Raises ``CorruptRecord`` with the absolute index of an unreadable record.
+        """
+
+    @abc.abstractmethod
+    def log_length(self, cid: str) -> int:
+        """Number of events in the log (0 for a missing conversation)."""
+
+    @abc.abstractmethod
+    def conversation_ids(self) -> Iterator[str]:
+        """Ids of the stored conversations of this store (its prefix only)."""
+
+    @abc.abstractmethod
+    def delete(self, cid: str) -> None:
+        """Remove the conversation; deleting a missing one is not an error."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the backend answers."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store may be used again afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,26 @@
+"""Build the configured store from one URL."""
+
+from __future__ import annotations
+
+from trackerstore.base import TrackerStore
+from trackerstore.memory import InMemoryStore
+from trackerstore.redis_store import REDIS_SCHEMES
+from trackerstore.redis_store import RedisStore
+
+MEMORY_URL = "memory://"
+
+
+def connect(url: str, *, prefix: str = "", ttl: int | None = None) -> TrackerStore:
+    """``memory://`` for an in-process store, a Redis URL for ``RedisStore``.
+
+    No connection is made yet: Redis clients are created lazily, per process.
+    """
+    if url == MEMORY_URL:
+        return InMemoryStore(ttl=ttl)
+    if url.startswith(REDIS_SCHEMES):
+        return RedisStore(url, prefix=prefix, ttl=ttl)
+    scheme = url.partition("://")[0] if "://" in url else "(none)"
+    raise ValueError(
+        f"unsupported store URL scheme {scheme!r}; "
+        f"expected {MEMORY_URL} or one of {', '.join(REDIS_SCHEMES)}"
+    )

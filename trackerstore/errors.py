@@ -1,0 +1,44 @@
+"""The store's exception tree: one root, so ``api/`` maps them in one place."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Root of every error raised by ``trackerstore``."""
+
+
+class VersionConflict(StoreError):
+    """Another writer changed the conversation since it was loaded.
+
+    The worker reloads and redoes the turn; nothing of the failed write is stored.
+    """
+
+    def __init__(self, cid: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"conversation {cid!r} is at version {actual}, expected {expected}"
+        )
+        self.cid = cid
+        self.expected = expected
+        self.actual = actual
+
+
+class StoreUnavailable(StoreError):
+    """Redis cannot be reached or did not answer in time (a 503, not a bug)."""
+
+
+class CorruptRecord(StoreError):
+    """A stored record cannot be decoded: reported, never skipped.
+
+    ``index`` is the record's position in the event log, or -1 for the snapshot.
+    """
+
+    def __init__(self, cid: str, index: int, reason: str = "") -> None:
+        where = "snapshot" if index == -1 else f"event record {index}"
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"conversation {cid!r}: cannot decode {where}{detail}")
+        self.cid = cid
+        self.index = index
+
+
+class EmbeddedRedisError(StoreError):
+    """The development Redis server could not be started or stopped."""

@@ -1,0 +1,255 @@
+"""The Redis tracker store: one hash-tagged list and one hash per conversation.
+
+Layout, for conversation ``cid`` under ``prefix``:
+
+- ``{prefix}dlg:{cid}:log``: list of encoded events, oldest first.
+- ``{prefix}dlg:{cid}:meta``: hash of ``v`` (version, a write counter), ``s``
+  (encoded snapshot) and ``w`` (token of the last write, see ``append.lua``).
+
+The braces are a Redis Cluster hash tag, so both keys live in one slot and the
+write script may touch them together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from trackerstore.base import Loaded
+from trackerstore.base import TrackerStore
+from trackerstore.base import check_cid
+from trackerstore.base import check_ttl
+from trackerstore.base import decode_log
+from trackerstore.base import decode_snapshot_of
+from trackerstore.codec import encode_event
+from trackerstore.codec import encode_snapshot
+from trackerstore.errors import CorruptRecord
+from trackerstore.errors import StoreUnavailable
+from trackerstore.errors import VersionConflict
+
+WRITE_SCRIPT = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+_RETRIES = 3
+_HEALTH_CHECK_INTERVAL = 30
+_TOKEN_BYTES = 8
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
+    """The ``(log, meta)`` keys of a conversation.
+
+    NOTE: an id starting with ``}`` gives an empty hash tag, so in Redis Cluster
+    its two keys would land in different slots; standalone Redis is unaffected.
+    """
+    base = f"{prefix}dlg:{{{cid}}}"
+    return f"{base}:log", f"{base}:meta"
+
+
+def check_redis_url(url: str) -> None:
+    """Fail at configuration time, not at the first request, on a wrong scheme."""
+    if not url.startswith(REDIS_SCHEMES):
+        # NOTE: never echo the URL: it may carry a password.
+        scheme = url.partition("://")[0] if "://" in url else "(none)"
+        raise ValueError(
+            f"unsupported Redis URL scheme {scheme!r}; "
+            f"expected one of {', '.join(REDIS_SCHEMES)}"
+        )
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Turn transport failures into the store's own 503-class error."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """A client and its registered script, valid only in the process ``pid``."""
+
+    pid: int
+    redis: redis.Redis
+    write: Script
+
+
+class RedisStore(TrackerStore):
+    """Tracker store on Redis; safe to build before gunicorn forks.
+
+    The client is created on first use and again in each forked process, so
+    every process gets its own connection pool. ``ttl`` (seconds) is refreshed
+    on every write (sliding expiry).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "",
+        ttl: int | None = None,
+        socket_timeout: float = 5.0,
+    ) -> None:
+        check_redis_url(url)
+        check_ttl(ttl)
+        self._url = url
+        self._prefix = prefix
+        self._ttl = ttl
+        self._socket_timeout = socket_timeout
+        self._client: _Client | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self._prefix!r}, ttl={self._ttl!r})"
+
+    def _conn(self) -> _Client:
+        # NOTE: no lock: a lock held by another thread at fork time would stay
+        # locked forever in the child. Two threads racing here both get a
+        # working client; the spare one is garbage collected.
+        client = self._client
+        pid = os.getpid()
+        if client is None or client.pid != pid:
+            conn = redis.Redis.from_url(
+                self._url,
+                socket_timeout=self._socket_timeout,
+                socket_connect_timeout=self._socket_timeout,
+                retry=Retry(
+                    ExponentialBackoff(cap=0.5, base=0.025),
+                    _RETRIES,
+                    supported_errors=(
+                        redis.exceptions.ConnectionError,
+                        redis.exceptions.TimeoutError,
+                    ),
+                ),
+                health_check_interval=_HEALTH_CHECK_INTERVAL,
+            )
+            client = _Client(pid, conn, conn.register_script(WRITE_SCRIPT))
+            self._client = client
+        return client
+
+    def load(self, cid: str) -> Loaded:
+        check_cid(cid)
+        _, meta = conversation_keys(self._prefix, cid)
+        with _unavailable():
+            version, snapshot = self._conn().redis.hmget(meta, "v", "s")
+        if version is None:
+            return Loaded(0, None)
+        if snapshot is None:
+            raise CorruptRecord(cid, -1, "snapshot missing")
+        try:
+            number = int(version)
+        except ValueError as exc:
+            raise CorruptRecord(cid, -1, f"bad version {version!r}") from exc
+        return Loaded(number, decode_snapshot_of(cid, snapshot))
+
+    def append(
+        self,
+        cid: str,
+        events: Sequence[Mapping[str, Any]],
+        expected_version: int,
+        snapshot: Mapping[str, Any],
+    ) -> int:
+        return self._write(cid, events, snapshot, expected_version, replace=False)
+
+    def replace(
+        self,
+        cid: str,
+        events: Sequence[Mapping[str, Any]],
+        snapshot: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> int:
+        return self._write(cid, events, snapshot, expected_version, replace=True)
+
+    def _write(
+        self,
+        cid: str,
+        events: Sequence[Mapping[str, Any]],
+        snapshot: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        replace: bool,
+    ) -> int:
+        """Run ``append.lua``: the compare, the write and the TTL in one trip."""
+        check_cid(cid)
+        args = [
+            "" if expected_version is None else int(expected_version),
+            1 if replace else 0,
+            os.urandom(_TOKEN_BYTES),
+            self._ttl or 0,
+            encode_snapshot(snapshot),
+            *(encode_event(event) for event in events),
+        ]
+        client = self._conn()
+        with _unavailable():
+            ok, version = client.write(
+                keys=conversation_keys(self._prefix, cid), args=args
+            )
+        if not ok and expected_version is not None:
+            raise VersionConflict(cid, expected_version, int(version))
+        return int(version)
+
+    def read_log(
+        self, cid: str, start: int = 0, stop: int | None = None
+    ) -> list[dict[str, Any]]:
+        check_cid(cid)
+        if stop == 0:
+            # NOTE: LRANGE's stop is inclusive, and -1 would mean "to the end".
+            return []
+        log, _ = conversation_keys(self._prefix, cid)
+        with _unavailable(), self._conn().redis.pipeline(transaction=True) as pipe:
+            # NOTE: LRANGE clamps indices like a Python slice does; LLEN, read in the
+            # same transaction, turns a negative start into an absolute index.
+            pipe.llen(log)
+            pipe.lrange(log, start, -1 if stop is None else stop - 1)
+            length, records = pipe.execute()
+        first = slice(start, stop).indices(length)[0]
+        return decode_log(cid, first, records)
+
+    def log_length(self, cid: str) -> int:
+        check_cid(cid)
+        log, _ = conversation_keys(self._prefix, cid)
+        with _unavailable():
+            return int(self._conn().redis.llen(log))
+
+    def conversation_ids(self) -> Iterator[str]:
+        """Ids found by SCAN over this prefix, each once.
+
+        As with SCAN, a conversation created or deleted meanwhile may be missed.
+        """
+        head = f"{self._prefix}dlg:{{"
+        tail = "}:meta"
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", head) + "*" + tail
+        seen: set[str] = set()
+        with _unavailable():
+            for key in self._conn().redis.scan_iter(match=pattern, count=1000):
+                cid = key.decode("utf-8")[len(head) : -len(tail)]
+                if cid and cid not in seen:
+                    seen.add(cid)
+                    yield cid
+
+    def delete(self, cid: str) -> None:
+        check_cid(cid)
+        with _unavailable():
+            self._conn().redis.delete(*conversation_keys(self._prefix, cid))
+
+    def ping(self) -> None:
+        with _unavailable():
+            self._conn().redis.ping()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        # NOTE: a client inherited through fork belongs to the parent: just drop it.
+        if client is not None and client.pid == os.getpid():
+            client.redis.close()
