@@ -1,0 +1,155 @@
+"""One conformance suite for every registered NLU component (STYLE.md item 12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from worker.errors import NotFittedError
+from worker.nlu import DEFAULT_PIPELINE_CONFIG
+from worker.nlu import REGISTRY
+from worker.nlu import Component
+from worker.nlu import Message
+from worker.nlu import NLUData
+from worker.nlu import load_nlu_data
+
+NLU_MD = """\
+## intent:greet
+- hey
+- hello there
+- good morning
+## intent:search
+- show me [chinese](cuisine) restaurants in [Berlin](city)
+- i want [chines](cuisine:chinese) food
+- any [italian](cuisine) place near [Paris](city)
+- find a [mexican](cuisine) restaurant
+- [thai](cuisine) food in [Rome](city) please
+- somewhere with [chinese](cuisine) food in zip [12345](zip)
+## intent:bye
+- bye
+- see you later
+## regex:zip
+- [0-9]{5}
+## lookup:city
+- Berlin
+- Paris
+- Rome
+## synonym:chinese
+- Chinese food
+"""
+TEXTS = ["hello there", "show me thai food in Rome", "chines food in 54321", "bye"]
+ORDER = [step["name"] for step in DEFAULT_PIPELINE_CONFIG["pipeline"]]
+COMPONENTS = [REGISTRY[name] for name in ORDER]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> NLUData:
+    path = tmp_path_factory.mktemp("nlu") / "nlu.md"
+    path.write_text(NLU_MD, encoding="utf-8")
+    return load_nlu_data(path)
+
+
+def _upstream(cls: type[Component], data: NLUData) -> tuple[list[Component], list]:
+    """Fitted default-pipeline components before ``cls`` and their training messages."""
+    messages = [Message(example.text) for example in data.examples]
+    fitted = []
+    for upstream_cls in COMPONENTS[: COMPONENTS.index(cls)]:
+        component = upstream_cls().fit(messages, data)
+        for message in messages:
+            component.process(message)
+        fitted.append(component)
+    return fitted, messages
+
+
+def _outputs(component: Component, upstream: list[Component]) -> list[dict[str, Any]]:
+    results = []
+    for text in TEXTS:
+        message = Message(text)
+        for step in [*upstream, component]:
+            step.process(message)
+        features = message.features
+        results.append(
+            {
+                "tokens": message.tokens,
+                "features": None
+                if features is None
+                else (
+                    features.indices.tolist(),
+                    features.values.tolist(),
+                    features.dim,
+                ),
+                "intent": message.intent,
+                "ranking": message.intent_ranking,
+                "entities": message.entities,
+            }
+        )
+    return results
+
+
+def _assert_same_arrays(
+    left: dict[str, np.ndarray], right: dict[str, np.ndarray]
+) -> None:
+    assert left.keys() == right.keys()
+    for key in left:
+        assert left[key].dtype == right[key].dtype, key
+        np.testing.assert_array_equal(left[key], right[key], err_msg=key)
+
+
+@pytest.fixture(params=COMPONENTS, ids=ORDER)
+def cls(request: pytest.FixtureRequest) -> type[Component]:
+    return request.param
+
+
+def test_default_constructible_and_init_stores_params_only(
+    cls: type[Component],
+) -> None:
+    component = cls()
+    assert vars(component) == component.get_params()
+    assert all(not name.endswith("_") for name in vars(component))
+
+
+def test_fit_returns_self(cls: type[Component], data: NLUData) -> None:
+    component = cls()
+    _, messages = _upstream(cls, data)
+    assert component.fit(messages, data) is component
+
+
+def test_not_fitted_error_before_fit(cls: type[Component]) -> None:
+    component = cls()
+    with pytest.raises(NotFittedError):
+        component.process(Message("hello"))
+    with pytest.raises(NotFittedError):
+        component.to_arrays()
+
+
+def test_fit_twice_equals_fit_once(cls: type[Component], data: NLUData) -> None:
+    upstream, messages = _upstream(cls, data)
+    once = cls().fit(messages, data)
+    twice = cls().fit(messages, data).fit(messages, data)
+    _assert_same_arrays(once.to_arrays(), twice.to_arrays())
+    assert _outputs(once, upstream) == _outputs(twice, upstream)
+
+
+def test_array_round_trip_keeps_predictions(
+    cls: type[Component], data: NLUData
+) -> None:
+    upstream, messages = _upstream(cls, data)
+    fitted = cls().fit(messages, data)
+    arrays = fitted.to_arrays()
+    assert all(array.dtype.kind != "O" for array in arrays.values())
+    restored = cls.from_arrays(fitted.get_params(), arrays)
+    _assert_same_arrays(arrays, restored.to_arrays())
+    assert _outputs(restored, upstream) == _outputs(fitted, upstream)
+
+
+def test_the_contract_data_exercises_every_component(data: NLUData) -> None:
+    components, _ = _upstream(COMPONENTS[-1], data)
+    extractor = components[-1]
+    mapper = COMPONENTS[-1]().fit([], data)
+    outputs = _outputs(mapper, components)
+    assert outputs[0]["intent"]["name"] == "greet"
+    assert {e["entity"] for out in outputs for e in out["entities"]} >= {"cuisine"}
+    assert any("processors" in e for out in outputs for e in out["entities"])
+    assert extractor.to_arrays()["pattern_names_"].tolist() == ["re:zip", "lookup:city"]

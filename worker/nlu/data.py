@@ -1,0 +1,62 @@
+"""Loading NLU training data: files and folders in Rasa JSON or Markdown.
+
+Both readers follow rasa_nlu 0.13-0.15 (`reference/rasa_core_http.md` §6.1-6.2) but are
+stricter: anything they cannot read is a `TrainingDataError` naming the file and line,
+never a silently dropped example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worker.errors import TrainingDataError
+from worker.nlu._markdown import read_markdown
+from worker.nlu._rasa_json import read_rasa_json
+from worker.nlu.training_data import Entity
+from worker.nlu.training_data import Example
+from worker.nlu.training_data import NLUData
+from worker.nlu.training_data import merge_data
+
+__all__ = ["Entity", "Example", "NLUData", "load_nlu_data"]
+
+
+def load_nlu_data(path: str | Path) -> NLUData:
+    """Read one NLU file, or every NLU file below a folder, into one `NLUData`.
+
+    In a folder, files are read in sorted path order and only those that look like
+    NLU data (Rasa's own format guess) are read, so a `stories.md` next to `nlu.md`
+    is skipped; a file named explicitly must be NLU data.
+    """
+    root = Path(path)
+    if root.is_dir():
+        parts = [_read_file(p) for p in sorted(root.rglob("*")) if _looks_like_nlu(p)]
+        return merge_data(parts)
+    if not root.is_file():
+        raise TrainingDataError("no such NLU data file or folder", str(root))
+    return _read_file(root)
+
+
+_MD_MARKERS = ("## intent:", "## synonym:", "## regex:", "## lookup:")
+
+
+def _looks_like_nlu(path: Path) -> bool:
+    if not path.is_file() or path.suffix.lower() not in (".md", ".json"):
+        return False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix.lower() == ".json":
+        return '"rasa_nlu_data"' in text
+    return any(marker in text for marker in _MD_MARKERS)
+
+
+def _read_file(path: Path) -> NLUData:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise TrainingDataError(f"cannot read file: {err}", str(path)) from err
+    if path.suffix.lower() == ".json":
+        return read_rasa_json(text, path)
+    if path.suffix.lower() == ".md":
+        return read_markdown(text, path)
+    raise TrainingDataError(
+        "unknown NLU data format (expected .json or .md)", str(path)
+    )

@@ -1,0 +1,342 @@
+"""Entity extraction: an averaged structured perceptron over BILOU tags.
+
+Weights exist only for (feature, tag) pairs seen in the gold training data (as in
+CRFsuite), stored CSR-like by feature: a 150-tag model with 100k features stays a few
+MB instead of ``features x tags`` floats. Decoding is Viterbi restricted to valid
+BILOU transitions, so every predicted span is well formed.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Self
+
+import numpy as np
+
+from worker.nlu.base import Component
+from worker.nlu.base import Message
+from worker.nlu.base import Token
+from worker.nlu.base import check_param
+from worker.nlu.base import is_int
+from worker.nlu.training_data import Entity
+from worker.nlu.training_data import NLUData
+
+_FORBIDDEN = -1e9
+_SHAPE = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    "X" * 26 + "x" * 26 + "d" * 10,
+)
+
+
+def bilou_tags(entity_types: Sequence[str]) -> list[str]:
+    """``O`` then B/I/L/U for each entity type, in a stable order."""
+    return ["O"] + [f"{p}-{e}" for e in sorted(entity_types) for p in "BILU"]
+
+
+def allowed_transitions(tags: Sequence[str]) -> np.ndarray:
+    """``(T+1, T+1)`` mask of legal BILOU moves; index ``T`` is the sentence edge."""
+    n = len(tags)
+    prefix = [t[0] for t in tags] + ["edge"]
+    kind = [t[2:] for t in tags] + [""]
+    allowed = np.zeros((n + 1, n + 1), bool)
+    for a in range(n + 1):
+        for b in range(n + 1):
+            if prefix[a] in ("B", "I"):
+                allowed[a, b] = prefix[b] in ("I", "L") and kind[a] == kind[b]
+            else:
+                allowed[a, b] = prefix[b] in ("O", "B", "U", "edge")
+    allowed[n, n] = False
+    return allowed
+
+
+def _shape(word: str) -> str:
+    shape = word.translate(_SHAPE)
+    return re.sub(r"(.)\1+", r"\1\1", shape)
+
+
+def token_features(
+    tokens: Sequence[Token], matched: Sequence[set[str]]
+) -> list[list[str]]:
+    """Feature strings per token: word form, affixes, shape, neighbours, patterns."""
+    lower = [t.text.lower() for t in tokens]
+    padded = ["<s2>", "<s1>", *lower, "</s1>", "</s2>"]
+    feats = []
+    for i, token in enumerate(tokens):
+        word, text = lower[i], token.text
+        f = [
+            "b",
+            f"w={word}",
+            f"p2={word[:2]}",
+            f"p3={word[:3]}",
+            f"s2={word[-2:]}",
+            f"s3={word[-3:]}",
+            f"s4={word[-4:]}",
+            f"sh={_shape(text)}",
+            f"w-1={padded[i + 1]}",
+            f"w+1={padded[i + 3]}",
+            f"w-2={padded[i]}",
+            f"w+2={padded[i + 4]}",
+            f"w-1w={padded[i + 1]}|{word}",
+            f"ww+1={word}|{padded[i + 3]}",
+        ]
+        if text.isdigit():
+            f.append("digit")
+        if text.istitle():
+            f.append("title")
+        if i > 0 and tokens[i - 1].text.istitle():
+            f.append("title-1")
+        if i + 1 < len(tokens) and tokens[i + 1].text.istitle():
+            f.append("title+1")
+        f.extend(f"pat={name}" for name in sorted(matched[i]))
+        feats.append(f)
+    return feats
+
+
+def gold_tags(
+    tokens: Sequence[Token], entities: Sequence[Entity], index: Mapping[str, int]
+) -> np.ndarray:
+    """BILOU tag ids from character spans; spans overlapping earlier ones drop."""
+    tags = np.zeros(len(tokens), np.int64)
+    for ent in entities:
+        covered = [
+            i
+            for i, t in enumerate(tokens)
+            if t.start < ent["end"] and t.end > ent["start"]
+        ]
+        if not covered or tags[covered].any():
+            continue
+        kind = ent["entity"]
+        if len(covered) == 1:
+            tags[covered[0]] = index[f"U-{kind}"]
+            continue
+        tags[covered] = index[f"I-{kind}"]
+        tags[covered[0]] = index[f"B-{kind}"]
+        tags[covered[-1]] = index[f"L-{kind}"]
+    return tags
+
+
+def viterbi(scores: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """Best tag path for ``(n_tokens, T)`` scores and ``(T+1, T+1)`` transitions."""
+    n, n_tags = scores.shape
+    inner = transitions[:n_tags, :n_tags]
+    delta = transitions[n_tags, :n_tags] + scores[0]
+    back = np.zeros((n, n_tags), np.int64)
+    columns = np.arange(n_tags)
+    for i in range(1, n):
+        candidates = delta[:, None] + inner
+        back[i] = candidates.argmax(axis=0)
+        delta = candidates[back[i], columns] + scores[i]
+    path = np.empty(n, np.int64)
+    path[-1] = int((delta + transitions[:n_tags, n_tags]).argmax())
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+class PerceptronEntityExtractor(Component):
+    """Averaged structured perceptron (Collins 2002) with BILOU tags and Viterbi."""
+
+    requires = frozenset({"tokens"})
+    provides = frozenset({"entities"})
+    fitted_attribute = "tags_"
+
+    def __init__(self, epochs: int = 8, random_state: int = 0) -> None:
+        self.epochs = epochs
+        self.random_state = random_state
+
+    def fit(self, messages: Sequence[Message], data: NLUData) -> Self:
+        """Learn tag weights from every example (those without entities teach ``O``)."""
+        check_param("epochs", self.epochs, is_int(self.epochs, 1), "an int >= 1")
+        check_param(
+            "random_state", self.random_state, is_int(self.random_state), "an int >= 0"
+        )
+        types = sorted({e["entity"] for ex in data.examples for e in ex.entities})
+        self.tags_ = np.array(bilou_tags(types), dtype=str)
+        self._compile_patterns(
+            [(f"re:{name}", pattern) for name, pattern in data.regex_features]
+            + [
+                (f"lookup:{name}", _lookup_regex(els))
+                for name, els in data.lookup_tables
+                if els
+            ]
+        )
+        index = {tag: i for i, tag in enumerate(self.tags_)}
+        sentences = []
+        for message, example in zip(messages, data.examples, strict=True):
+            if message.tokens:
+                hashes, owner = self._hashed_features(message)
+                gold = gold_tags(message.tokens, example.entities, index)
+                sentences.append((hashes, owner, gold))
+        self._index_pairs(sentences)
+        self._train(sentences)
+        return self
+
+    def _compile_patterns(self, patterns: list[tuple[str, str]]) -> None:
+        self.pattern_names_ = np.array([name for name, _ in patterns], dtype=str)
+        self.pattern_sources_ = np.array([source for _, source in patterns], dtype=str)
+        self._patterns = [(name, re.compile(source)) for name, source in patterns]
+
+    def _hashed_features(self, message: Message) -> tuple[np.ndarray, np.ndarray]:
+        """Stable 32-bit hashes of all token features, and the token of each."""
+        tokens = message.tokens
+        matched: list[set[str]] = [set() for _ in tokens]
+        for name, regex in self._patterns:
+            for match in regex.finditer(message.text):
+                if match.end() == match.start():
+                    continue
+                for i, token in enumerate(tokens):
+                    if token.start < match.end() and token.end > match.start():
+                        matched[i].add(name)
+        per_token = token_features(tokens, matched)
+        hashes = [zlib.crc32(f.encode()) for feats in per_token for f in feats]
+        owner = np.repeat(np.arange(len(tokens)), [len(f) for f in per_token])
+        return np.array(hashes, dtype=np.uint64), owner
+
+    def _index_pairs(self, sentences: list[tuple[np.ndarray, ...]]) -> None:
+        """Allow a weight for each (feature, tag) pair seen in the gold data."""
+        if sentences:
+            keys = np.concatenate(
+                [(h << np.uint64(16)) | g[o].astype(np.uint64) for h, o, g in sentences]
+            )
+        else:
+            keys = np.empty(0, np.uint64)
+        keys = np.unique(keys)
+        features = keys >> np.uint64(16)
+        self.features_, first = np.unique(features, return_index=True)
+        self.feature_ptr_ = np.append(first, keys.size).astype(np.int64)
+        self.pair_tags_ = (keys & np.uint64(0xFFFF)).astype(np.int64)
+
+    def _pairs(self, hashes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Weight indices and their token for the known features of one sentence."""
+        if not self.features_.size:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        pos = np.searchsorted(self.features_, hashes)
+        pos[pos == self.features_.size] = 0
+        known = self.features_[pos] == hashes
+        pos, owner = pos[known], owner[known]
+        starts = self.feature_ptr_[pos]
+        counts = self.feature_ptr_[pos + 1] - starts
+        shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        return shift + np.arange(shift.size), np.repeat(owner, counts)
+
+    def _scores(
+        self, pairs: np.ndarray, owner: np.ndarray, n_tokens: int, weights: np.ndarray
+    ) -> np.ndarray:
+        n_tags = self.tags_.size
+        cells = owner * n_tags + self.pair_tags_[pairs]
+        flat = np.bincount(cells, weights=weights[pairs], minlength=n_tokens * n_tags)
+        return flat.reshape(n_tokens, n_tags)
+
+    def _train(self, sentences: list[tuple[np.ndarray, ...]]) -> None:
+        n_tags = self.tags_.size
+        mask = np.where(allowed_transitions(list(self.tags_)), 0.0, _FORBIDDEN)
+        weights = np.zeros(self.pair_tags_.size)
+        trans = np.zeros((n_tags + 1, n_tags + 1))
+        # Daumé's trick: averaged = current - totals / count, with no per-step copy.
+        weight_totals, trans_totals = np.zeros_like(weights), np.zeros_like(trans)
+        count = 1
+        rng = np.random.default_rng(self.random_state)
+        prepared = [(*self._pairs(h, o), g) for h, o, g in sentences]
+        for _ in range(self.epochs if n_tags > 1 else 0):
+            for s in rng.permutation(len(prepared)):
+                pairs, owner, gold = prepared[s]
+                pred = viterbi(
+                    self._scores(pairs, owner, gold.size, weights), trans + mask
+                )
+                wrong = pred != gold
+                if wrong.any():
+                    tag = self.pair_tags_[pairs]
+                    sel = wrong[owner]
+                    for path, sign in ((gold, 1.0), (pred, -1.0)):
+                        hit = pairs[sel & (tag == path[owner])]
+                        np.add.at(weights, hit, sign)
+                        np.add.at(weight_totals, hit, sign * count)
+                        edges = np.concatenate(([n_tags], path, [n_tags]))
+                        flat = edges[:-1] * (n_tags + 1) + edges[1:]
+                        np.add.at(trans.ravel(), flat, sign)
+                        np.add.at(trans_totals.ravel(), flat, sign * count)
+                count += 1
+        self.weights_ = (weights - weight_totals / count).astype(np.float32)
+        self.transitions_ = (trans - trans_totals / count).astype(np.float32)
+        self._decode_transitions = (self.transitions_ + mask).astype(np.float32)
+
+    def predict(self, message: Message) -> list[dict[str, Any]]:
+        """Entities of one tokenized message, with uncalibrated confidences."""
+        self.check_fitted()
+        if self.tags_.size == 1 or not message.tokens:
+            return []
+        hashes, owner = self._hashed_features(message)
+        pairs, owner = self._pairs(hashes, owner)
+        scores = self._scores(pairs, owner, len(message.tokens), self.weights_)
+        path = viterbi(scores, self._decode_transitions)
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        confidence = probs[np.arange(path.size), path]
+        return self._spans(message, path, confidence)
+
+    def _spans(
+        self, message: Message, path: np.ndarray, confidence: np.ndarray
+    ) -> list[dict[str, Any]]:
+        entities, begin = [], 0
+        for i, tag_id in enumerate(path):
+            tag = str(self.tags_[tag_id])
+            if tag[0] in "BU":
+                begin = i
+            if tag[0] in "LU":
+                start, end = message.tokens[begin].start, message.tokens[i].end
+                entities.append(
+                    {
+                        "start": start,
+                        "end": end,
+                        "value": message.text[start:end],
+                        "entity": tag[2:],
+                        "confidence": float(confidence[begin : i + 1].mean()),
+                        "extractor": type(self).__name__,
+                    }
+                )
+        return entities
+
+    def process(self, message: Message) -> None:
+        message.entities.extend(self.predict(message))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        self.check_fitted()
+        return {
+            "tags_": self.tags_,
+            "features_": self.features_,
+            "feature_ptr_": self.feature_ptr_,
+            "pair_tags_": self.pair_tags_,
+            "weights_": self.weights_,
+            "transitions_": self.transitions_,
+            "pattern_names_": self.pattern_names_,
+            "pattern_sources_": self.pattern_sources_,
+        }
+
+    def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.tags_ = np.asarray(arrays["tags_"], dtype=str)
+        self.features_ = np.asarray(arrays["features_"], dtype=np.uint64)
+        self.feature_ptr_ = np.asarray(arrays["feature_ptr_"], dtype=np.int64)
+        self.pair_tags_ = np.asarray(arrays["pair_tags_"], dtype=np.int64)
+        self.weights_ = np.asarray(arrays["weights_"], dtype=np.float32)
+        self.transitions_ = np.asarray(arrays["transitions_"], dtype=np.float32)
+        n_tags = self.tags_.size
+        if (
+            self.feature_ptr_.size != self.features_.size + 1
+            or self.weights_.shape != self.pair_tags_.shape
+            or self.transitions_.shape != (n_tags + 1, n_tags + 1)
+        ):
+            raise ValueError("entity extractor arrays have inconsistent shapes")
+        names, sources = arrays["pattern_names_"], arrays["pattern_sources_"]
+        self._compile_patterns(list(zip(names.tolist(), sources.tolist(), strict=True)))
+        mask = np.where(allowed_transitions(list(self.tags_)), 0.0, _FORBIDDEN)
+        self._decode_transitions = (self.transitions_ + mask).astype(np.float32)
+
+
+def _lookup_regex(elements: Sequence[str]) -> str:
+    """One case-insensitive alternation, longest first, bounded by non-word chars."""
+    options = "|".join(re.escape(e) for e in sorted(elements, key=len, reverse=True))
+    return rf"(?i)(?<!\w)(?:{options})(?!\w)"

@@ -1,0 +1,63 @@
+"""Whitespace/punctuation tokenizer that keeps character offsets for entity spans."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+
+from worker.errors import InvalidConfig
+from worker.nlu.base import Component
+from worker.nlu.base import Message
+from worker.nlu.base import Token
+from worker.nlu.training_data import NLUData
+
+#: Words (keeping inner apostrophes, hyphens and dots: "don't", "pre-party", "3.5"),
+#: else single punctuation characters, so "R&B" gives R, &, B.
+DEFAULT_PATTERN = r"\w+(?:['\u2019.\-]\w+)*|[^\w\s]"
+
+
+class Tokenizer(Component):
+    """Splits text into tokens; case is kept, featurizers lower-case what they need."""
+
+    provides = frozenset({"tokens"})
+    fitted_attribute = "regex_"
+
+    def __init__(self, pattern: str = DEFAULT_PATTERN) -> None:
+        self.pattern = pattern
+
+    def fit(self, messages: Sequence[Message], data: NLUData) -> Self:
+        """Compile the pattern; there is nothing to learn from the data."""
+        self.regex_ = _compile(self.pattern)
+        return self
+
+    def tokenize(self, text: str) -> list[Token]:
+        """Tokens with their ``[start, end)`` character spans in ``text``."""
+        self.check_fitted()
+        return [
+            Token(m.group(), m.start(), m.end()) for m in self.regex_.finditer(text)
+        ]
+
+    def process(self, message: Message) -> None:
+        message.tokens = self.tokenize(message.text)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        self.check_fitted()
+        return {}
+
+    def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.regex_ = _compile(self.pattern)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidConfig(
+            f"Tokenizer pattern must be a non-empty regex, not {pattern!r}"
+        )
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise InvalidConfig(f"Tokenizer pattern {pattern!r} is invalid: {err}") from err
