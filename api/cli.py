@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker.model import CoreModel
-
 from api import server
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
+from worker.model import CoreModel
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 from worker.version import __version__
@@ -43,8 +42,11 @@ class _Progress:
         self.tty = stream.isatty()
         self.start = time.monotonic()
 
-    def __call__(self, message: str) -> None:
-        line = f"[{time.monotonic() - self.start:6.1f}s] {message}"
+    def __call__(
+        self, stage: str, done: int | None = None, total: int | None = None
+    ) -> None:
+        counts = f" {done}/{total}" if done is not None and total else ""
+        line = f"[{time.monotonic() - self.start:6.1f}s] {stage}{counts}"
         if self.tty:
             self.stream.write("\r\033[K" + line)
         else:

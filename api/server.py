@@ -150,6 +150,9 @@ def serve(options: ServeOptions) -> int:
             "workers": options.workers,
             "errorlog": options.log_file,
             "proc_name": "dialogd",
+            # NOTE: gunicorn >= 25 opens a control socket at one per-user path;
+            # several instances on one machine would fight over it.
+            "control_socket_disable": True,
         }
         log.info("serving %s on %s", options.core, settings["bind"])
         _Gunicorn(app, settings).run()

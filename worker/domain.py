@@ -144,6 +144,20 @@ class Domain:
             state[f"active_form_{active_form}"] = 1.0
         return state
 
+    def auto_fill(self, entities: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+        """The slot values a message's entities set (reference 4.3): a list slot gets
+        every value of its entity type, any other slot the last one."""
+        if not self.store_entities_as_slots:
+            return []
+        filled = []
+        for slot in self.slots:
+            values = [e.get("value") for e in entities if e.get("entity") == slot.name]
+            if slot.auto_fill and values:
+                filled.append(
+                    (slot.name, values if slot.type == "list" else values[-1])
+                )
+        return filled
+
     # ---- output ------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
         """The JSON of ``GET /domain`` (reference 4.6); ``from_dict`` reads it back."""

@@ -26,8 +26,6 @@ from worker.events import SlotSet
 from worker.events import StoryExported
 from worker.events import UserUttered
 
-_EMPTY_PARSE = {"intent": {"name": None, "confidence": 0.0}, "entities": []}
-
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The wire form: ``event``, ``timestamp`` and the type's own fields."""
@@ -86,7 +84,11 @@ def _confidence(d: Mapping[str, Any]) -> float | None:
 def _parse_data(d: Mapping[str, Any]) -> dict[str, Any]:
     data = d.get("parse_data")
     if data is None:
-        return {**_EMPTY_PARSE, "text": d.get("text")}
+        return {
+            "intent": {"name": None, "confidence": 0.0},
+            "entities": [],
+            "text": d.get("text"),
+        }
     if not isinstance(data, dict):
         raise InvalidEvent("'user' event: 'parse_data' must be an object")
     intent = data.get("intent", {})

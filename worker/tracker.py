@@ -250,13 +250,13 @@ class Tracker:
             "count": self.event_count,
             "time": self.latest_event_time,
             "channel": self.latest_input_channel,
-            "slots": self.slots,
+            "slots": dict(self.slots),
             "message": self.latest_message,
             "paused": self.paused,
             "followup": self.followup_action,
             "action": self.latest_action_name,
             "bot": self.latest_bot_utterance,
-            "form": self.active_form,
+            "form": dict(self.active_form),
             "states": list(self.past_states),
             "window": [event_to_dict(e) for e in self.window],
         }
@@ -281,13 +281,13 @@ class Tracker:
         tracker.event_count = snap["count"]
         tracker.latest_event_time = snap["time"]
         tracker.latest_input_channel = snap["channel"]
-        tracker.slots = snap["slots"]
+        tracker.slots = dict(snap["slots"])
         tracker.latest_message = snap["message"]
         tracker.paused = snap["paused"]
         tracker.followup_action = snap["followup"]
         tracker.latest_action_name = snap["action"]
         tracker.latest_bot_utterance = snap["bot"]
-        tracker.active_form = snap["form"]
+        tracker.active_form = dict(snap["form"])
         tracker.past_states.extend(snap["states"])
         tracker.window = [event_from_dict(d, now) for d in snap["window"]]
         return tracker

@@ -8,6 +8,7 @@ function of the text). No locks, so any worker may serve any conversation.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -99,10 +100,9 @@ class _Session:
             tracker = Tracker.from_events(
                 cid, engine.domain, engine.read_events(cid), engine.history
             )
+        self.tracker = tracker or Tracker(cid, engine.domain, engine.history)
         if tracker is None:
-            tracker = Tracker(cid, engine.domain, engine.history)
             self.log(ActionExecuted(name=ACTION_LISTEN, timestamp=engine.clock()))
-        self.tracker = tracker
 
     @property
     def is_new(self) -> bool:
@@ -140,7 +140,7 @@ class Engine:
         store: TrackerStore,
         *,
         clock: Callable[[], float] = time.time,
-        max_attempts: int = 10,
+        max_attempts: int = 30,
     ):
         self.core = core
         self.interpreter = interpreter
@@ -168,6 +168,9 @@ class Engine:
                 session.commit()
             except VersionConflict:
                 log.debug("conflict on %r, attempt %d", cid, attempt + 1)
+                # NOTE: someone else's write won; a short random pause spreads the
+                # retries of many writers to one conversation.
+                time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
                 continue
             return result
         raise ConversationConflict(
@@ -197,19 +200,6 @@ class Engine:
                     f"event {i}: unknown slot '{event.name}'; the domain's slots: "
                     + ", ".join(self.domain.slot_by_name)
                 )
-        return events
-
-    def _slot_events(self, parse_data: dict[str, Any], ts: float) -> list[SlotSet]:
-        """Entity -> slot auto-fill (reference 4.3)."""
-        if not self.domain.store_entities_as_slots:
-            return []
-        events = []
-        entities = parse_data.get("entities") or []
-        for slot in self.domain.slots:
-            values = [e.get("value") for e in entities if e.get("entity") == slot.name]
-            if slot.auto_fill and values:
-                value = values if slot.type == "list" else values[-1]
-                events.append(SlotSet(name=slot.name, value=value, timestamp=ts))
         return events
 
     def _predict(self, tracker: Tracker) -> Prediction:
@@ -255,8 +245,8 @@ class Engine:
                     timestamp=ts,
                 )
             )
-            for event in self._slot_events(parse_data, ts):
-                s.log(event)
+            for name, value in self.domain.auto_fill(parse_data.get("entities") or []):
+                s.log(SlotSet(name=name, value=value, timestamp=ts))
             return self._next(s)
 
         return self._run(cid, body)
