@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from api.cli import main as dialogd
+from tests.data import RASA_EXAMPLES
+from tests.data import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-RASA_EXAMPLES = ROOT.parent / "shared" / "data" / "rasa_examples"
 FIXTURES = RASA_EXAMPLES / "server_test_fixtures"
 MOODBOT = ROOT / "examples" / "moodbot"
 

@@ -1,16 +1,15 @@
 """Reading domains: every construct, and errors that name the file and line."""
 
-from pathlib import Path
-
 import pytest
 
+from tests.data import RASA_EXAMPLES
 from worker.domain import DEFAULT_ACTIONS
 from worker.domain import Domain
 from worker.errors import InvalidDomain
 from worker.errors import TrainingDataError
 from worker.errors import UnknownAction
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "rasa_examples"
+EXAMPLES = RASA_EXAMPLES
 
 FULL = """
 intents:

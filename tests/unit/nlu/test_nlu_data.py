@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.data import SHARED_DATA
 from worker.errors import TrainingDataError
 from worker.nlu import Example
 from worker.nlu import load_nlu_data
 
-DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 MOODBOT = DATA / "rasa_examples/moodbot/data/nlu.md"
 SNIPS_TRAIN = DATA / "snips/rasa/train.json"
 

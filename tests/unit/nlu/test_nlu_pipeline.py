@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.data import RASA_EXAMPLES
 from worker.errors import InvalidConfig
 from worker.errors import ModelError
 from worker.errors import NotFittedError
@@ -20,7 +21,7 @@ from worker.nlu.pipeline import ARRAYS_FILE
 from worker.nlu.pipeline import METADATA_FILE
 from worker.version import __version__
 
-MOODBOT = Path("/work/shared/data/rasa_examples/moodbot/data/nlu.md")
+MOODBOT = RASA_EXAMPLES / "moodbot" / "data" / "nlu.md"
 EMPTY = {"intent": {"name": None, "confidence": 0.0}, "entities": [], "text": ""}
 
 

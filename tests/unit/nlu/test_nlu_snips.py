@@ -5,15 +5,14 @@ Benchmark-level numbers belong to ``bench/``; this only catches a broken model.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.data import SHARED_DATA
 from worker.nlu import NLUData
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 
-SNIPS = Path("/work/shared/data/snips/rasa")
+SNIPS = SHARED_DATA / "snips" / "rasa"
 CONFIG = {
     "language": "en",
     "pipeline": [

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from tests.data import RASA_EXAMPLES
 from worker.domain import Domain
 from worker.events import ActionExecuted
 from worker.events import Event
@@ -12,7 +11,7 @@ from worker.tracker import Tracker
 from worker.training import generate_dialogues
 from worker.training import read_stories
 
-EXAMPLES = Path("/work/shared/data/rasa_examples")
+EXAMPLES = RASA_EXAMPLES
 
 
 def bot(name: str, factor: int = 20):

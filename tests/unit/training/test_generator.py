@@ -1,7 +1,6 @@
 """Training dialogues: listens, slot fills, checkpoints, OR, augmentation."""
 
-from pathlib import Path
-
+from tests.data import RASA_EXAMPLES
 from worker.domain import Domain
 from worker.events import ActionExecuted
 from worker.events import SlotSet
@@ -10,7 +9,7 @@ from worker.training import generate_dialogues
 from worker.training import parse_stories
 from worker.training import read_stories
 
-FIXTURES = Path("/work/shared/data/rasa_examples")
+FIXTURES = RASA_EXAMPLES
 
 
 def summary(dialogue) -> list[str]:
