@@ -37,8 +37,8 @@ def _read_config(path: str | None) -> dict[str, Any]:
 class _Progress:
     """One line per step, rewritten in place on a terminal."""
 
-    def __init__(self, stream: Any = sys.stderr):
-        self.stream = stream
+    def __init__(self, stream: Any = None):
+        self.stream = stream or sys.stderr
         self.tty = stream.isatty()
         self.start = time.monotonic()
 

@@ -214,6 +214,16 @@ class Tracker:
     def latest_intent(self) -> str | None:
         return (self.latest_message.get("intent") or {}).get("name")
 
+    @property
+    def message_is_unanswered(self) -> bool:
+        """No action has run since the latest user message."""
+        for event in reversed(self.window):
+            if isinstance(event, UserUttered):
+                return True
+            if isinstance(event, ActionExecuted):
+                return False
+        return False
+
     def current_state(self) -> State:
         return self.domain.state(
             self.latest_message,

@@ -205,10 +205,7 @@ class Engine:
     def _predict(self, tracker: Tracker) -> Prediction:
         if tracker.followup_action:
             return _Forced(tracker.followup_action)
-        if (
-            tracker.latest_intent == RESTART_INTENT
-            and tracker.latest_action_name == ACTION_LISTEN
-        ):
+        if tracker.latest_intent == RESTART_INTENT and tracker.message_is_unanswered:
             return _Forced(ACTION_RESTART)
         return self.core.predict(tracker)
 

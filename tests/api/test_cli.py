@@ -1,0 +1,87 @@
+"""The ``dialogd`` command in-process, plus one real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from api.cli import main
+from tests.data import RASA_EXAMPLES
+from worker.model import CoreModel
+from worker.nlu import NLUPipeline
+
+MOODBOT = RASA_EXAMPLES / "moodbot"
+
+
+def test_train_writes_both_models(tmp_path, capsys):
+    code = main(
+        [
+            "train",
+            "--domain",
+            str(MOODBOT / "domain.yml"),
+            "--stories",
+            str(MOODBOT / "data" / "stories.md"),
+            "--nlu",
+            str(MOODBOT / "data" / "nlu.md"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    core = CoreModel.load(tmp_path / "core")
+    assert NLUPipeline.load(tmp_path / "nlu").parse("hello")["intent"]["name"]
+    err = capsys.readouterr().err
+    assert "Core model written" in err and core.fingerprint in err
+
+
+def test_a_malformed_story_names_file_and_line(tmp_path, capsys):
+    stories = tmp_path / "stories.md"
+    stories.write_text("## s\n* greet\n  - utter_greet\n  - utter_nonexistent\n")
+    code = main(
+        [
+            "train",
+            "--domain",
+            str(MOODBOT / "domain.yml"),
+            "--stories",
+            str(stories),
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert code == 1
+    assert f"error: {stories}:4:" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_bad_config_is_an_error(tmp_path, capsys):
+    config = tmp_path / "config.yml"
+    config.write_text("policies:\n  - name: NoSuchPolicy\n")
+    code = main(
+        [
+            "train",
+            "--domain",
+            str(MOODBOT / "domain.yml"),
+            "--stories",
+            str(MOODBOT / "data" / "stories.md"),
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert code == 1
+    assert "NoSuchPolicy" in capsys.readouterr().err
+
+
+def test_subprocess_smoke():
+    out = subprocess.run(
+        [sys.executable, "-m", "api", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip()
+    usage = subprocess.run(
+        [sys.executable, "-m", "api", "train"], capture_output=True, text=True
+    )
+    assert usage.returncode == 2 and "--domain" in usage.stderr

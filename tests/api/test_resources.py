@@ -1,0 +1,84 @@
+"""The Falcon layer in-process (``falcon.testing``): routing, error mapping, headers.
+The behaviour of each endpoint is covered end to end in ``tests/e2e``."""
+
+from __future__ import annotations
+
+import falcon.testing
+import pytest
+
+from api.app import create_app
+from tests.data import RASA_EXAMPLES
+from trackerstore import InMemoryStore
+from trackerstore import RedisStore
+from worker.domain import Domain
+from worker.model import CoreModel
+from worker.nlu import Interpreter
+from worker.turn import Engine
+
+FIXTURES = RASA_EXAMPLES / "server_test_fixtures"
+
+
+@pytest.fixture(scope="module")
+def core() -> CoreModel:
+    return CoreModel.train(
+        Domain.load(FIXTURES / "default.yml"),
+        FIXTURES / "stories_defaultdomain.md",
+        {"policies": [{"name": "MemoizationPolicy"}]},
+    )
+
+
+def client(core, store, **kwargs) -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(
+        create_app(Engine(core, Interpreter(), store), **kwargs)
+    )
+
+
+def test_redis_down_is_503_everywhere(core):
+    down = RedisStore("redis://127.0.0.1:1", socket_timeout=0.2)
+    c = client(core, down)
+    status = c.simulate_get("/status")
+    assert status.status_code == 503 and status.json["is_ready"] is False
+    r = c.simulate_post("/conversations/x/parse", json={"query": "/greet"})
+    assert r.status_code == 503 and r.json["reason"] == "StoreUnavailable"
+    assert c.simulate_get("/").status_code == 200  # liveness does not need Redis
+
+
+def test_body_limit_is_configurable(core):
+    c = client(core, InMemoryStore(), max_body=100)
+    r = c.simulate_post("/conversations/x/parse", body='{"query": "' + "a" * 200 + '"}')
+    assert r.status_code == 413
+    assert (
+        c.simulate_post("/conversations/x/parse", json={"query": "/greet"}).json[
+            "next_action"
+        ]
+        == "utter_greet"
+    )
+
+
+def test_any_content_type_is_read_as_json(core):
+    c = client(core, InMemoryStore())
+    r = c.simulate_post(
+        "/conversations/x/parse",
+        body='{"query": "/greet"}',
+        headers={"Content-Type": "text/plain"},
+    )
+    assert r.status_code == 200
+
+
+def test_singular_paths_and_trailing_slash(core):
+    c = client(core, InMemoryStore())
+    assert (
+        c.simulate_post("/conversation/x/parse", json={"q": "/greet"}).status_code
+        == 200
+    )
+    assert c.simulate_get("/conversation/x/tracker/").status_code == 200
+
+
+def test_unexpected_errors_are_500_in_the_error_shape(core):
+    class Broken(InMemoryStore):
+        def load(self, cid):
+            raise RuntimeError("boom")
+
+    r = client(core, Broken()).simulate_get("/conversations/x/tracker")
+    assert r.status_code == 500
+    assert r.json["reason"] == "ServerError" and "boom" not in r.json["message"]
