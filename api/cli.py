@@ -39,7 +39,7 @@ class _Progress:
 
     def __init__(self, stream: Any = None):
         self.stream = stream or sys.stderr
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.start = time.monotonic()
 
     def __call__(
