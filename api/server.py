@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from worker.model import CoreModel
 
 from api.app import DEFAULT_MAX_BODY
 from api.app import create_app
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
+from worker.model import CoreModel
 from worker.nlu import Interpreter
 from worker.nlu import NLUPipeline
 from worker.turn import Engine
