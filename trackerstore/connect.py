@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from trackerstore.base import TrackerStore
+from trackerstore.clients import REDIS_SCHEMES
 from trackerstore.memory import InMemoryStore
-from trackerstore.redis_store import REDIS_SCHEMES
 from trackerstore.redis_store import RedisStore
 
 MEMORY_URL = "memory://"

@@ -33,6 +33,8 @@ from trackerstore.base import check_cid
 from trackerstore.base import check_ttl
 from trackerstore.base import decode_log
 from trackerstore.base import decode_snapshot_of
+from trackerstore.clients import check_redis_url
+from trackerstore.clients import make_client
 from trackerstore.codec import encode_event
 from trackerstore.codec import encode_snapshot
 from trackerstore.errors import CorruptRecord
@@ -40,7 +42,6 @@ from trackerstore.errors import StoreUnavailable
 from trackerstore.errors import VersionConflict
 
 WRITE_SCRIPT = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 _RETRIES = 3
 _HEALTH_CHECK_INTERVAL = 30
@@ -48,25 +49,20 @@ _TOKEN_BYTES = 8
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
+def _escape(cid: str) -> str:
+    """Braces and ``%`` are percent-escaped, so the hash tag is always the whole,
+    non-empty id (an id like ``}x`` would otherwise give an empty tag)."""
+    return cid.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _unescape(text: str) -> str:
+    return text.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+
+
 def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
-    """The ``(log, meta)`` keys of a conversation.
-
-    NOTE: an id starting with ``}`` gives an empty hash tag, so in Redis Cluster
-    its two keys would land in different slots; standalone Redis is unaffected.
-    """
-    base = f"{prefix}dlg:{{{cid}}}"
+    """The ``(log, meta)`` keys of a conversation, in one Cluster hash slot."""
+    base = f"{prefix}dlg:{{{_escape(cid)}}}"
     return f"{base}:log", f"{base}:meta"
-
-
-def check_redis_url(url: str) -> None:
-    """Fail at configuration time, not at the first request, on a wrong scheme."""
-    if not url.startswith(REDIS_SCHEMES):
-        # NOTE: never echo the URL: it may carry a password.
-        scheme = url.partition("://")[0] if "://" in url else "(none)"
-        raise ValueError(
-            f"unsupported Redis URL scheme {scheme!r}; "
-            f"expected one of {', '.join(REDIS_SCHEMES)}"
-        )
 
 
 @contextmanager
@@ -105,6 +101,8 @@ class RedisStore(TrackerStore):
     ) -> None:
         check_redis_url(url)
         check_ttl(ttl)
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("a key prefix must not contain braces (Cluster hash tags)")
         self._url = url
         self._prefix = prefix
         self._ttl = ttl
@@ -121,7 +119,7 @@ class RedisStore(TrackerStore):
         client = self._client
         pid = os.getpid()
         if client is None or client.pid != pid:
-            conn = redis.Redis.from_url(
+            conn = make_client(
                 self._url,
                 socket_timeout=self._socket_timeout,
                 socket_connect_timeout=self._socket_timeout,
@@ -234,7 +232,7 @@ class RedisStore(TrackerStore):
         seen: set[str] = set()
         with _unavailable():
             for key in self._conn().redis.scan_iter(match=pattern, count=1000):
-                cid = key.decode("utf-8")[len(head) : -len(tail)]
+                cid = _unescape(key.decode("utf-8")[len(head) : -len(tail)])
                 if cid and cid not in seen:
                     seen.add(cid)
                     yield cid

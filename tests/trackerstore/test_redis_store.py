@@ -176,3 +176,28 @@ def test_client_is_recreated_after_fork(
     assert len(created) == 2
     assert store.read_log("c1") == [{"n": 0}, {"n": 1}]
     store.close()
+
+
+def test_every_id_gets_a_non_empty_hash_tag() -> None:
+    for cid in ["}x", "{", "a}b{c", "%7B", "plain"]:
+        log, meta = conversation_keys("p:", cid)
+        tag = log[log.index("{") + 1 : log.index("}")]
+        assert tag and tag == meta[meta.index("{") + 1 : meta.index("}")]
+
+
+def test_braces_in_the_prefix_are_refused() -> None:
+    with pytest.raises(ValueError, match="braces"):
+        RedisStore("redis://127.0.0.1:1", prefix="a{b}:")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:26379",
+        "redis+cluster://nohostport",
+        "redis+sentinel://h:1,h2/main",
+    ],
+)
+def test_malformed_sentinel_and_cluster_urls(url: str) -> None:
+    with pytest.raises(ValueError):
+        RedisStore(url)

@@ -22,7 +22,7 @@ def _event(n: int) -> dict[str, Any]:
     return {"event": "user", "timestamp": 1700000000.0 + n, "text": f"e{n}"}
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
 def make_store(
     request: pytest.FixtureRequest, key_prefix: str
 ) -> Iterator[StoreFactory]:
@@ -33,7 +33,7 @@ def make_store(
         if request.param == "memory":
             store: TrackerStore = InMemoryStore()
         else:
-            url = request.getfixturevalue("redis_url")
+            url = request.getfixturevalue(f"{request.param}_url")
             store = RedisStore(url, prefix=key_prefix + sub)
         stores.append(store)
         return store

@@ -1,0 +1,76 @@
+"""Redis clients from one URL: a single server, Sentinel, or Cluster.
+
+- ``redis://``, ``rediss://`` (TLS), ``unix://``: redis-py's own URL forms.
+- ``redis+sentinel://[:password@]host:port[,host:port...]/service[/db]``
+  (``rediss+sentinel://`` for TLS to the master): the master Sentinel names.
+- ``redis+cluster://[:password@]host:port[,host:port...]`` (``rediss+cluster://``):
+  a Redis Cluster reached through any of its nodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+import redis
+from redis.cluster import ClusterNode
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
+
+SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+REDIS_SCHEMES = SINGLE_SCHEMES + SENTINEL_SCHEMES + CLUSTER_SCHEMES
+
+
+def check_redis_url(url: str) -> None:
+    """Fail at configuration time, not at the first request, on a wrong scheme."""
+    if not isinstance(url, str) or not url.startswith(REDIS_SCHEMES):
+        # NOTE: never echo the URL: it may carry a password.
+        scheme = url.partition("://")[0] if "://" in str(url) else "(none)"
+        raise ValueError(
+            f"unsupported Redis URL scheme {scheme!r}; "
+            f"expected one of {', '.join(REDIS_SCHEMES)}"
+        )
+    if url.startswith(SENTINEL_SCHEMES + CLUSTER_SCHEMES):
+        _, parts = _hosts(url)
+        if url.startswith(SENTINEL_SCHEMES) and not parts.path.strip("/"):
+            raise ValueError("a Sentinel URL names the service: .../service_name[/db]")
+
+
+def _hosts(url: str) -> tuple[list[tuple[str, int]], Any]:
+    parts = urlsplit(url)
+    hosts = []
+    for item in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("a Sentinel or Cluster URL lists host:port pairs")
+        hosts.append((host.strip("[]"), int(port)))
+    return hosts, parts
+
+
+def make_client(url: str, **options: Any) -> redis.Redis | RedisCluster:
+    """A client for ``url``; ``options`` are connection settings (timeouts, retry)."""
+    check_redis_url(url)
+    if url.startswith(SINGLE_SCHEMES):
+        return redis.Redis.from_url(url, **options)
+    hosts, parts = _hosts(url)
+    password = unquote(parts.password) if parts.password else None
+    username = unquote(parts.username) if parts.username else None
+    tls = url.startswith("rediss")
+    if url.startswith(CLUSTER_SCHEMES):
+        options.pop("health_check_interval", None)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in hosts],
+            username=username,
+            password=password,
+            ssl=tls,
+            **options,
+        )
+    path = [p for p in parts.path.split("/") if p]
+    db = int(path[1]) if len(path) > 1 else 0
+    sentinel = Sentinel(hosts, socket_timeout=options.get("socket_timeout"))
+    return sentinel.master_for(
+        path[0], username=username, password=password, db=db, ssl=tls, **options
+    )
