@@ -6,14 +6,17 @@ import falcon
 
 from api import errors
 from api import resources
+from api.middleware import RequestContext
 from worker.turn import Engine
 
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
-def create_app(engine: Engine, *, max_body: int = DEFAULT_MAX_BODY) -> falcon.App:
+def create_app(
+    engine: Engine, *, max_body: int = DEFAULT_MAX_BODY, access_log: bool = False
+) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling."""
-    app = falcon.App(cors_enable=False)
+    app = falcon.App(middleware=[RequestContext(access_log)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
     errors.install(app)

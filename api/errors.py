@@ -12,6 +12,7 @@ from typing import Any
 
 import falcon
 
+from api.middleware import log_context
 from trackerstore import CorruptRecord
 from trackerstore import StoreError
 from trackerstore import StoreUnavailable
@@ -103,7 +104,7 @@ def _handle_domain_error(req, resp, exc: Exception, params) -> None:
 def _handle_unexpected(req, resp, exc: Exception, params) -> None:
     if isinstance(exc, falcon.HTTPError):
         raise exc
-    log.exception("unhandled error: %s %s", req.method, req.path)
+    log.exception("unhandled error", extra=log_context(req))
     resp.status = falcon.HTTP_500
     resp.media = error_body(500, "ServerError", "internal server error; see the log")
 

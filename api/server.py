@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import runpy
 import sys
 from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from gunicorn.app.base import BaseApplication
 
 from api.app import DEFAULT_MAX_BODY
 from api.app import create_app
+from api.logs import logging_config
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
 from worker.model import CoreModel
@@ -43,6 +46,7 @@ class ServeOptions:
     key_prefix: str = ""
     ttl: int | None = None
     log_file: str | None = None
+    access_log: bool = False
     max_body: int = DEFAULT_MAX_BODY
 
 
@@ -74,6 +78,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--log-file", help="log file (default: stderr)")
     parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (JSON, with request id and cid)",
+    )
+    parser.add_argument(
         "--max-body",
         type=int,
         default=DEFAULT_MAX_BODY,
@@ -82,19 +91,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
-    return ServeOptions(
-        core=args.core,
-        nlu=args.nlu,
-        port=args.port,
-        host=args.host,
-        workers=args.workers,
-        redis_url=args.redis_url,
-        data_dir=args.data_dir,
-        key_prefix=args.key_prefix,
-        ttl=args.ttl,
-        log_file=args.log_file,
-        max_body=args.max_body,
-    )
+    return ServeOptions(**{f.name: getattr(args, f.name) for f in fields(ServeOptions)})
 
 
 def build_engine(options: ServeOptions, redis_url: str) -> Engine:
@@ -123,17 +120,10 @@ class _Gunicorn(BaseApplication):
         return self.app
 
 
-def _setup_logging(log_file: str | None) -> None:
-    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    )
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-
-
 def serve(options: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
-    _setup_logging(options.log_file)
+    log_config = logging_config(options.log_file)
+    logging.config.dictConfig(log_config)
     embedded = None
     master = os.getpid()
     redis_url = options.redis_url
@@ -144,11 +134,13 @@ def serve(options: ServeOptions) -> int:
         log.info("embedded Redis at %s (data in %s)", redis_url, options.data_dir)
     try:
         engine = build_engine(options, redis_url)
-        app = create_app(engine, max_body=options.max_body)
+        app = create_app(
+            engine, max_body=options.max_body, access_log=options.access_log
+        )
         settings: dict[str, Any] = {
             "bind": f"{options.host}:{options.port}",
             "workers": options.workers,
-            "errorlog": options.log_file,
+            "logconfig_dict": log_config,
             "proc_name": "dialogd",
             # NOTE: gunicorn >= 25 opens a control socket at one per-user path;
             # several instances on one machine would fight over it.

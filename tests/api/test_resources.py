@@ -82,3 +82,39 @@ def test_unexpected_errors_are_500_in_the_error_shape(core):
     r = client(core, Broken()).simulate_get("/conversations/x/tracker")
     assert r.status_code == 500
     assert r.json["reason"] == "ServerError" and "boom" not in r.json["message"]
+
+
+def test_request_ids_and_the_json_access_log(core, caplog):
+    c = client(core, InMemoryStore(), access_log=True)
+    with caplog.at_level("INFO", logger="dialogd.access"):
+        given = c.simulate_post(
+            "/conversations/abc/parse",
+            json={"query": "/greet"},
+            headers={"X-Request-Id": "req-1"},
+        )
+        fresh = c.simulate_get("/version")
+    assert given.headers["X-Request-Id"] == "req-1"
+    assert len(fresh.headers["X-Request-Id"]) == 32
+    first, second = caplog.records
+    assert (first.request_id, first.cid, first.status) == ("req-1", "abc", 200)
+    assert second.cid is None and second.request_id == fresh.headers["X-Request-Id"]
+
+
+def test_json_formatter_carries_the_extra_fields():
+    import json
+    import logging
+
+    from api.logs import JSONFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "msg": "x %s",
+            "args": (1,),
+            "levelname": "INFO",
+            "name": "dialogd.access",
+            "cid": "c",
+            "request_id": "r",
+        }
+    )
+    line = json.loads(JSONFormatter().format(record))
+    assert line["message"] == "x 1" and line["cid"] == "c" and line["request_id"] == "r"
