@@ -8,7 +8,6 @@ a snapshot, so a turn never replays the conversation's whole log.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +33,9 @@ from worker.events import SlotSet
 from worker.events import UserUtteranceReverted
 from worker.events import UserUttered
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+#: the most recent events a snapshot keeps, whatever the actions in them
+MAX_WINDOW = 64
 EMPTY_MESSAGE: dict[str, Any] = {"intent": {}, "entities": [], "text": None}
 State = dict[str, float]
 
@@ -68,6 +69,10 @@ def events_after_restart(events: Sequence[Event]) -> list[Event]:
     return list(events)
 
 
+def _no_clock() -> float:
+    raise AssertionError("stored events always carry a timestamp")
+
+
 class NeedsHistory(Exception):
     """An event's effect depends on the whole log; the caller must replay it."""
 
@@ -76,6 +81,8 @@ class Tracker:
     """Mutable state of one conversation; only events change it."""
 
     __slots__ = (
+        "_window",
+        "_window_events",
         "active_form",
         "domain",
         "event_count",
@@ -90,7 +97,7 @@ class Tracker:
         "paused",
         "sender_id",
         "slots",
-        "window",
+        "unanswered",
     )
 
     def __init__(self, sender_id: str, domain: Domain, history: int = 5):
@@ -114,7 +121,12 @@ class Tracker:
         self.latest_bot_utterance: dict[str, Any] | None = None
         self.active_form: dict[str, Any] = {}
         self.past_states: deque[State] = deque(maxlen=self.history)
-        self.window: list[Event] = []
+        #: no action has run since the latest user message
+        self.unanswered = False
+        # PERF: the recent events are kept in their wire form and decoded only when
+        # a policy asks (``window``): most turns never need them.
+        self._window: list[dict[str, Any]] = []
+        self._window_events: list[Event] | None = None
 
     # ---- folding events ----------------------------------------------------------
     def update(self, event: Event) -> None:
@@ -132,9 +144,11 @@ class Tracker:
             case UserUttered():
                 self.latest_message = {**event.parse_data, "text": event.text}
                 self.followup_action = None
+                self.unanswered = True
             case ActionExecuted():
                 self.past_states.append(self.current_state())
                 self.latest_action_name = event.name
+                self.unanswered = False
                 self.followup_action = None
                 if self.active_form:
                     self.active_form["validate"] = True
@@ -176,17 +190,36 @@ class Tracker:
         self._remember(event)
 
     def _remember(self, event: Event) -> None:
-        """Keep the events of the last ``history`` actions for augmented memoization."""
-        self.window.append(event)
+        """Keep the events of the last ``history`` actions for augmented memoization
+        (and at most ``MAX_WINDOW`` events, however long a turn gets)."""
+        window = self._window
+        record = event_to_dict(event)
+        if isinstance(event, UserUttered) and "intent_ranking" in event.parse_data:
+            # PERF: states use the best intent only; the ranking would triple the
+            # snapshot that every turn reads and writes.
+            record["parse_data"] = {
+                k: v for k, v in event.parse_data.items() if k != "intent_ranking"
+            }
+        window.append(record)
+        self._window_events = None
         if isinstance(event, ActionExecuted):
-            actions = sum(isinstance(e, ActionExecuted) for e in self.window)
-            if actions > self.history + 1:
-                i = 1 + next(
-                    i
-                    for i, e in enumerate(self.window)
-                    if isinstance(e, ActionExecuted)
-                )
-                del self.window[:i]
+            actions = [i for i, e in enumerate(window) if e["event"] == "action"]
+            if len(actions) > self.history + 1:
+                del window[: actions[0] + 1]
+        if len(window) > MAX_WINDOW:
+            del window[: len(window) - MAX_WINDOW]
+
+    @property
+    def window(self) -> list[Event]:
+        """The applied events of the last ``history`` + 1 actions, oldest first."""
+        if self._window_events is None:
+            self._window_events = [event_from_dict(d, _no_clock) for d in self._window]
+        return self._window_events
+
+    @property
+    def last_event(self) -> Event | None:
+        """The latest applied event (within the window)."""
+        return event_from_dict(self._window[-1], _no_clock) if self._window else None
 
     @classmethod
     def from_events(
@@ -213,16 +246,6 @@ class Tracker:
     @property
     def latest_intent(self) -> str | None:
         return (self.latest_message.get("intent") or {}).get("name")
-
-    @property
-    def message_is_unanswered(self) -> bool:
-        """No action has run since the latest user message."""
-        for event in reversed(self.window):
-            if isinstance(event, UserUttered):
-                return True
-            if isinstance(event, ActionExecuted):
-                return False
-        return False
 
     def current_state(self) -> State:
         return self.domain.state(
@@ -268,7 +291,8 @@ class Tracker:
             "bot": self.latest_bot_utterance,
             "form": dict(self.active_form),
             "states": list(self.past_states),
-            "window": [event_to_dict(e) for e in self.window],
+            "unanswered": self.unanswered,
+            "window": self._window,
         }
 
     @classmethod
@@ -278,7 +302,6 @@ class Tracker:
         domain: Domain,
         snap: dict[str, Any],
         history: int,
-        now: Callable[[], float],
     ) -> Tracker | None:
         """The tracker a snapshot holds, or None if it was made for another model."""
         if (
@@ -299,5 +322,6 @@ class Tracker:
         tracker.latest_bot_utterance = snap["bot"]
         tracker.active_form = dict(snap["form"])
         tracker.past_states.extend(snap["states"])
-        tracker.window = [event_from_dict(d, now) for d in snap["window"]]
+        tracker.unanswered = snap["unanswered"]
+        tracker._window = list(snap["window"])
         return tracker

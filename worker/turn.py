@@ -92,7 +92,7 @@ class _Session:
         tracker = None
         if loaded.snapshot is not None:
             tracker = Tracker.from_snapshot(
-                cid, engine.domain, loaded.snapshot, engine.history, engine.clock
+                cid, engine.domain, loaded.snapshot, engine.history
             )
         if tracker is None and loaded.version:
             # NOTE: a snapshot from another model (or format) is rebuilt from the log
@@ -205,7 +205,7 @@ class Engine:
     def _predict(self, tracker: Tracker) -> Prediction:
         if tracker.followup_action:
             return _Forced(tracker.followup_action)
-        if tracker.latest_intent == RESTART_INTENT and tracker.message_is_unanswered:
+        if tracker.latest_intent == RESTART_INTENT and tracker.unanswered:
             return _Forced(ACTION_RESTART)
         return self.core.predict(tracker)
 

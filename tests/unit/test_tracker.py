@@ -195,7 +195,7 @@ def test_folding_with_snapshots_equals_replaying_the_whole_log(seed):
         tracker.update(event)
         if i % 7 == 0:  # store and load a snapshot, through msgpack, like a turn
             snap = msgpack.unpackb(msgpack.packb(tracker.to_snapshot()))
-            tracker = Tracker.from_snapshot("t", DOMAIN, snap, 4, lambda: 0.0)
+            tracker = Tracker.from_snapshot("t", DOMAIN, snap, 4)
     full = replay(log, history=4)
     assert tracker.dump() == full.dump()
     assert list(tracker.past_states) == list(full.past_states)
@@ -206,8 +206,8 @@ def test_folding_with_snapshots_equals_replaying_the_whole_log(seed):
 def test_a_snapshot_of_another_model_is_refused():
     t = Tracker("t", DOMAIN)
     other = Domain.from_yaml("intents: [x]")
-    assert Tracker.from_snapshot("t", other, t.to_snapshot(), 5, lambda: 0) is None
-    assert Tracker.from_snapshot("t", DOMAIN, t.to_snapshot(), 3, lambda: 0) is None
+    assert Tracker.from_snapshot("t", other, t.to_snapshot(), 5) is None
+    assert Tracker.from_snapshot("t", DOMAIN, t.to_snapshot(), 3) is None
 
 
 def test_window_keeps_only_recent_actions():

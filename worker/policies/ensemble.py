@@ -76,7 +76,7 @@ class PolicyEnsemble:
     def predict(self, tracker: Tracker) -> Prediction:
         """The next action; a forced ``followup_action`` is the turn logic's job."""
         domain = tracker.domain
-        latest = tracker.window[-1] if tracker.window else None
+        latest = tracker.last_event
         rejected = (
             domain.action_index.get(latest.name)
             if isinstance(latest, ActionExecutionRejected)

@@ -1,0 +1,171 @@
+"""Throughput and latency of ``/parse`` and ``/continue`` under wrk, next to the floor.
+
+One private Redis; the floor app (``bench/floor_app.py``) and dialogd serving moodbot,
+each under ``deploy/gunicorn.conf.py`` with the same worker count, measured in the same
+run at 1, 8 and 32 connections, over many conversations and over one hot one.
+
+    python -m bench.http_throughput [--workers 2] [--seconds 8] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.turn_latency import moodbot_model
+from tests.e2e.conftest import Server
+from tests.e2e.conftest import free_port
+from trackerstore import EmbeddedRedis
+
+LUA = Path(__file__).with_name("wrk_turn.lua")
+
+
+def wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/status", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def wrk(
+    url: str, path: str, connections: int, conversations: int, seconds: int, prefix: str
+) -> dict:
+    env = {
+        **os.environ,
+        "DLG_PATH": path,
+        "DLG_CONVS": str(conversations),
+        "DLG_PREFIX": prefix,
+    }
+    threads = min(2, connections)
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["rps"] = round(figures["requests"] / (figures["duration_us"] / 1e6), 1)
+    return figures
+
+
+def run(workers: int, seconds: int, connections: list[int]) -> dict:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    results = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedRedis(Path(tmp) / "redis", port=free_port()) as redis,
+    ):
+        work = Path(tmp)
+        floor_port = free_port()
+        floor = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.floor_app",
+                "--redis-url",
+                redis.url,
+                "-p",
+                str(floor_port),
+                "--workers",
+                str(workers),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = Server(
+            moodbot_model(work), redis.url, "bench:", work, nlu=True, workers=workers
+        ).start()
+        try:
+            floor_url = f"http://127.0.0.1:{floor_port}"
+            wait_ready(floor_url)
+            targets = [
+                ("floor", floor_url, ["parse"]),
+                ("dialogd", server.url, ["parse", "continue"]),
+            ]
+            for conversations in (10000, 1):
+                for c in connections:
+                    for name, url, paths in targets:
+                        for path in paths:
+                            prefix = f"{name}-{path}-{c}-{conversations}"
+                            row = wrk(url, path, c, conversations, seconds, prefix)
+                            row.update(
+                                server=name,
+                                path=path,
+                                connections=c,
+                                conversations=conversations,
+                            )
+                            results.append(row)
+                            print(json.dumps(row), flush=True)
+        finally:
+            server.stop()
+            floor.terminate()
+            floor.wait(30)
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "runs": results,
+        "cpus": os.cpu_count(),
+    }
+
+
+def table(result: dict) -> str:
+    rows = result["runs"]
+    floor = {
+        (r["connections"], r["conversations"]): r["rps"]
+        for r in rows
+        if r["server"] == "floor"
+    }
+    lines = [
+        f"{'server':8} {'path':9} {'conns':>5} {'convs':>6} {'req/s':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of floor':>8}"
+    ]
+    for r in rows:
+        share = r["rps"] / floor[(r["connections"], r["conversations"])]
+        lines.append(
+            f"{r['server']:8} {r['path']:9} {r['connections']:>5} "
+            f"{r['conversations']:>6} {r['rps']:>8} {r['p50_us'] / 1000:>7.2f} "
+            f"{r['p99_us'] / 1000:>7.2f} {r['socket_errors'] + r['non_2xx']:>6} "
+            f"{share:>8.0%}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    result = run(args.workers, args.seconds, args.connections)
+    print(table(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
