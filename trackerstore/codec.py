@@ -2,6 +2,11 @@
 
 Every record is the msgpack array ``[format_version, payload]``, so a format change
 can be read side by side with old data instead of being misread.
+
+Event format 2 writes the map keys that every event repeats (``event``,
+``timestamp``, ``parse_data``, ...) and the event type names as small integers:
+the log is the one thing that grows with a conversation, and this halves it.
+``KEYS`` and ``EVENT_NAMES`` may only ever be appended to.
 """
 
 from __future__ import annotations
@@ -11,8 +16,61 @@ from typing import Any
 
 import msgpack
 
-EVENT_FORMAT = 1
+EVENT_FORMAT = 2
 SNAPSHOT_FORMAT = 1
+
+KEYS = (
+    "event",
+    "timestamp",
+    "text",
+    "parse_data",
+    "intent",
+    "name",
+    "confidence",
+    "entities",
+    "intent_ranking",
+    "input_channel",
+    "policy",
+    "value",
+    "data",
+    "start",
+    "end",
+    "entity",
+    "extractor",
+    "processors",
+    "message_id",
+    "validate",
+    "action",
+    "date_time",
+    "kill_on_user_msg",
+    "buttons",
+    "title",
+    "payload",
+    "elements",
+    "attachment",
+    "image",
+)
+EVENT_NAMES = (
+    "user",
+    "bot",
+    "slot",
+    "reset_slots",
+    "restart",
+    "rewind",
+    "undo",
+    "reminder",
+    "export",
+    "pause",
+    "resume",
+    "action",
+    "agent",
+    "followup",
+    "form",
+    "form_validation",
+    "action_execution_rejected",
+)
+_KEY_CODE = {key: code for code, key in enumerate(KEYS)}
+_NAME_CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
 
 
 class CodecError(ValueError):
@@ -46,14 +104,68 @@ def _unpack(data: bytes, version: int) -> dict[str, Any]:
     return payload
 
 
+def _compact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_KEY_CODE.get(k, k): _compact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_compact(v) for v in value]
+    return value
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, int) and not isinstance(k, bool):
+                if not 0 <= k < len(KEYS):
+                    raise CodecError(f"unknown key code {k}")
+                k = KEYS[k]
+            elif not isinstance(k, str):
+                raise CodecError(f"map key of type {type(k).__name__}")
+            out[k] = _expand(v)
+        return out
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    """One event record for the log."""
-    return _pack(EVENT_FORMAT, event)
+    """One event record for the log, in the compact format 2."""
+    payload = _compact(dict(event))
+    code = _NAME_CODE.get(event.get("event"))  # type: ignore[arg-type]
+    if code is not None:
+        payload[0] = code
+    return msgpack.packb([EVENT_FORMAT, payload], use_bin_type=True)
 
 
 def decode_event(data: bytes) -> dict[str, Any]:
-    """The event dict of a log record; raises ``CodecError``."""
-    return _unpack(data, EVENT_FORMAT)
+    """The event dict of a log record (format 1 or 2); raises ``CodecError``."""
+    try:
+        record = msgpack.unpackb(
+            data, raw=False, ext_hook=_reject_ext, strict_map_key=False
+        )
+    except CodecError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise CodecError(f"not msgpack: {exc}") from exc
+    if not isinstance(record, list) or len(record) != 2:
+        raise CodecError("not a [version, payload] record")
+    found, payload = record
+    if isinstance(found, bool) or found not in (1, EVENT_FORMAT):
+        raise CodecError(f"unknown record format {found!r}")
+    if not isinstance(payload, dict):
+        raise CodecError(f"payload is a {type(payload).__name__}, not a map")
+    if found == 1:
+        if not all(isinstance(k, str) for k in payload):
+            raise CodecError("format 1 record with non-string keys")
+        return payload
+    event = _expand(payload)
+    name = event.get("event")
+    if isinstance(name, int) and not isinstance(name, bool):
+        if not 0 <= name < len(EVENT_NAMES):
+            raise CodecError(f"unknown event type code {name}")
+        event["event"] = EVENT_NAMES[name]
+    return event
 
 
 def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:

@@ -32,10 +32,40 @@ def test_snapshot_round_trip() -> None:
 
 
 def test_record_carries_its_format_version() -> None:
-    assert msgpack.unpackb(encode_event({"event": "restart"})) == [
-        1,
-        {"event": "restart"},
+    # format 2: known keys and event type names are written as small integers
+    assert msgpack.unpackb(
+        encode_event({"event": "restart", "x": 1}), strict_map_key=False
+    ) == [2, {0: 4, "x": 1}]
+
+
+def test_format_1_records_are_still_read() -> None:
+    old = msgpack.packb([1, {"event": "restart"}])
+    assert decode_event(old) == {"event": "restart"}
+
+
+def test_the_compact_format_halves_a_turn() -> None:
+    turn = [
+        {
+            **EVENT,
+            "parse_data": {
+                **EVENT["parse_data"],
+                "intent_ranking": [
+                    {"name": f"intent_{i}", "confidence": 0.1} for i in range(6)
+                ],
+            },
+        },
+        {
+            "event": "action",
+            "timestamp": 1.5,
+            "name": "utter_happy",
+            "policy": None,
+            "confidence": None,
+        },
     ]
+    plain = sum(len(msgpack.packb([1, e])) for e in turn)
+    compact = sum(len(encode_event(e)) for e in turn)
+    assert all(decode_event(encode_event(e)) == e for e in turn)
+    assert compact < 0.75 * plain
 
 
 def test_floats_stay_float64() -> None:
@@ -57,7 +87,9 @@ def test_decoded_values_are_fresh_objects() -> None:
         pytest.param(b"\xc1", id="never-used-byte"),
         pytest.param(b"\x92\x01", id="truncated"),
         pytest.param(msgpack.packb([1, {}]) + b"\x00", id="extra-data"),
-        pytest.param(msgpack.packb([2, {"event": "x"}]), id="unknown-version"),
+        pytest.param(msgpack.packb([3, {"event": "x"}]), id="unknown-version"),
+        pytest.param(msgpack.packb([2, {99: "x"}]), id="unknown-key-code"),
+        pytest.param(msgpack.packb([2, {0: 99}]), id="unknown-type-code"),
         pytest.param(msgpack.packb([True, {"event": "x"}]), id="bool-version"),
         pytest.param(msgpack.packb({"event": "x"}), id="no-envelope"),
         pytest.param(msgpack.packb([1, ["x"]]), id="payload-not-map"),
