@@ -25,9 +25,8 @@ from api.app import create_app
 from api.logs import logging_config
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
-from worker.model import CoreModel
-from worker.nlu import Interpreter
-from worker.nlu import NLUPipeline
+from worker.models import FixedModels
+from worker.models import ModelSet
 from worker.turn import Engine
 
 log = logging.getLogger("dialogd.server")
@@ -95,10 +94,9 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
 
 
 def build_engine(options: ServeOptions, redis_url: str) -> Engine:
-    core = CoreModel.load(options.core)
-    nlu = NLUPipeline.load(options.nlu) if options.nlu else None
+    models = ModelSet.from_dirs(options.core, options.nlu)
     store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
-    return Engine(core, Interpreter(nlu), store)
+    return Engine(FixedModels(models), store)
 
 
 class _Gunicorn(BaseApplication):

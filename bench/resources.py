@@ -30,9 +30,8 @@ from tests.e2e.conftest import free_port
 from trackerstore import EmbeddedRedis
 from trackerstore import RedisStore
 from trackerstore.redis_store import conversation_keys
-from worker.model import CoreModel
-from worker.nlu import Interpreter
-from worker.nlu import NLUPipeline
+from worker.models import FixedModels
+from worker.models import ModelSet
 from worker.turn import Engine
 
 CHECKPOINTS = (10, 100, 1000, 3000)
@@ -42,9 +41,7 @@ MESSAGES = ["I am feeling great", "hello there", "I am very sad", "yes it did"]
 def redis_per_turn(model: Path, url: str) -> dict:
     store = RedisStore(url, prefix="mem:")
     engine = Engine(
-        CoreModel.load(model / "core"),
-        Interpreter(NLUPipeline.load(model / "nlu")),
-        store,
+        FixedModels(ModelSet.from_dirs(model / "core", model / "nlu")), store
     )
     client = redis.Redis.from_url(url)
     keys = conversation_keys("mem:", "c")

@@ -32,6 +32,8 @@ from worker.events import ActionExecuted
 from worker.events import Event
 from worker.events import SlotSet
 from worker.events import UserUttered
+from worker.models import FixedModels
+from worker.models import ModelSet
 from worker.tracker import NeedsHistory
 from worker.tracker import Tracker
 from worker.tracker import applied_events
@@ -55,22 +57,6 @@ class Prediction(Protocol):
     policy: str | None
 
 
-class CoreLike(Protocol):
-    """What the turn needs of a trained dialogue model."""
-
-    domain: Domain
-    fingerprint: str
-
-    @property
-    def max_history(self) -> int: ...
-
-    def predict(self, tracker: Tracker) -> Prediction: ...
-
-
-class InterpreterLike(Protocol):
-    def parse(self, text: str) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Forced:
     action: str
@@ -83,7 +69,7 @@ class _Session:
 
     __slots__ = ("cid", "engine", "new", "tracker", "version")
 
-    def __init__(self, engine: Engine, cid: str):
+    def __init__(self, engine: Turn, cid: str):
         self.engine = engine
         self.cid = cid
         self.new: list[Event] = []
@@ -130,23 +116,17 @@ class _Session:
         )
 
 
-class Engine:
-    """Everything a request can ask of a conversation, independent of HTTP."""
+class Turn:
+    """One request's work on conversations, with one model set from start to end."""
 
-    def __init__(
-        self,
-        core: CoreLike,
-        interpreter: InterpreterLike,
-        store: TrackerStore,
-        *,
-        clock: Callable[[], float] = time.time,
-        max_attempts: int = 30,
-    ):
-        self.core = core
-        self.interpreter = interpreter
-        self.store = store
-        self.clock = clock
-        self.max_attempts = max_attempts
+    def __init__(self, engine: Engine, models: ModelSet):
+        self.models = models
+        self.fingerprint = models.fingerprint
+        self.core = models.core
+        self.interpreter = models.interpreter
+        self.store = engine.store
+        self.clock = engine.clock
+        self.max_attempts = engine.max_attempts
 
     @property
     def domain(self) -> Domain:
@@ -226,10 +206,6 @@ class Engine:
         return {"next_action": prediction.action, "tracker": _dump(s.tracker)}
 
     # ---- the remote loop: parse / continue ----------------------------------------
-    def parse_message(self, text: str) -> dict[str, Any]:
-        """NLU only; touches no conversation."""
-        return self.interpreter.parse(text)
-
     def parse(self, cid: str, text: str) -> dict[str, Any]:
         parse_data = self.interpreter.parse(text)
 
@@ -328,25 +304,96 @@ class Engine:
             return _dump(tracker)
         return _dump(tracker, _select(self.read_events(cid), verbosity))
 
+
+class ModelSource(Protocol):
+    def current(self) -> ModelSet: ...
+
+    def named(self, name: str) -> ModelSet: ...
+
+
+class Engine:
+    """Everything a request can ask of a conversation, independent of HTTP.
+
+    Each call takes the current model set once (``turn``); the methods below are
+    shorthands for ``engine.turn().<method>``.
+    """
+
+    def __init__(
+        self,
+        models: ModelSource,
+        store: TrackerStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = 30,
+    ):
+        self.models = models
+        self.store = store
+        self.clock = clock
+        self.max_attempts = max_attempts
+
+    @classmethod
+    def for_model(
+        cls, core: Any, interpreter: Any, store: TrackerStore, **kwargs: Any
+    ) -> Engine:
+        """An engine that always serves one model held in memory."""
+        return cls(FixedModels(ModelSet.of(core, interpreter)), store, **kwargs)
+
+    def turn(self) -> Turn:
+        return Turn(self, self.models.current())
+
+    @property
+    def domain(self) -> Domain:
+        return self.models.current().core.domain
+
+    def nlu(self, model: str | None = None) -> ModelSet:
+        """The current model set, or a registered one by name (``/parse?model=``)."""
+        return self.models.named(model) if model else self.models.current()
+
+    def parse_message(self, text: str, model: str | None = None) -> dict[str, Any]:
+        """NLU only; touches no conversation."""
+        return self.nlu(model).interpreter.parse(text)
+
+    def parse(self, cid: str, text: str) -> dict[str, Any]:
+        return self.turn().parse(cid, text)
+
+    def continue_(self, cid: str, executed_action: Any, events: Any) -> dict[str, Any]:
+        return self.turn().continue_(cid, executed_action, events)
+
+    def tracker(
+        self,
+        cid: str,
+        include_events: str = "AFTER_RESTART",
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        return self.turn().tracker(cid, include_events, until)
+
+    def append_events(
+        self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
+    ) -> dict[str, Any]:
+        return self.turn().append_events(cid, items, include_events)
+
+    def replace_events(
+        self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
+    ) -> dict[str, Any]:
+        return self.turn().replace_events(cid, items, include_events)
+
     def conversation_ids(self) -> list[str]:
         return sorted(self.store.conversation_ids())
 
     def status(self) -> dict[str, Any]:
-        """Readiness: the model is loaded (it is, or we would not exist) and Redis
-        answers."""
-        try:
-            self.store.ping()
-        except StoreUnavailable as err:
-            return {
-                "model_fingerprint": self.core.fingerprint,
-                "is_ready": False,
-                "store": f"unavailable: {err}",
-            }
-        return {
-            "model_fingerprint": self.core.fingerprint,
+        """Readiness: a model is loaded (always, once we exist) and Redis answers."""
+        models = self.models.current()
+        status: dict[str, Any] = {
+            "model": models.name,
+            "model_fingerprint": models.fingerprint,
             "is_ready": True,
             "store": "ok",
         }
+        try:
+            self.store.ping()
+        except StoreUnavailable as err:
+            status.update(is_ready=False, store=f"unavailable: {err}")
+        return status
 
 
 def _verbosity(value: str) -> str:

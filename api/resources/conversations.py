@@ -10,12 +10,21 @@ from api.body import json_object
 from api.body import read_json
 from api.errors import APIError
 from worker.turn import Engine
+from worker.turn import Turn
+
+MODEL_HEADER = "X-Model-Fingerprint"
 
 
 class _Base:
     def __init__(self, engine: Engine, max_body: int):
         self.engine = engine
         self.max_body = max_body
+
+    def turn(self, resp: falcon.Response) -> Turn:
+        """The request's one model set, named in a response header."""
+        turn = self.engine.turn()
+        resp.set_header(MODEL_HEADER, turn.fingerprint)
+        return turn
 
 
 def query_text(value: Any, parameter: str = "query") -> str:
@@ -53,12 +62,12 @@ class Parse(_Base):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         text = req.get_param("query") or req.get_param("q")
-        resp.media = self.engine.parse(cid, query_text(text))
+        resp.media = self.turn(resp).parse(cid, query_text(text))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = json_object(read_json(req, self.max_body))
         text = body.get("query", body.get("q"))
-        resp.media = self.engine.parse(cid, query_text(text))
+        resp.media = self.turn(resp).parse(cid, query_text(text))
 
 
 class Continue(_Base):
@@ -66,7 +75,7 @@ class Continue(_Base):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = json_object(read_json(req, self.max_body, required=False) or {})
-        resp.media = self.engine.continue_(
+        resp.media = self.turn(resp).continue_(
             cid, body.get("executed_action"), body.get("events", [])
         )
 
@@ -76,11 +85,11 @@ class TrackerResource(_Base):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         until = req.get_param_as_float("until")
-        resp.media = self.engine.tracker(cid, include_events(req), until)
+        resp.media = self.turn(resp).tracker(cid, include_events(req), until)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         items = read_json(req, self.max_body)
-        resp.media = self.engine.replace_events(cid, items, include_events(req))
+        resp.media = self.turn(resp).replace_events(cid, items, include_events(req))
 
 
 class TrackerEvents(_Base):
@@ -89,11 +98,11 @@ class TrackerEvents(_Base):
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = read_json(req, self.max_body)
         items = body if isinstance(body, list) else [body]
-        resp.media = self.engine.append_events(cid, items, include_events(req))
+        resp.media = self.turn(resp).append_events(cid, items, include_events(req))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         items = read_json(req, self.max_body)
-        resp.media = self.engine.replace_events(cid, items, include_events(req))
+        resp.media = self.turn(resp).replace_events(cid, items, include_events(req))
 
 
 class ConversationList(_Base):

@@ -7,6 +7,7 @@ import falcon
 from api.body import json_object
 from api.body import read_json
 from api.errors import APIError
+from api.resources.conversations import MODEL_HEADER
 from api.resources.conversations import query_text
 from worker.turn import Engine
 from worker.version import __version__
@@ -74,10 +75,14 @@ class NLUParse:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         text = req.get_param("q") or req.get_param("query")
-        resp.media = self.engine.parse_message(query_text(text, "q"))
+        self._parse(req, resp, query_text(text, "q"))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_object(read_json(req, self.max_body))
-        resp.media = self.engine.parse_message(
-            query_text(body.get("q", body.get("text", body.get("query"))), "q")
-        )
+        text = body.get("q", body.get("text", body.get("query")))
+        self._parse(req, resp, query_text(text, "q"))
+
+    def _parse(self, req: falcon.Request, resp: falcon.Response, text: str) -> None:
+        models = self.engine.nlu(req.get_param("model"))
+        resp.set_header(MODEL_HEADER, models.fingerprint)
+        resp.media = models.interpreter.parse(text)

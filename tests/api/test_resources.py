@@ -29,7 +29,7 @@ def core() -> CoreModel:
 
 def client(core, store, **kwargs) -> falcon.testing.TestClient:
     return falcon.testing.TestClient(
-        create_app(Engine(core, Interpreter(), store), **kwargs)
+        create_app(Engine.for_model(core, Interpreter(), store), **kwargs)
     )
 
 

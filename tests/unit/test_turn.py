@@ -39,7 +39,7 @@ def core() -> CoreModel:
 @pytest.fixture
 def engine(core) -> Engine:
     ticks = itertools.count(1000)
-    return Engine(
+    return Engine.for_model(
         core, Interpreter(), InMemoryStore(), clock=lambda: float(next(ticks))
     )
 
@@ -144,7 +144,7 @@ def test_bad_input_writes_nothing(engine):
 
 def test_a_conflict_redoes_the_turn_on_fresh_state(core):
     store = InMemoryStore()
-    engine = Engine(core, Interpreter(), store)
+    engine = Engine.for_model(core, Interpreter(), store)
     engine.parse("c", "/greet")
     real_append = store.append
     sneaked = []
@@ -152,7 +152,7 @@ def test_a_conflict_redoes_the_turn_on_fresh_state(core):
     def append_after_someone_else(cid, events, expected, snapshot):
         if not sneaked:  # another worker writes between our load and our append
             sneaked.append(True)
-            other = Engine(core, Interpreter(), store)
+            other = Engine.for_model(core, Interpreter(), store)
             other.append_events(cid, [{"event": "bot", "text": "from elsewhere"}])
         return real_append(cid, events, expected, snapshot)
 
@@ -166,7 +166,7 @@ def test_a_conflict_redoes_the_turn_on_fresh_state(core):
 
 def test_endless_conflicts_end_in_an_error_and_write_nothing(core):
     store = InMemoryStore()
-    engine = Engine(core, Interpreter(), store, max_attempts=3)
+    engine = Engine.for_model(core, Interpreter(), store, max_attempts=3)
 
     def always_conflict(cid, events, expected, snapshot):
         raise VersionConflict(cid, expected, expected + 1)
@@ -179,13 +179,15 @@ def test_endless_conflicts_end_in_an_error_and_write_nothing(core):
 
 def test_snapshot_of_another_model_is_rebuilt_from_the_log(core):
     store = InMemoryStore()
-    Engine(core, Interpreter(), store).parse("c", "/greet")
+    Engine.for_model(core, Interpreter(), store).parse("c", "/greet")
     other = CoreModel.train(
         Domain.load(FIXTURES / "default.yml"),
         FIXTURES / "stories_defaultdomain.md",
         CONFIG,
     )
-    reply = Engine(other, Interpreter(), store).continue_("c", "utter_greet", [])
+    reply = Engine.for_model(other, Interpreter(), store).continue_(
+        "c", "utter_greet", []
+    )
     assert reply["next_action"] == "action_listen"
     assert reply["tracker"]["latest_message"]["text"] == "/greet"
 

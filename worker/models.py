@@ -1,0 +1,187 @@
+"""The models a worker serves, and the cluster-wide switch between them.
+
+A ``ModelSet`` is one dialogue model with its NLU. A request takes the current set
+once and uses only it, so every response comes wholly from one model. In each
+worker process a poller thread watches the registry's active model and swaps the
+reference when it changes: requests never wait for a model to load, and the old set
+is freed once the last request holding it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from typing import Protocol
+
+from worker.archive import unpack
+from worker.errors import ModelError
+from worker.model import CoreModel
+from worker.nlu import Interpreter
+from worker.nlu import NLUPipeline
+
+log = logging.getLogger("dialogd.models")
+
+
+class Registry(Protocol):
+    def active(self) -> dict[str, Any] | None: ...
+
+    def archive(self, name: str) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSet:
+    name: str
+    fingerprint: str
+    core: CoreModel
+    interpreter: Interpreter
+    has_nlu: bool
+
+    @classmethod
+    def of(
+        cls,
+        core: CoreModel,
+        interpreter: Interpreter | None = None,
+        name: str = "default",
+    ) -> ModelSet:
+        """Models already in memory (tests, training, evaluation)."""
+        interpreter = interpreter or Interpreter()
+        fingerprint = core.fingerprint
+        if interpreter.model is not None:
+            fingerprint = f"{fingerprint}-{interpreter.model.fingerprint_}"
+        return cls(name, fingerprint, core, interpreter, interpreter.model is not None)
+
+    @classmethod
+    def from_dirs(
+        cls, core: str | Path, nlu: str | Path | None, name: str = "default"
+    ) -> ModelSet:
+        core_model = CoreModel.load(core)
+        pipeline = NLUPipeline.load(nlu) if nlu else None
+        fingerprint = core_model.fingerprint
+        if pipeline is not None:
+            fingerprint = f"{fingerprint}-{pipeline.fingerprint_}"
+        return cls(
+            name, fingerprint, core_model, Interpreter(pipeline), pipeline is not None
+        )
+
+    @classmethod
+    def from_archive(cls, archive: bytes, base: ModelSet) -> ModelSet:
+        """Load an archive; a part it lacks (an NLU-only model) comes from ``base``."""
+        folder = tempfile.mkdtemp(prefix="dialogd-model-")
+        try:
+            manifest = unpack(archive, folder)
+            core = (
+                CoreModel.load(Path(folder) / "core")
+                if "core" in manifest["parts"]
+                else base.core
+            )
+            if "nlu" in manifest["parts"]:
+                interpreter = Interpreter(NLUPipeline.load(Path(folder) / "nlu"))
+                has_nlu = True
+            else:
+                interpreter, has_nlu = base.interpreter, base.has_nlu
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return cls(
+            manifest["name"], manifest["fingerprint"], core, interpreter, has_nlu
+        )
+
+
+class FixedModels:
+    """One model set for the life of the process (tests, a server without registry)."""
+
+    def __init__(self, models: ModelSet):
+        self._models = models
+
+    def current(self) -> ModelSet:
+        return self._models
+
+    def named(self, name: str) -> ModelSet:
+        if name != self._models.name:
+            raise ModelError(f"no model named {name!r}")
+        return self._models
+
+
+class RegistryModels:
+    """The registry's active model, or ``fallback`` while none is active."""
+
+    def __init__(
+        self,
+        fallback: ModelSet,
+        registry: Registry,
+        *,
+        poll_interval: float = 0.25,
+        cache_size: int = 4,
+    ):
+        self.fallback = fallback
+        self.registry = registry
+        self.poll_interval = poll_interval
+        self._current = fallback
+        self._serial: int | None = None
+        self._named: OrderedDict[str, ModelSet] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._poller_pid: int | None = None
+
+    def current(self) -> ModelSet:
+        if self._poller_pid != os.getpid():
+            self._start_poller()
+        return self._current
+
+    def refresh(self) -> bool:
+        """Load the active model if it changed; True if the current set changed."""
+        active = self.registry.active()
+        if active is None or active["serial"] == self._serial:
+            return False
+        models = (
+            self.fallback
+            if active["name"] == self.fallback.name
+            else (
+                ModelSet.from_archive(
+                    self.registry.archive(active["name"]), self.fallback
+                )
+            )
+        )
+        self._current, self._serial = models, active["serial"]
+        log.info("serving model %s (%s)", models.name, models.fingerprint)
+        return True
+
+    def named(self, name: str) -> ModelSet:
+        """A registered model by name, for ``/parse?model=``; a few stay cached."""
+        current = self._current
+        if name == current.name:
+            return current
+        with self._lock:
+            if name in self._named:
+                self._named.move_to_end(name)
+                return self._named[name]
+        models = ModelSet.from_archive(self.registry.archive(name), self.fallback)
+        with self._lock:
+            self._named[name] = models
+            while len(self._named) > self._cache_size:
+                self._named.popitem(last=False)
+        return models
+
+    def _start_poller(self) -> None:
+        with self._lock:
+            if self._poller_pid == os.getpid():
+                return
+            # NOTE: threads do not survive fork: each worker starts its own.
+            self._poller_pid = os.getpid()
+            threading.Thread(
+                target=self._poll, name="model-poller", daemon=True
+            ).start()
+
+    def _poll(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self.poll_interval):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("could not switch to the active model")
