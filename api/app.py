@@ -7,15 +7,24 @@ import falcon
 from api import errors
 from api import resources
 from api.middleware import RequestContext
+from api.resources import models
+from trackerstore.registry import ModelRegistry
 from worker.turn import Engine
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
 
 
 def create_app(
-    engine: Engine, *, max_body: int = DEFAULT_MAX_BODY, access_log: bool = False
+    engine: Engine,
+    *,
+    registry: ModelRegistry | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_upload: int = DEFAULT_MAX_UPLOAD,
+    access_log: bool = False,
 ) -> falcon.App:
-    """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling."""
+    """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
+    training and model routes exist when there is a model ``registry``."""
     app = falcon.App(middleware=[RequestContext(access_log)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
@@ -26,6 +35,7 @@ def create_app(
     app.add_route("/status", resources.Status(engine))
     app.add_route("/domain", resources.DomainResource(engine))
     app.add_route("/parse", resources.NLUParse(engine, max_body))
+    app.add_route("/evaluate", resources.Evaluate(engine, max_body))
     conversations = resources.ConversationList(engine, max_body)
     app.add_route("/conversations", conversations)
     per_conversation = {
@@ -37,4 +47,10 @@ def create_app(
     for prefix in ("/conversations", "/conversation"):
         for path, resource in per_conversation.items():
             app.add_route(f"{prefix}/{{cid}}/{path}", resource)
+    if registry is not None:
+        app.add_route("/train", models.Train(registry))
+        app.add_route("/train/{job}", models.TrainJob(registry))
+        app.add_route("/models", models.Models(registry))
+        app.add_route("/models/{name}", models.ModelItem(registry))
+        app.add_route("/model", models.ActiveModel(engine, registry, max_upload))
     return app

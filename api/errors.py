@@ -16,6 +16,10 @@ from api.middleware import log_context
 from trackerstore import CorruptRecord
 from trackerstore import StoreError
 from trackerstore import StoreUnavailable
+from trackerstore.registry import JobNotFound
+from trackerstore.registry import ModelInUse
+from trackerstore.registry import ModelNotFound
+from worker.archive import InvalidArchive
 from worker.errors import ConversationConflict
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
@@ -36,10 +40,14 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     TrainingDataError: (400, "InvalidTrainingData"),
     InvalidConfig: (400, "InvalidConfig"),
     ConversationConflict: (409, "Conflict"),
+    InvalidArchive: (400, "InvalidModel"),
     ModelError: (500, "ModelError"),
     DialogdError: (500, "ServerError"),
     StoreUnavailable: (503, "StoreUnavailable"),
     CorruptRecord: (500, "CorruptRecord"),
+    ModelNotFound: (404, "ModelNotFound"),
+    JobNotFound: (404, "JobNotFound"),
+    ModelInUse: (409, "ModelInUse"),
     StoreError: (500, "StoreError"),
 }
 

@@ -12,7 +12,10 @@ import logging
 import logging.config
 import os
 import runpy
+import signal
+import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from dataclasses import fields
 from pathlib import Path
@@ -25,8 +28,10 @@ from api.app import create_app
 from api.logs import logging_config
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
-from worker.models import FixedModels
+from trackerstore.registry import ModelRegistry
 from worker.models import ModelSet
+from worker.models import RegistryModels
+from worker.trainer import run as run_jobs
 from worker.turn import Engine
 
 log = logging.getLogger("dialogd.server")
@@ -47,6 +52,7 @@ class ServeOptions:
     log_file: str | None = None
     access_log: bool = False
     max_body: int = DEFAULT_MAX_BODY
+    trainer: bool | None = None
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +83,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--log-file", help="log file (default: stderr)")
     parser.add_argument(
+        "--trainer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start a trainer process beside the server (default: with the "
+        "embedded Redis only)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="log every request (JSON, with request id and cid)",
@@ -93,10 +106,54 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(**{f.name: getattr(args, f.name) for f in fields(ServeOptions)})
 
 
-def build_engine(options: ServeOptions, redis_url: str) -> Engine:
-    models = ModelSet.from_dirs(options.core, options.nlu)
+def start_trainer(redis_url: str, options: ServeOptions) -> subprocess.Popen:
+    """A trainer process beside the server (``make run``): training jobs never run
+    in a serving worker."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "api",
+        "trainer",
+        "--redis-url",
+        redis_url,
+        "--key-prefix",
+        options.key_prefix,
+    ]
+    if options.log_file:
+        cmd += ["-o", options.log_file]
+    log.info("starting a trainer process")
+    return subprocess.Popen(cmd)
+
+
+def run_trainer(
+    redis_url: str, key_prefix: str = "", log_file: str | None = None
+) -> int:
+    """``dialogd trainer``: take training jobs until SIGTERM or SIGINT."""
+    logging.config.dictConfig(logging_config(log_file))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    registry = ModelRegistry(redis_url, prefix=key_prefix)
+    registry.ping()
+    log.info("trainer waiting for jobs")
+    run_jobs(registry, stop)
+    log.info("trainer stopped")
+    return 0
+
+
+def build_app(options: ServeOptions, redis_url: str) -> Any:
+    """The app with the startup model, switched to the registry's active model if
+    one is set (before forking, so workers start on it)."""
+    registry = ModelRegistry(redis_url, prefix=options.key_prefix)
+    models = RegistryModels(ModelSet.from_dirs(options.core, options.nlu), registry)
+    models.refresh()
     store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
-    return Engine(FixedModels(models), store)
+    return create_app(
+        Engine(models, store),
+        registry=registry,
+        max_body=options.max_body,
+        access_log=options.access_log,
+    )
 
 
 class _Gunicorn(BaseApplication):
@@ -110,7 +167,8 @@ class _Gunicorn(BaseApplication):
     def load_config(self) -> None:
         conf = os.environ.get("DIALOGD_GUNICORN_CONF", str(GUNICORN_CONF))
         values = runpy.run_path(conf) if Path(conf).is_file() else {}
-        for key, value in {**values, **self.settings}.items():
+        given = {k: v for k, v in self.settings.items() if v is not None}
+        for key, value in {**values, **given}.items():
             if key in self.cfg.settings and value is not None:
                 self.cfg.set(key, value)
 
@@ -123,6 +181,7 @@ def serve(options: ServeOptions) -> int:
     log_config = logging_config(options.log_file)
     logging.config.dictConfig(log_config)
     embedded = None
+    trainer_process = None
     master = os.getpid()
     redis_url = options.redis_url
     if not redis_url:
@@ -131,10 +190,9 @@ def serve(options: ServeOptions) -> int:
         redis_url = embedded.url
         log.info("embedded Redis at %s (data in %s)", redis_url, options.data_dir)
     try:
-        engine = build_engine(options, redis_url)
-        app = create_app(
-            engine, max_body=options.max_body, access_log=options.access_log
-        )
+        if options.trainer if options.trainer is not None else embedded is not None:
+            trainer_process = start_trainer(redis_url, options)
+        app = build_app(options, redis_url)
         settings: dict[str, Any] = {
             "bind": f"{options.host}:{options.port}",
             "workers": options.workers,
@@ -149,8 +207,12 @@ def serve(options: ServeOptions) -> int:
     finally:
         # NOTE: forked workers unwind through this frame when they exit; only the
         # master owns the embedded Redis.
-        if embedded is not None and os.getpid() == master:
-            embedded.stop()
+        if os.getpid() == master:
+            if trainer_process is not None:
+                trainer_process.terminate()
+                trainer_process.wait(30)
+            if embedded is not None:
+                embedded.stop()
     return 0
 
 

@@ -191,8 +191,14 @@ class ModelRegistry:
             self._redis().hset(self._key("job", job), "heartbeat", self._clock())
 
     def finish(
-        self, job: str, *, result: dict | None = None, error: str | None = None
+        self,
+        job: str,
+        *,
+        result: dict | None = None,
+        error: str | None = None,
+        code: int = 500,
     ) -> None:
+        """``code`` says whose fault a failure is: 400 the request's, 500 ours."""
         fields: dict[str, Any] = {
             "status": "failed" if error else "succeeded",
             "finished": self._clock(),
@@ -201,6 +207,7 @@ class ModelRegistry:
             fields["result"] = json.dumps(result)
         if error is not None:
             fields["error"] = error
+            fields["code"] = code
         with _unavailable():
             self._redis().hset(self._key("job", job), mapping=fields)
 
@@ -229,6 +236,7 @@ class ModelRegistry:
             out["result"] = json.loads(state["result"])
         if "error" in state:
             out["error"] = state["error"]
+            out["code"] = int(state.get("code", 500))
         return out
 
     def ping(self) -> None:

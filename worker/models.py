@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol
 
+from trackerstore.registry import ModelNotFound
 from worker.archive import unpack
 from worker.errors import ModelError
 from worker.model import CoreModel
@@ -42,6 +43,8 @@ class ModelSet:
     core: CoreModel
     interpreter: Interpreter
     has_nlu: bool
+    #: the parts this set was loaded with (the rest came from the startup model)
+    parts: tuple[str, ...] = ("core", "nlu")
 
     @classmethod
     def of(
@@ -61,14 +64,8 @@ class ModelSet:
     def from_dirs(
         cls, core: str | Path, nlu: str | Path | None, name: str = "default"
     ) -> ModelSet:
-        core_model = CoreModel.load(core)
         pipeline = NLUPipeline.load(nlu) if nlu else None
-        fingerprint = core_model.fingerprint
-        if pipeline is not None:
-            fingerprint = f"{fingerprint}-{pipeline.fingerprint_}"
-        return cls(
-            name, fingerprint, core_model, Interpreter(pipeline), pipeline is not None
-        )
+        return cls.of(CoreModel.load(core), Interpreter(pipeline), name)
 
     @classmethod
     def from_archive(cls, archive: bytes, base: ModelSet) -> ModelSet:
@@ -89,7 +86,12 @@ class ModelSet:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return cls(
-            manifest["name"], manifest["fingerprint"], core, interpreter, has_nlu
+            manifest["name"],
+            manifest["fingerprint"],
+            core,
+            interpreter,
+            has_nlu,
+            tuple(manifest["parts"]),
         )
 
 
@@ -104,7 +106,7 @@ class FixedModels:
 
     def named(self, name: str) -> ModelSet:
         if name != self._models.name:
-            raise ModelError(f"no model named {name!r}")
+            raise ModelNotFound(f"no model named {name!r}")
         return self._models
 
 
@@ -128,6 +130,13 @@ class RegistryModels:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._poller_pid: int | None = None
+        # NOTE: a forked worker starts watching at once, not at its first request,
+        # so it never answers with a model switched away from while it was idle.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._start_poller()
 
     def current(self) -> ModelSet:
         if self._poller_pid != os.getpid():
@@ -139,15 +148,19 @@ class RegistryModels:
         active = self.registry.active()
         if active is None or active["serial"] == self._serial:
             return False
-        models = (
-            self.fallback
-            if active["name"] == self.fallback.name
-            else (
-                ModelSet.from_archive(
+        try:
+            models = (
+                self.fallback
+                if active["name"] == self.fallback.name
+                else ModelSet.from_archive(
                     self.registry.archive(active["name"]), self.fallback
                 )
             )
-        )
+        except (ModelError, ModelNotFound) as err:
+            # NOTE: remembered, so a broken model is reported once, not every poll.
+            self._serial = active["serial"]
+            log.error("cannot serve model %s: %s", active["name"], err)
+            return False
         self._current, self._serial = models, active["serial"]
         log.info("serving model %s (%s)", models.name, models.fingerprint)
         return True

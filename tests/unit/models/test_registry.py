@@ -1,0 +1,169 @@
+"""The registry on a real Redis, the trainer's job loop, and the model switch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.data import RASA_EXAMPLES
+from trackerstore.registry import STALE_AFTER
+from trackerstore.registry import JobNotFound
+from trackerstore.registry import ModelInUse
+from trackerstore.registry import ModelNotFound
+from trackerstore.registry import ModelRegistry
+from worker.domain import Domain
+from worker.errors import InvalidConfig
+from worker.errors import TrainingDataError
+from worker.model import CoreModel
+from worker.models import ModelSet
+from worker.models import RegistryModels
+from worker.nlu import NLUPipeline
+from worker.nlu import load_nlu_data
+from worker.trainer import apply_overrides
+from worker.trainer import check_request
+from worker.trainer import run_one
+
+MOODBOT = RASA_EXAMPLES / "moodbot"
+NLU_JSON = {
+    "rasa_nlu_data": {
+        "common_examples": [
+            {"text": "hey", "intent": "greet"},
+            {"text": "hello there", "intent": "greet"},
+            {"text": "bye", "intent": "goodbye"},
+            {"text": "see you", "intent": "goodbye"},
+        ]
+    }
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def registry(redis_url, key_prefix, clock) -> ModelRegistry:
+    return ModelRegistry(redis_url, prefix=key_prefix, clock=clock)
+
+
+def test_models_activation_and_deletion(registry):
+    registry.put("a", b"A", {"fingerprint": "fa"})
+    registry.put("b", b"B", {"fingerprint": "fb"})
+    assert [m["name"] for m in registry.models()] == ["a", "b"]
+    assert registry.archive("b") == b"B" and registry.meta("a")["fingerprint"] == "fa"
+    assert registry.active() is None
+    first = registry.activate("a")
+    assert first == {"name": "a", "fingerprint": "fa", "serial": first["serial"]}
+    assert registry.activate("a")["serial"] == first["serial"] + 1
+    with pytest.raises(ModelInUse):
+        registry.delete("a")
+    registry.delete("b")
+    with pytest.raises(ModelNotFound):
+        registry.archive("b")
+    with pytest.raises(ModelNotFound):
+        registry.delete("b")
+    with pytest.raises(ModelNotFound):
+        registry.activate("nope")
+    assert registry.active()["name"] == "a"
+
+
+def test_a_job_from_queue_to_model(registry):
+    job = registry.submit({"name": "demo", "nlu": NLU_JSON, "config": {}})
+    assert registry.job(job)["status"] == "queued"
+    assert run_one(registry, timeout=1)
+    state = registry.job(job)
+    assert state["status"] == "succeeded"
+    assert state["result"]["figures"]["examples"] == 4
+    assert registry.meta("demo")["fingerprint"] == state["result"]["fingerprint"]
+    assert not run_one(registry, timeout=0.1)  # nothing left
+
+
+def test_a_bad_request_fails_as_the_clients_fault(registry):
+    job = registry.submit({"name": "bad", "nlu": {"rasa_nlu_data": {"wrong": 1}}})
+    run_one(registry, timeout=1)
+    state = registry.job(job)
+    assert state["status"] == "failed" and state["code"] == 400
+    with pytest.raises(ModelNotFound):
+        registry.meta("bad")
+
+
+def test_a_trainer_that_dies_leaves_a_failed_job_and_no_model(registry, clock):
+    job = registry.submit({"name": "dies", "nlu": NLU_JSON})
+    registry.claim(timeout=1)  # the trainer took it... and was killed
+    assert registry.job(job)["status"] == "running"
+    clock.now += STALE_AFTER + 1
+    state = registry.job(job)
+    assert state["status"] == "failed" and "heartbeat" in state["error"]
+    assert registry.job(job)["status"] == "failed"  # persisted
+    assert registry.models() == []
+    with pytest.raises(JobNotFound):
+        registry.job("no-such-job")
+
+
+def test_overrides_reach_every_component_that_takes_them():
+    config = apply_overrides(None, {"epochs": "7", "max_history": "3"})
+    epochs = [e for e in config["pipeline"] + config["policies"] if "epochs" in e]
+    assert epochs and all(e["epochs"] == 7 for e in epochs)
+    assert all(
+        e.get("max_history") == 3
+        for e in config["policies"]
+        if e["name"] in ("KerasPolicy", "MemoizationPolicy")
+    )
+    with pytest.raises(InvalidConfig, match=r"valid: .*epochs"):
+        apply_overrides(None, {"epochz": "1"})
+
+
+def test_requests_are_checked_before_queueing():
+    with pytest.raises(TrainingDataError):
+        check_request({"nlu": {"rasa_nlu_data": {"wrong": 1}}})
+    with pytest.raises(TrainingDataError, match="both"):
+        check_request({"domain": "intents: [a]"})
+    with pytest.raises(TrainingDataError, match="nothing to train"):
+        check_request({})
+    check_request(
+        {
+            "nlu": NLU_JSON,
+            "domain": (MOODBOT / "domain.yml").read_text(),
+            "stories": (MOODBOT / "data" / "stories.md").read_text(),
+        }
+    )
+
+
+def test_workers_follow_the_active_model(registry, tmp_path):
+    fallback = ModelSet.from_dirs(*_moodbot_model(tmp_path))
+    models = RegistryModels(fallback, registry)
+    assert not models.refresh() and models.current() is fallback
+    registry.submit({"name": "demo", "nlu": NLU_JSON})
+    run_one(registry, timeout=1)
+    registry.activate("demo")
+    assert models.refresh()
+    assert models.current().name == "demo"
+    assert models.current().core is fallback.core  # an NLU-only model
+    assert models.current().interpreter.parse("hey")["intent"]["name"] == "greet"
+    assert not models.refresh()  # nothing new
+    registry.put("broken", b"not an archive", {"fingerprint": "x"})
+    registry.activate("broken")
+    assert not models.refresh()  # reported, and the last good model stays
+    assert models.current().name == "demo"
+    assert models.named("demo").name == "demo"
+    with pytest.raises(ModelNotFound):
+        models.named("missing")
+
+
+def _moodbot_model(tmp_path: Path) -> tuple[Path, Path]:
+    CoreModel.train(
+        Domain.load(MOODBOT / "domain.yml"), MOODBOT / "data" / "stories.md"
+    ).save(tmp_path / "core")
+    NLUPipeline().fit(load_nlu_data(MOODBOT / "data" / "nlu.md")).save(tmp_path / "nlu")
+    assert json.loads((tmp_path / "core" / "metadata.json").read_text())
+    return tmp_path / "core", tmp_path / "nlu"

@@ -1,0 +1,242 @@
+"""Training jobs: what ``POST /train`` asks for, done by ``dialogd trainer``.
+
+A serving worker never trains: it validates the request and queues it; a trainer
+process takes jobs from the registry's queue, trains, and writes the finished model
+archive in one atomic step. A trainer that dies leaves no model behind, and its job
+is reported failed once its heartbeat goes quiet.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from typing import Protocol
+
+import yaml
+
+from trackerstore import StoreUnavailable
+from worker.archive import pack
+from worker.domain import Domain
+from worker.errors import DialogdError
+from worker.errors import InvalidConfig
+from worker.errors import TrainingDataError
+from worker.model import CoreModel
+from worker.nlu import NLUPipeline
+from worker.nlu import load_nlu_data
+from worker.nlu.pipeline import DEFAULT_PIPELINE_CONFIG
+from worker.nlu.pipeline import REGISTRY
+from worker.policies.config import DEFAULT_POLICY_CONFIG
+from worker.policies.config import POLICY_REGISTRY
+from worker.policies.config import policies_from_config
+from worker.training import read_stories
+
+log = logging.getLogger("dialogd.trainer")
+HEARTBEAT_INTERVAL = 2.0
+
+
+class JobQueue(Protocol):
+    def claim(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None: ...
+
+    def heartbeat(self, job: str) -> None: ...
+
+    def finish(
+        self, job: str, *, result: dict | None = None, error: str | None = None
+    ) -> None: ...
+
+    def put(self, name: str, archive: bytes, meta: dict[str, Any]) -> None: ...
+
+
+# ---- the request ---------------------------------------------------------------------
+def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
+    """Each configured component and policy with the parameter names it accepts."""
+    out = []
+    pipeline = config.get("pipeline")
+    if not isinstance(pipeline, list):
+        pipeline = copy.deepcopy(DEFAULT_PIPELINE_CONFIG["pipeline"])
+        config["pipeline"] = pipeline
+    for entry in pipeline:
+        cls = REGISTRY.get(entry.get("name")) if isinstance(entry, dict) else None
+        if cls is not None:
+            out.append((entry, cls.param_names()))
+    key = "policy" if "policy" in config else "policies"
+    policies = config.get(key)
+    if not isinstance(policies, list):
+        policies = copy.deepcopy(DEFAULT_POLICY_CONFIG["policies"])
+        config[key] = policies
+    for entry in policies:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        cls = POLICY_REGISTRY.get(str(name).rsplit(".", 1)[-1])
+        if cls is not None:
+            out.append((entry, cls.param_names()))
+    return out
+
+
+def apply_overrides(
+    config: Mapping[str, Any] | None, overrides: Mapping[str, str]
+) -> dict[str, Any]:
+    """``config`` with each ``key=value`` set on every component that takes ``key``.
+
+    Values are read as YAML scalars (``50`` is a number, ``true`` a boolean).
+    """
+    out = copy.deepcopy(dict(config or {}))
+    entries = _entries(out)
+    valid = sorted({p for _, params in entries for p in params})
+    for key, raw in overrides.items():
+        targets = [entry for entry, params in entries if key in params]
+        if not targets:
+            raise InvalidConfig(
+                f"unknown configuration parameter {key!r}; valid: {', '.join(valid)}"
+            )
+        try:
+            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        except yaml.YAMLError as err:
+            raise InvalidConfig(f"{key}: cannot read {raw!r}") from err
+        for entry in targets:
+            entry[key] = value
+    return out
+
+
+def check_request(request: Mapping[str, Any]) -> None:
+    """Everything that can be checked before queueing, so a mistake is a 400 now."""
+    with tempfile.TemporaryDirectory(prefix="dialogd-check-") as folder:
+        paths = _write_inputs(request, Path(folder))
+        if "nlu" in paths:
+            load_nlu_data(paths["nlu"])
+        if "domain" in paths:
+            read_stories(paths["stories"], Domain.load(paths["domain"]))
+        config = request.get("config") or {}
+        if "pipeline" in config:
+            NLUPipeline(
+                {k: v for k, v in config.items() if k in ("language", "pipeline")}
+            )
+        if "policies" in config or "policy" in config:
+            policies_from_config(
+                {k: v for k, v in config.items() if k in ("policies", "policy")}
+            )
+
+
+def _write_inputs(request: Mapping[str, Any], folder: Path) -> dict[str, Path]:
+    """The request's training data as files, as ``dialogd train`` would read them."""
+    paths: dict[str, Path] = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    nlu = request.get("nlu")
+    if nlu is not None:
+        if isinstance(nlu, dict):
+            paths["nlu"] = folder / "nlu.json"
+            paths["nlu"].write_text(json.dumps(nlu))
+        elif isinstance(nlu, str):
+            paths["nlu"] = folder / (
+                "nlu.json" if nlu.lstrip().startswith("{") else "nlu.md"
+            )
+            paths["nlu"].write_text(nlu)
+        else:
+            raise TrainingDataError("'nlu' must be Rasa NLU JSON or Markdown text")
+    domain, stories = request.get("domain"), request.get("stories")
+    if (domain is None) != (stories is None):
+        raise TrainingDataError("a dialogue model needs both 'domain' and 'stories'")
+    if domain is not None:
+        if not isinstance(domain, str) or not isinstance(stories, str):
+            raise TrainingDataError("'domain' (YAML) and 'stories' (Markdown) are text")
+        paths["domain"] = folder / "domain.yml"
+        paths["domain"].write_text(domain)
+        paths["stories"] = folder / "stories.md"
+        paths["stories"].write_text(stories)
+    if not paths:
+        raise TrainingDataError("nothing to train: send NLU data and/or domain+stories")
+    return paths
+
+
+# ---- the work ------------------------------------------------------------------------
+def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """Train what ``request`` asks for; the model archive and its metadata."""
+    started = time.monotonic()
+    config = request.get("config") or {}
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="dialogd-train-") as folder:
+        work = Path(folder)
+        paths = _write_inputs(request, work / "input")
+        fingerprints = []
+        if "nlu" in paths:
+            data = load_nlu_data(paths["nlu"])
+            nlu_config = {
+                k: v for k, v in config.items() if k in ("language", "pipeline")
+            }
+            pipeline = NLUPipeline(nlu_config or None).fit(data)
+            pipeline.save(work / "model" / "nlu")
+            fingerprints.append(pipeline.fingerprint_)
+            figures.update(examples=len(data.examples), intents=len(data.intents))
+        if "domain" in paths:
+            policy_config = {
+                k: v for k, v in config.items() if k in ("policies", "policy")
+            }
+            core = CoreModel.train(
+                Domain.load(paths["domain"]), paths["stories"], policy_config or None
+            )
+            core.save(work / "model" / "core")
+            fingerprints.insert(0, core.fingerprint)
+            figures["actions"] = len(core.domain.action_names)
+        figures["train_seconds"] = round(time.monotonic() - started, 3)
+        meta = {
+            "name": request["name"],
+            "fingerprint": "-".join(fingerprints),
+            "parts": [p for p in ("core", "nlu") if (work / "model" / p).is_dir()],
+            "figures": figures,
+            "config": config,
+        }
+        archive = pack(
+            work / "model",
+            name=meta["name"],
+            fingerprint=meta["fingerprint"],
+            extra={"figures": figures},
+        )
+    meta["created"] = time.time()
+    meta["size"] = len(archive)
+    return archive, meta
+
+
+def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
+    """Take and do one job; False when none came within ``timeout``."""
+    claimed = queue.claim(timeout)
+    if claimed is None:
+        return False
+    job, request = claimed
+    log.info("training %s (job %s)", request.get("name"), job)
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_INTERVAL):
+            queue.heartbeat(job)
+
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        archive, meta = train_archive(request)
+        queue.put(meta["name"], archive, meta)
+    except DialogdError as err:
+        queue.finish(job, error=str(err), code=400)
+        log.info("job %s failed: %s", job, err)
+    except Exception as err:
+        log.exception("job %s failed", job)
+        queue.finish(job, error=f"{type(err).__name__}: {err}", code=500)
+    else:
+        queue.finish(job, result=meta)
+        log.info("job %s done: %s %s", job, meta["name"], meta["fingerprint"])
+    finally:
+        done.set()
+    return True
+
+
+def run(queue: JobQueue, stop: threading.Event) -> None:
+    """Do jobs until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            run_one(queue)
+        except StoreUnavailable as err:
+            log.warning("Redis is unavailable, retrying: %s", err)
+            stop.wait(1.0)
