@@ -35,6 +35,7 @@ from worker.trainer import run as run_jobs
 from worker.turn import Engine
 
 log = logging.getLogger("dialogd.server")
+TRAINER_NICENESS = 15
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 
 
@@ -53,6 +54,7 @@ class ServeOptions:
     access_log: bool = False
     max_body: int = DEFAULT_MAX_BODY
     trainer: bool | None = None
+    model_dir: str | None = None
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +84,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="expire idle conversations after this many seconds (default: never)",
     )
     parser.add_argument("-o", "--log-file", help="log file (default: stderr)")
+    parser.add_argument(
+        "--model-dir",
+        help="keep model archives in this shared folder instead of Redis",
+    )
     parser.add_argument(
         "--trainer",
         action=argparse.BooleanOptionalAction,
@@ -121,19 +127,27 @@ def start_trainer(redis_url: str, options: ServeOptions) -> subprocess.Popen:
     ]
     if options.log_file:
         cmd += ["-o", options.log_file]
+    if options.model_dir:
+        cmd += ["--model-dir", options.model_dir]
     log.info("starting a trainer process")
     return subprocess.Popen(cmd)
 
 
 def run_trainer(
-    redis_url: str, key_prefix: str = "", log_file: str | None = None
+    redis_url: str,
+    key_prefix: str = "",
+    log_file: str | None = None,
+    model_dir: str | None = None,
 ) -> int:
     """``dialogd trainer``: take training jobs until SIGTERM or SIGINT."""
     logging.config.dictConfig(logging_config(log_file))
+    # NOTE: training is background work: on a machine shared with serving workers
+    # the scheduler must prefer them, so a turn's latency does not move.
+    os.nice(TRAINER_NICENESS)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    registry = ModelRegistry(redis_url, prefix=key_prefix)
+    registry = ModelRegistry(redis_url, prefix=key_prefix, folder=model_dir)
     registry.ping()
     log.info("trainer waiting for jobs")
     run_jobs(registry, stop)
@@ -144,7 +158,9 @@ def run_trainer(
 def build_app(options: ServeOptions, redis_url: str) -> Any:
     """The app with the startup model, switched to the registry's active model if
     one is set (before forking, so workers start on it)."""
-    registry = ModelRegistry(redis_url, prefix=options.key_prefix)
+    registry = ModelRegistry(
+        redis_url, prefix=options.key_prefix, folder=options.model_dir
+    )
     models = RegistryModels(ModelSet.from_dirs(options.core, options.nlu), registry)
     models.refresh()
     store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)

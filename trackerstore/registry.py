@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -70,10 +71,17 @@ class ModelRegistry:
     """
 
     def __init__(
-        self, url: str, *, prefix: str = "", clock: Callable[[], float] = time.time
+        self,
+        url: str,
+        *,
+        prefix: str = "",
+        folder: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self._url = url
         self._base = f"{prefix}{{reg}}:"
+        #: archives go to this shared folder instead of Redis (index stays in Redis)
+        self._folder = Path(folder) if folder is not None else None
         self._clock = clock
         self._client: tuple[int, redis.Redis] | None = None
 
@@ -87,8 +95,16 @@ class ModelRegistry:
 
     # ---- models ------------------------------------------------------------------
     def put(self, name: str, archive: bytes, meta: dict[str, Any]) -> None:
+        if self._folder is not None:
+            # NOTE: written under a temporary name, then renamed: readers see the
+            # old archive or the new one, never half of one.
+            self._folder.mkdir(parents=True, exist_ok=True)
+            partial = self._folder / f".{name}.{uuid.uuid4().hex}.part"
+            partial.write_bytes(archive)
+            partial.replace(self._folder / f"{name}.tar.gz")
         with _unavailable(), self._redis().pipeline(transaction=True) as pipe:
-            pipe.set(self._key("blob", name), archive)
+            if self._folder is None:
+                pipe.set(self._key("blob", name), archive)
             pipe.hset(self._key("index"), name, json.dumps({**meta, "name": name}))
             pipe.execute()
 
@@ -100,6 +116,14 @@ class ModelRegistry:
         return json.loads(raw)
 
     def archive(self, name: str) -> bytes:
+        if self._folder is not None:
+            self.meta(name)  # the index decides what exists
+            try:
+                return (self._folder / f"{name}.tar.gz").read_bytes()
+            except FileNotFoundError:
+                raise ModelNotFound(
+                    f"model {name!r} is missing from the model folder"
+                ) from None
         with _unavailable():
             blob = self._redis().get(self._key("blob", name))
         if blob is None:
@@ -144,6 +168,8 @@ class ModelRegistry:
             raise ModelInUse(f"model {name!r} is active; activate another one first")
         if done == 0:
             raise ModelNotFound(f"no model named {name!r}")
+        if self._folder is not None:
+            (self._folder / f"{name}.tar.gz").unlink(missing_ok=True)
 
     # ---- training jobs -------------------------------------------------------------
     def submit(self, request: dict[str, Any]) -> str:

@@ -51,9 +51,11 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def registry(redis_url, key_prefix, clock) -> ModelRegistry:
-    return ModelRegistry(redis_url, prefix=key_prefix, clock=clock)
+@pytest.fixture(params=["redis", "folder"])
+def registry(request, redis_url, key_prefix, clock, tmp_path) -> ModelRegistry:
+    """Archives in Redis (the default) or in a shared folder."""
+    folder = tmp_path / "models" if request.param == "folder" else None
+    return ModelRegistry(redis_url, prefix=key_prefix, folder=folder, clock=clock)
 
 
 def test_models_activation_and_deletion(registry):
