@@ -21,11 +21,10 @@ def create_app(
     registry: ModelRegistry | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_upload: int = DEFAULT_MAX_UPLOAD,
-    access_log: bool = False,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
     training and model routes exist when there is a model ``registry``."""
-    app = falcon.App(middleware=[RequestContext(access_log)], cors_enable=False)
+    app = falcon.App(middleware=[RequestContext()], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
     errors.install(app)

@@ -53,8 +53,8 @@ def logging_config(log_file: str | None, level: str = "INFO") -> dict[str, Any]:
         "root": {"handlers": ["main"], "level": level},
         "loggers": {
             "dialogd": logger,
-            # NOTE: gunicorn's own access log stays off: ours (``--access-log``)
-            # knows the conversation and the request id it generated.
+            # NOTE: gunicorn.access is left alone: its lines are JSON already
+            # (deploy/gunicorn.conf.py) and go to stdout.
             "gunicorn.error": logger,
         },
     }

@@ -168,7 +168,6 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
         Engine(models, store),
         registry=registry,
         max_body=options.max_body,
-        access_log=options.access_log,
     )
 
 
@@ -213,6 +212,8 @@ def serve(options: ServeOptions) -> int:
             "bind": f"{options.host}:{options.port}",
             "workers": options.workers,
             "logconfig_dict": log_config,
+            # gunicorn's JSON access log (deploy/gunicorn.conf.py) on stdout
+            "accesslog": "-" if options.access_log else None,
             "proc_name": "dialogd",
             # NOTE: gunicorn >= 25 opens a control socket at one per-user path;
             # several instances on one machine would fight over it.

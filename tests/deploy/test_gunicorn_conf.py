@@ -1,0 +1,324 @@
+"""deploy/gunicorn.conf.py: its names are real gunicorn settings, its environment knobs
+work, the worker count follows the container's CPUs, and the access log is one valid
+JSON object per request whatever the client sends."""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import inspect
+import json
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from gunicorn.config import Config
+
+from tests.data import ROOT
+
+CONF = ROOT / "deploy" / "gunicorn.conf.py"
+
+
+def run_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
+    for name in list(os.environ):
+        if name.startswith("DIALOGD_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(CONF))
+
+
+def settings_of(values: dict[str, Any]) -> dict[str, Any]:
+    """The module-level names gunicorn takes as settings; helpers (functions and
+    classes that are no setting, modules, private names) are left out."""
+    known = Config().settings
+    out = {}
+    for name, value in values.items():
+        if name.startswith("_") or inspect.ismodule(value):
+            continue
+        if (inspect.isfunction(value) or inspect.isclass(value)) and name not in known:
+            continue
+        out[name] = value
+    return out
+
+
+def test_every_name_is_a_gunicorn_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo (``graceful_timout``) would be silently ignored by gunicorn."""
+    settings = settings_of(run_conf(monkeypatch))
+    unknown = set(settings) - set(Config().settings)
+    assert not unknown
+    assert {"workers", "threads", "timeout", "graceful_timeout", "keepalive"} <= set(
+        settings
+    )
+
+
+def test_gunicorn_accepts_every_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = run_conf(monkeypatch, DIALOGD_ACCESS_LOG="-")
+    cfg = Config()
+    for name, value in settings_of(values).items():
+        if value is not None:
+            cfg.set(name, value)
+    assert cfg.worker_class is values["DrainingThreadWorker"]
+    assert cfg.logger_class is values["JsonAccessLogger"]
+    assert cfg.preload_app is True
+    assert cfg.accesslog == "-"
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = run_conf(monkeypatch)
+    assert values["workers"] == values["available_cpus"]() >= 1
+    assert values["threads"] == 2
+    assert values["timeout"] == 30
+    assert values["graceful_timeout"] == 20
+    assert values["keepalive"] == 75
+    assert values["accesslog"] is None  # off unless asked for
+    assert values["errorlog"] == "-"
+
+
+def test_environment_knobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    values = run_conf(
+        monkeypatch,
+        DIALOGD_WORKERS="5",
+        DIALOGD_THREADS="4",
+        DIALOGD_TIMEOUT="60",
+        DIALOGD_GRACEFUL_TIMEOUT="7",
+        DIALOGD_KEEPALIVE="9",
+        DIALOGD_BIND="127.0.0.1:6000",
+        DIALOGD_LOG_LEVEL="debug",
+        DIALOGD_ACCESS_LOG="/tmp/access.log",
+        DIALOGD_ACCESS_LOG_FORMAT="%(h)s",
+        DIALOGD_WORKER_TMP_DIR=str(tmp_path),
+    )
+    assert (values["workers"], values["threads"]) == (5, 4)
+    assert (values["timeout"], values["graceful_timeout"]) == (60, 7)
+    assert values["keepalive"] == 9
+    assert values["bind"] == "127.0.0.1:6000"
+    assert values["loglevel"] == "debug"
+    assert values["accesslog"] == "/tmp/access.log"
+    assert values["access_log_format"] == "%(h)s"
+    assert values["worker_tmp_dir"] == str(tmp_path)
+
+
+def test_a_missing_tmp_dir_falls_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    values = run_conf(monkeypatch, DIALOGD_WORKER_TMP_DIR=str(tmp_path / "none"))
+    assert values["worker_tmp_dir"] is None
+
+
+def test_a_bad_number_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError):
+        run_conf(monkeypatch, DIALOGD_WORKERS="many")
+
+
+@pytest.mark.parametrize(
+    ("files", "cap"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "400000 100000\n"}, 4),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_available_cpus_follows_the_cgroup_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, files: dict, cap: int | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    values = run_conf(monkeypatch)
+    cpus = len(os.sched_getaffinity(0))
+    expected = cpus if cap is None else min(cpus, cap)
+    assert values["available_cpus"](str(tmp_path)) == expected
+
+
+# --- the JSON access log -----------------------------------------------------------
+
+
+def _access_line(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    environ: dict[str, str],
+    headers: list[tuple[str, str]],
+    sent: int | None,
+    response_headers: list[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    log = tmp_path / "access.log"
+    values = run_conf(monkeypatch, DIALOGD_ACCESS_LOG=str(log))
+    cfg = Config()
+    for name, value in settings_of(values).items():
+        if value is not None:
+            cfg.set(name, value)
+    logger = cfg.logger_class(cfg)
+    base = {
+        "REQUEST_METHOD": "POST",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.7",
+        "QUERY_STRING": "",
+    }
+    environ = {**base, **environ}
+    environ.setdefault("RAW_URI", environ.get("PATH_INFO", "/"))
+    resp = SimpleNamespace(status="200 OK", sent=sent, headers=list(response_headers))
+    req = SimpleNamespace(headers=headers)
+    logger.access(resp, req, environ, datetime.timedelta(microseconds=1234))
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def test_access_log_is_json_with_request_and_conversation_ids(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = "/conversations/ü x/parse".encode().decode("latin-1")  # as WSGI has it
+    line = _access_line(
+        monkeypatch,
+        tmp_path,
+        {"PATH_INFO": path, "QUERY_STRING": "a=1"},
+        [("X-FORWARDED-FOR", "192.0.2.1")],
+        sent=321,
+        # the app answers every request with its id (the client's, or a new one)
+        response_headers=[("X-Request-Id", "0123abcd")],
+    )
+    assert line["request_id"] == "0123abcd"
+    assert line["forwarded_for"] == "192.0.2.1"
+    assert line["conversation_id"] == "ü x"
+    assert line["path"] == "/conversations/ü x/parse"
+    assert line["method"] == "POST"
+    assert line["status"] == 200
+    assert line["bytes"] == 321
+    assert line["duration_us"] == 1234
+    assert line["query"] == "a=1"
+    assert isinstance(line["pid"], int)
+    assert line["time"].endswith("Z") and "T" in line["time"]
+
+
+def test_access_log_stays_json_whatever_the_client_sends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    nasty = 'a"b\\c\n\td\x01'
+    line = _access_line(
+        monkeypatch,
+        tmp_path,
+        {"PATH_INFO": "/conversation/" + nasty + "/continue", "QUERY_STRING": nasty},
+        [("USER-AGENT", nasty)],
+        sent=None,
+        response_headers=[("X-Request-Id", nasty)],
+    )
+    assert line["request_id"] == nasty
+    assert line["query"] == nasty
+    assert line["conversation_id"] == nasty
+    assert line["bytes"] == 0
+
+
+def test_access_log_without_ids(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    line = _access_line(monkeypatch, tmp_path, {"PATH_INFO": "/status"}, [], sent=10)
+    assert line["request_id"] == "-"
+    assert line["conversation_id"] == ""
+    assert line["path"] == "/status"
+
+
+# --- graceful shutdown, for real --------------------------------------------------
+
+APP = """
+import time
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(2.0)
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def _get(port: int, path: str, timeout: float = 10) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
+    tmp_path: Path,
+) -> None:
+    """gunicorn with this file and a stand-in app: after SIGTERM, a request in flight
+    completes, and a new connection is refused at once (so nginx sends it elsewhere),
+    instead of waiting in the listen backlog to be reset when the worker exits."""
+    (tmp_path / "standin.py").write_text(APP)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALOGD_")}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(CONF),
+            "--chdir",
+            str(tmp_path),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "standin:app",
+        ],
+        env={**env, "DIALOGD_GRACEFUL_TIMEOUT": "10"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert _get(port, "/", timeout=2) == 200
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        slow: dict[str, Any] = {}
+        thread = threading.Thread(
+            target=lambda: slow.update(status=_get(port, "/slow"), end=time.monotonic())
+        )
+        thread.start()
+        time.sleep(0.3)
+        server.send_signal(signal.SIGTERM)
+        refused_at = None
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+            except ConnectionRefusedError:
+                refused_at = time.monotonic()
+                break
+            time.sleep(0.02)
+        thread.join(timeout=15)
+        assert slow.get("status") == 200, "the in-flight request was not finished"
+        assert refused_at is not None, "new connections still queue after SIGTERM"
+        assert refused_at < slow["end"], "refused only once the worker had exited"
+        assert server.wait(timeout=15) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
