@@ -1,4 +1,4 @@
-"""The ``dialogd`` command: ``train`` and ``serve``.
+"""The ``dialogd`` command: ``train``, ``serve`` and ``test core``.
 
 ``main`` is the one place that turns errors into messages and exit codes (argparse
 exits with 2 on usage errors; a failed command returns 1), so tests call
@@ -8,6 +8,7 @@ exits with 2 on usage errors; a failed command returns 1), so tests call
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,19 @@ from api import server
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
+from worker.evaluation import curve_summary
+from worker.evaluation import curve_svg
+from worker.evaluation import evaluate_stories
+from worker.evaluation import learning_curve
+from worker.evaluation import write_report
 from worker.model import CoreModel
+from worker.nlu import Interpreter
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
+from worker.nlu.evaluation import evaluate as evaluate_nlu
+from worker.nlu.evaluation import summary_lines as nlu_summary_lines
+from worker.nlu.evaluation import write_reports as write_nlu_reports
+from worker.training import read_stories
 from worker.version import __version__
 from worker.yamlfile import read_yaml
 
@@ -87,6 +98,140 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return server.serve(server.options_from_args(args))
 
 
+def cmd_train_nlu(args: argparse.Namespace) -> int:
+    config = _read_config(args.config)
+    nlu_config = {k: v for k, v in config.items() if k in ("language", "pipeline")}
+    data = load_nlu_data(args.nlu)
+    progress = _Progress()
+    progress(f"training NLU on {len(data.examples)} examples")
+    start = time.monotonic()
+    out = NLUPipeline(nlu_config or None).fit(data).save(args.out)
+    progress.done(f"NLU model written to {out} ({time.monotonic() - start:.1f}s)")
+    return 0
+
+
+def cmd_test_nlu(args: argparse.Namespace) -> int:
+    """Evaluate an NLU model: report.json, predictions.jsonl and report.html."""
+    pipeline = NLUPipeline.load(args.model)
+    report = evaluate_nlu(pipeline, load_nlu_data(args.nlu))
+    paths = write_nlu_reports(report, args.out)
+    for line in nlu_summary_lines(report):
+        print(line)
+    print(f"reports written to {paths['json'].parent}")
+    return 0
+
+
+def build_train_nlu_parser() -> argparse.ArgumentParser:
+    """``dialogd train nlu``, apart so that ``dialogd train`` keeps its options."""
+    parser = argparse.ArgumentParser(
+        prog="dialogd train nlu", description="Train an NLU model only."
+    )
+    parser.add_argument(
+        "--nlu", required=True, help="NLU training data (Rasa JSON or Markdown)"
+    )
+    parser.add_argument("--config", help="YAML with 'pipeline:' (and 'language:')")
+    parser.add_argument("--out", required=True, help="NLU model directory to write")
+    parser.set_defaults(func=cmd_train_nlu)
+    return parser
+
+
+def cmd_trainer(args: argparse.Namespace) -> int:
+    return server.run_trainer(
+        args.redis_url, args.key_prefix, args.log_file, args.model_dir
+    )
+
+
+def _policy_config(path: str) -> dict[str, Any] | None:
+    config = _read_config(path)
+    return {k: v for k, v in config.items() if k in ("policies", "policy")} or None
+
+
+def _learning_curve(args: argparse.Namespace) -> int:
+    domain = Domain.load(args.domain)
+    names = [Path(c).stem for c in args.config or []]
+    if len(set(names)) < len(names):
+        names = list(args.config)
+    configs = [
+        (name, _policy_config(c)) for name, c in zip(names, args.config, strict=True)
+    ] or [("default", None)]
+    progress = _Progress()
+    points = learning_curve(
+        domain,
+        read_stories(args.stories, domain),
+        configs,
+        args.percentages,
+        args.runs,
+        augmentation_factor=args.augmentation,
+        progress=progress,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = curve_summary(points)
+    (out / "learning_curve.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "learning_curve.svg").write_text(
+        curve_svg(summary, f"Learning curve: {Path(args.stories).name}")
+    )
+    for name, rows in summary["summary"].items():
+        for r in rows:
+            print(
+                f"{name}: {r['train_stories']} training stories, "
+                f"{r['action_accuracy']:.3f} action accuracy on "
+                f"{r['evaluated_on']} stories"
+            )
+    progress.done(f"learning curve written to {out}")
+    return 0
+
+
+def cmd_test_core(args: argparse.Namespace) -> int:
+    """Evaluate a model on stories, or draw learning curves (``--percentages``)."""
+    if args.percentages:
+        if not args.domain:
+            args.parser.error("--percentages needs --domain (and --config files)")
+        return _learning_curve(args)
+    if not args.model:
+        args.parser.error("--model is required (or --percentages for curves)")
+    core = CoreModel.load(args.model)
+    nlu = NLUPipeline.load(args.nlu) if args.nlu else None
+    evaluation = evaluate_stories(
+        core, args.stories, interpreter=Interpreter(nlu), e2e=args.e2e
+    )
+    write_report(evaluation, args.out, f"Story evaluation: {args.stories}")
+    m = evaluation.action_metrics
+    print(
+        f"actions: {m.correct}/{m.total} correct ({m.accuracy:.2%}); stories: "
+        f"{len(evaluation.stories) - len(evaluation.failed_stories)}/"
+        f"{len(evaluation.stories)} correct ({evaluation.story_accuracy:.2%})"
+    )
+    print(f"report written to {args.out}")
+    return 0
+
+
+def add_test_core_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="Core model directory to evaluate")
+    parser.add_argument("--stories", required=True, help="stories file or folder")
+    parser.add_argument("--out", required=True, help="folder for the reports")
+    parser.add_argument(
+        "--e2e", action="store_true", help="end-to-end stories: run text through NLU"
+    )
+    parser.add_argument("--nlu", help="NLU model directory (with --e2e)")
+    parser.add_argument(
+        "--percentages",
+        type=float,
+        nargs="+",
+        help="learning curve: train with these percentages of stories held out",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="curve runs (default 3)")
+    parser.add_argument("--config", nargs="+", help="curve: policy config files")
+    parser.add_argument("--domain", help="curve: domain.yml")
+    parser.add_argument(
+        "--augmentation",
+        type=int,
+        default=20,
+        help="curve: story augmentation factor (default 20)",
+    )
+    parser.set_defaults(func=cmd_test_core, parser=parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dialogd", description="Train and serve dialogue models over HTTP."
@@ -94,7 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a Core model (and an NLU model)")
+    train = sub.add_parser(
+        "train",
+        help="train a Core model (and an NLU model); 'train nlu': NLU only",
+    )
     train.add_argument("--domain", required=True, help="domain.yml")
     train.add_argument("--stories", required=True, help="stories file or folder")
     train.add_argument("--nlu", help="NLU training data (Rasa JSON or Markdown)")
@@ -111,12 +259,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a model with gunicorn")
     server.add_serve_arguments(serve)
     serve.set_defaults(func=cmd_serve)
+
+    trainer = sub.add_parser("trainer", help="take training jobs from Redis")
+    trainer.add_argument("--redis-url", required=True, help="the servers' Redis")
+    trainer.add_argument("--key-prefix", default="", help="the servers' key prefix")
+    trainer.add_argument("-o", "--log-file", help="log file (default: stderr)")
+    trainer.add_argument("--model-dir", help="the servers' shared model folder")
+    trainer.set_defaults(func=cmd_trainer)
+
+    test = sub.add_parser("test", help="evaluate trained models")
+    test_sub = test.add_subparsers(dest="target", required=True)
+    add_test_core_arguments(
+        test_sub.add_parser("core", help="evaluate a Core model on test stories")
+    )
+    test_nlu = test_sub.add_parser(
+        "nlu", help="evaluate an NLU model on labelled NLU data"
+    )
+    test_nlu.add_argument("--model", required=True, help="NLU model directory")
+    test_nlu.add_argument("--nlu", required=True, help="labelled NLU data")
+    test_nlu.add_argument("--out", required=True, help="folder for the reports")
+    test_nlu.set_defaults(func=cmd_test_nlu)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["train", "nlu"]:
+        args = build_train_nlu_parser().parse_args(argv[2:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except DialogdError as err:

@@ -5,6 +5,7 @@ from api.resources.conversations import ConversationList
 from api.resources.conversations import Parse
 from api.resources.conversations import TrackerEvents
 from api.resources.conversations import TrackerResource
+from api.resources.evaluate import Evaluate
 from api.resources.service import DomainResource
 from api.resources.service import NLUParse
 from api.resources.service import Root
@@ -15,6 +16,7 @@ __all__ = [
     "Continue",
     "ConversationList",
     "DomainResource",
+    "Evaluate",
     "NLUParse",
     "Parse",
     "Root",

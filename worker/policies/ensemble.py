@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -35,6 +36,10 @@ class Prediction:
     policy: str | None
 
 
+def _takes_validation(policy: Policy) -> bool:
+    return "validation" in inspect.signature(policy.fit).parameters
+
+
 class PolicyEnsemble:
     """Asks every policy and keeps the most confident; ties go to higher priority."""
 
@@ -56,7 +61,11 @@ class PolicyEnsemble:
         dialogues: Sequence[TrainingDialogue],
         domain: Domain,
         progress: Progress | None = None,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
     ) -> Self:
+        """Fit every policy; ``validation`` dialogues go to the policies that use
+        them (early stopping), the others never see them."""
         priorities = [p.priority for p in self.policies]
         if len(set(priorities)) < len(priorities):
             logger.warning(
@@ -68,7 +77,10 @@ class PolicyEnsemble:
         for done, (name, policy) in enumerate(
             zip(self.names, self.policies, strict=True)
         ):
-            policy.fit(dialogues, domain)
+            if validation is not None and _takes_validation(policy):
+                policy.fit(dialogues, domain, validation=validation)
+            else:
+                policy.fit(dialogues, domain)
             if progress is not None:
                 progress(name, done + 1, len(self.policies))
         return self

@@ -80,7 +80,18 @@ class NeuralPolicy(Policy):
                 f"{type(self).__name__}: hidden layer sizes must be >= 1"
             )
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
+        """Learn from the dialogues' examples.
+
+        ``validation`` dialogues (a dev set) are used for early stopping instead of
+        holding out ``validation_split`` of the training examples.
+        """
         self._validate()
         windows, labels = training_examples(dialogues, domain, self.max_history)
         if self.max_training_samples is not None:
@@ -97,8 +108,20 @@ class NeuralPolicy(Policy):
         ]
         biases = [np.zeros(n, dtype=np.float32) for n in sizes[1:]]
         params = [p for pair in zip(weights, biases, strict=True) for p in pair]
-        if len(y):
-            self._train(params, x, y, n_actions, rng)
+        order = rng.permutation(len(y))
+        if validation is not None:
+            val_windows, val_labels = training_examples(
+                validation, domain, self.max_history
+            )
+            held = (self._inputs(val_windows, domain), np.asarray(val_labels, np.int64))
+            train = order
+        else:
+            n_val = int(len(y) * self.validation_split)
+            held = (x[order[:n_val]], y[order[:n_val]])
+            train = order[n_val:]
+        self.epochs_trained_ = 0
+        if len(train):
+            self.epochs_trained_ = self._train(params, x, y, train, held, rng)
         self.weights_ = params[0::2]
         self.biases_ = params[1::2]
         self.n_actions_ = n_actions
@@ -110,36 +133,41 @@ class NeuralPolicy(Policy):
         params: list[np.ndarray],
         x: np.ndarray,
         y: np.ndarray,
-        n_actions: int,
+        train: np.ndarray,
+        held: tuple[np.ndarray, np.ndarray],
         rng: np.random.Generator,
-    ) -> None:
-        """Adam on mini-batches; early stopping when a validation split is held out."""
-        weight = self._class_weights(y, n_actions)
-        order = rng.permutation(len(y))
-        n_val = int(len(y) * self.validation_split)
-        val, train = order[:n_val], order[n_val:]
+    ) -> int:
+        """Adam on mini-batches; with held-out examples, early stopping on their loss
+        (the best weights are kept). Returns the number of epochs run."""
+        weight = self._class_weights(y[train], int(params[-1].size))
+        x_train, y_train = x[train], y[train]
+        x_val, y_val = held
         moments = [np.zeros_like(p) for p in params]
         squares = [np.zeros_like(p) for p in params]
         best, best_loss, stale, step = [p.copy() for p in params], np.inf, 0, 0
-        for _epoch in range(self.epochs):
-            rng.shuffle(train)
-            for start in range(0, len(train), self.batch_size):
-                batch = train[start : start + self.batch_size]
-                grads = self._gradients(params, x[batch], y[batch], weight[batch])
+        epoch = 0
+        for epoch in range(1, self.epochs + 1):
+            shuffled = rng.permutation(len(y_train))
+            for start in range(0, len(shuffled), self.batch_size):
+                batch = shuffled[start : start + self.batch_size]
+                grads = self._gradients(
+                    params, x_train[batch], y_train[batch], weight[batch]
+                )
                 step += 1
                 _adam(params, grads, moments, squares, self.learning_rate, step)
-            if not n_val:
+            if not len(y_val):
                 continue
-            loss = _loss(self._forward(params, x[val])[-1], y[val])
+            loss = _loss(self._forward(params, x_val)[-1], y_val)
             if loss < best_loss - 1e-6:
                 best, best_loss, stale = [p.copy() for p in params], loss, 0
             else:
                 stale += 1
                 if stale >= self.patience:
-                    logger.debug("early stop after %d epochs", _epoch + 1)
+                    logger.debug("early stop after %d epochs", epoch)
                     break
-        if n_val:
+        if len(y_val):
             params[:] = best
+        return epoch
 
     def _class_weights(self, y: np.ndarray, n_actions: int) -> np.ndarray:
         if not self.balance_classes:

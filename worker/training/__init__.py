@@ -4,6 +4,7 @@ from worker.training.generator import TrainingDialogue
 from worker.training.generator import explicit_events
 from worker.training.generator import generate_dialogues
 from worker.training.generator import replay
+from worker.training.generator import story_step
 from worker.training.stories import STORY_START
 from worker.training.stories import Checkpoint
 from worker.training.stories import StoryStep
@@ -20,4 +21,5 @@ __all__ = [
     "parse_stories",
     "read_stories",
     "replay",
+    "story_step",
 ]

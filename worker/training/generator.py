@@ -25,6 +25,7 @@ from worker.tracker import NeedsHistory
 from worker.tracker import Tracker
 from worker.training.stories import GENERATED_PREFIX
 from worker.training.stories import STORY_START
+from worker.training.stories import Checkpoint
 from worker.training.stories import StoryStep
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,32 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
     if not step.end_checkpoints and (not out or not _is_listen(out[-1])):
         out.append(ActionExecuted(name=ACTION_LISTEN))
     return out, unpredictable
+
+
+def story_step(dialogue: TrainingDialogue, domain: Domain) -> StoryStep:
+    """A complete dialogue written back as one story (the inverse of
+    ``explicit_events``): its implicit listens and slot fills are dropped again, so
+    a subset of dialogues can be trained on as if it were a story file."""
+    events: list[Event] = []
+    fills: list[Event] = []
+    last = len(dialogue.events) - 1
+    for i, event in enumerate(dialogue.events):
+        if fills and event == fills[0]:
+            fills.pop(0)
+            continue
+        fills = []
+        if isinstance(event, UserUttered):
+            fills = [
+                SlotSet(name=n, value=v) for n, v in domain.auto_fill(event.entities)
+            ]
+        elif _is_listen(event) and (
+            i == last or isinstance(dialogue.events[i + 1], UserUttered)
+        ):
+            continue
+        events.append(event)
+    return StoryStep(
+        dialogue.name, (Checkpoint(STORY_START),), tuple(events), (), dialogue.name
+    )
 
 
 def _states_key(tracker: Tracker) -> str:
