@@ -305,11 +305,15 @@ def check_deployment(doc: dict, where: str) -> list[str]:
         out.append(f"{where}: container names must be unique")
     for container in containers + init:
         out += _check_container(container, set(volumes), set(names), where)
-    for container in containers:
+    # NOTE: the trainer serves no HTTP: no probes, and it is replaced, not rolled.
+    serving = labels.get("app.kubernetes.io/component") != "trainer"
+    for container in containers if serving else []:
         out += _check_serving_container(container, where)
     strategy = spec.get("strategy") or {}
     rolling = strategy.get("rollingUpdate") or {}
-    if strategy.get("type") != "RollingUpdate" or rolling.get("maxUnavailable") != 0:
+    if serving and (
+        strategy.get("type") != "RollingUpdate" or rolling.get("maxUnavailable") != 0
+    ):
         out.append(f"{where}: rolling update with maxUnavailable 0 is required")
     security = pod.get("securityContext") or {}
     if security.get("runAsNonRoot") is not True:
