@@ -35,7 +35,7 @@ from worker.events import UserUttered
 
 SNAPSHOT_VERSION = 2
 #: the most recent events a snapshot keeps, whatever the actions in them
-MAX_WINDOW = 64
+MAX_WINDOW = 32
 EMPTY_MESSAGE: dict[str, Any] = {"intent": {}, "entities": [], "text": None}
 State = dict[str, float]
 
@@ -194,11 +194,13 @@ class Tracker:
         (and at most ``MAX_WINDOW`` events, however long a turn gets)."""
         window = self._window
         record = event_to_dict(event)
-        if isinstance(event, UserUttered) and "intent_ranking" in event.parse_data:
-            # PERF: states use the best intent only; the ranking would triple the
-            # snapshot that every turn reads and writes.
+        if isinstance(event, UserUttered):
+            # PERF: states need only the intent's name and the entities; the rest of
+            # the parse (ranking, text, confidences) would triple the snapshot that
+            # every turn reads and writes.
             record["parse_data"] = {
-                k: v for k, v in event.parse_data.items() if k != "intent_ranking"
+                "intent": {"name": event.intent_name},
+                "entities": event.entities,
             }
         window.append(record)
         self._window_events = None
