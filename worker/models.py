@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol
 
+from trackerstore import StoreUnavailable
 from trackerstore.registry import ModelNotFound
 from worker.archive import unpack
 from worker.errors import ModelError
@@ -118,7 +119,7 @@ class RegistryModels:
         fallback: ModelSet,
         registry: Registry,
         *,
-        poll_interval: float = 0.25,
+        poll_interval: float | None = 0.25,
         cache_size: int = 4,
     ):
         self.fallback = fallback
@@ -182,6 +183,8 @@ class RegistryModels:
         return models
 
     def _start_poller(self) -> None:
+        if self.poll_interval is None:  # refreshed by the caller (tests, tools)
+            return
         with self._lock:
             if self._poller_pid == os.getpid():
                 return
@@ -193,8 +196,14 @@ class RegistryModels:
 
     def _poll(self) -> None:
         stop = threading.Event()
+        unavailable = False
         while not stop.wait(self.poll_interval):
             try:
                 self.refresh()
+                unavailable = False
+            except StoreUnavailable as err:
+                if not unavailable:  # once per outage, not four times a second
+                    log.warning("cannot watch the active model: %s", err)
+                unavailable = True
             except Exception:
                 log.exception("could not switch to the active model")

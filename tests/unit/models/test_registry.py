@@ -143,7 +143,7 @@ def test_requests_are_checked_before_queueing():
 
 def test_workers_follow_the_active_model(registry, tmp_path):
     fallback = ModelSet.from_dirs(*_moodbot_model(tmp_path))
-    models = RegistryModels(fallback, registry)
+    models = RegistryModels(fallback, registry, poll_interval=None)
     assert not models.refresh() and models.current() is fallback
     registry.submit({"name": "demo", "nlu": NLU_JSON})
     run_one(registry, timeout=1)
