@@ -266,8 +266,7 @@ class Turn:
                 (i for i, e in enumerate(events) if e.timestamp > until), len(events)
             )
             events = events[:cut]
-            tracker = Tracker.from_events(cid, self.domain, events, self.history)
-        return _dump(tracker, _select(events, verbosity))
+        return self._dump_events(cid, events, verbosity)
 
     def append_events(
         self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
@@ -281,7 +280,9 @@ class Turn:
             return s.tracker
 
         tracker = self._run(cid, body)
-        return self._dump_with_log(cid, tracker, verbosity)
+        if verbosity == "NONE":
+            return _dump(tracker)
+        return self._dump_events(cid, self.read_events(cid), verbosity)
 
     def replace_events(
         self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
@@ -299,10 +300,11 @@ class Turn:
         )
         return _dump(tracker, _select(events, verbosity))
 
-    def _dump_with_log(self, cid: str, tracker: Tracker, verbosity: str) -> dict:
-        if verbosity == "NONE":
-            return _dump(tracker)
-        return _dump(tracker, _select(self.read_events(cid), verbosity))
+    def _dump_events(self, cid: str, events: list[Event], verbosity: str) -> dict:
+        """State and events from one read of the log, so they always agree (a
+        snapshot read apart from the log could be a write older or newer)."""
+        tracker = Tracker.from_events(cid, self.domain, events, self.history)
+        return _dump(tracker, _select(events, verbosity))
 
 
 class ModelSource(Protocol):
