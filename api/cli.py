@@ -1,4 +1,4 @@
-"""The ``dialogd`` command: ``train``, ``serve`` and ``test core``.
+"""The ``dialogd`` command: ``train [nlu]``, ``serve``, ``trainer``, ``test core|nlu``.
 
 ``main`` is the one place that turns errors into messages and exit codes (argparse
 exits with 2 on usage errors; a failed command returns 1), so tests call
@@ -169,7 +169,7 @@ def _learning_curve(args: argparse.Namespace) -> int:
     summary = curve_summary(points)
     (out / "learning_curve.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "learning_curve.svg").write_text(
-        curve_svg(summary, f"Learning curve: {Path(args.stories).name}")
+        curve_svg(summary, f"Learning curve: {Path(*Path(args.stories).parts[-3:])}")
     )
     for name, rows in summary["summary"].items():
         for r in rows:

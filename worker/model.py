@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from worker.domain import ACTION_RESTART
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import ModelError
@@ -31,6 +32,8 @@ from worker.tracker import Tracker
 from worker.training.generator import generate_dialogues
 from worker.training.stories import read_stories
 from worker.version import __version__
+
+RESTART_INTENT = "restart"
 
 FORMAT_VERSION = 1
 DOMAIN_FILE = "domain.yml"
@@ -81,6 +84,24 @@ class CoreModel:
 
     def predict(self, tracker: Tracker) -> Prediction:
         return self.ensemble.predict(tracker)
+
+    def next_action(self, tracker: Tracker) -> Prediction:
+        """The action the server answers next: a pending followup action, then
+        ``action_restart`` for an unanswered ``restart`` intent (the processor rule
+        of 0.8-0.14.0a3), then the policies. Serving and evaluation both ask here."""
+        if tracker.followup_action:
+            return self._forced(tracker.followup_action)
+        if tracker.latest_intent == RESTART_INTENT and tracker.unanswered:
+            return self._forced(ACTION_RESTART)
+        return self.ensemble.predict(tracker)
+
+    def _forced(self, action: str) -> Prediction:
+        scores = np.zeros(len(self.domain.action_names))
+        if action in self.domain.action_index:
+            scores[self.domain.action_index[action]] = 1.0
+        return Prediction(
+            probabilities=scores, action=action, confidence=1.0, policy=None
+        )
 
     @classmethod
     def train(

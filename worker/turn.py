@@ -12,7 +12,6 @@ import random
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 
@@ -20,7 +19,6 @@ from trackerstore import StoreUnavailable
 from trackerstore import TrackerStore
 from trackerstore import VersionConflict
 from worker.domain import ACTION_LISTEN
-from worker.domain import ACTION_RESTART
 from worker.domain import Domain
 from worker.errors import ConversationConflict
 from worker.errors import InvalidEvent
@@ -32,6 +30,7 @@ from worker.events import ActionExecuted
 from worker.events import Event
 from worker.events import SlotSet
 from worker.events import UserUttered
+from worker.model import RESTART_INTENT
 from worker.models import FixedModels
 from worker.models import ModelSet
 from worker.tracker import NeedsHistory
@@ -47,21 +46,7 @@ LISTEN_INFO = (
     "previous continue call. You are expected to call 'parse' with the next user "
     "message."
 )
-RESTART_INTENT = "restart"
 VERBOSITIES = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
-
-
-class Prediction(Protocol):
-    action: str
-    confidence: float
-    policy: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Forced:
-    action: str
-    confidence: float = 1.0
-    policy: str | None = None
 
 
 class _Session:
@@ -182,18 +167,11 @@ class Turn:
                 )
         return events
 
-    def _predict(self, tracker: Tracker) -> Prediction:
-        if tracker.followup_action:
-            return _Forced(tracker.followup_action)
-        if tracker.latest_intent == RESTART_INTENT and tracker.unanswered:
-            return _Forced(ACTION_RESTART)
-        return self.core.predict(tracker)
-
     def _next(self, s: _Session) -> dict[str, Any]:
         tracker = s.tracker
         if tracker.paused and tracker.latest_intent != RESTART_INTENT:
             return {"next_action": None, "info": PAUSED_INFO, "tracker": _dump(tracker)}
-        prediction = self._predict(tracker)
+        prediction = self.core.next_action(tracker)
         if prediction.action == ACTION_LISTEN:
             s.log(
                 ActionExecuted(

@@ -17,7 +17,6 @@ from worker.evaluation.stories import UserResult
 from worker.evaluation.stories import evaluate_dialogues
 from worker.evaluation.stories import evaluate_markdown
 from worker.evaluation.stories import evaluate_stories
-from worker.evaluation.stories import next_action
 from worker.evaluation.stories import story_dialogues
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "evaluate_stories",
     "html_report",
     "learning_curve",
-    "next_action",
     "story_dialogues",
     "text_report",
     "train_core",

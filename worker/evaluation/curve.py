@@ -8,6 +8,7 @@ so that point scores the training stories themselves and is marked as such.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Callable
@@ -155,6 +156,38 @@ def curve_summary(points: Sequence[CurvePoint]) -> dict[str, Any]:
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 
 
+def _nice_step(span: float, ticks: int) -> float:
+    """1, 2 or 5 times a power of ten, giving about ``ticks`` intervals."""
+    raw = span / max(ticks, 1)
+    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _x_axis(
+    values: Sequence[float], x0: float, x1: float
+) -> tuple[Callable[[float], float], list[float], bool]:
+    """(position of a value, tick values, is it a log scale): log when the
+    training sizes span more than a factor of 20."""
+    lo, hi = max(min(values, default=1), 1), max(max(values, default=1), 1)
+    if hi / lo > 20:
+        a, b = math.log10(lo) - 0.1, math.log10(hi) + 0.1
+        ticks = [
+            m * 10**k
+            for k in range(math.floor(a), math.ceil(b) + 1)
+            for m in (1, 2, 5)
+            if a <= math.log10(m * 10**k) <= b
+        ]
+        return (
+            lambda v: x0 + (x1 - x0) * (math.log10(max(v, lo)) - a) / (b - a),
+            ticks,
+            True,
+        )
+    step = max(_nice_step(hi, 5), 1.0)
+    top = step * math.ceil(hi / step) * 1.04  # room for the last marker
+    ticks = [step * i for i in range(int(top / step) + 1)]
+    return (lambda v: x0 + (x1 - x0) * v / top), ticks, False
+
+
 def curve_svg(summary: dict[str, Any], title: str = "Learning curve") -> str:
     """A hand-written SVG: held-out action accuracy against training stories,
     one line per config (mean of runs, bars from min to max). Open markers are
@@ -162,13 +195,12 @@ def curve_svg(summary: dict[str, Any], title: str = "Learning curve") -> str:
     width, height = 640, 400
     left, right, top, bottom = 60, 170, 40, 50
     rows = [r for rs in summary["summary"].values() for r in rs]
-    xs = [r["train_stories"] for r in rows] or [1]
-    x_max = max(xs) or 1
+    x, x_ticks, log_x = _x_axis([r["train_stories"] for r in rows], left, width - right)
     y_low = min([r["action_accuracy_min"] for r in rows] + [1.0])
-    y_min = max(0.0, (int(y_low * 10) / 10) - 0.1 if y_low < 0.95 else 0.9)
-
-    def x(v: float) -> float:
-        return left + (width - left - right) * v / x_max
+    y_step = 0.05 if y_low >= 0.8 else 0.1 if y_low >= 0.4 else 0.2
+    y_min = max(0.0, math.floor(y_low / y_step - 1e-9) * y_step)
+    if y_min >= 1.0:
+        y_min = 1.0 - y_step
 
     def y(v: float) -> float:
         return top + (height - top - bottom) * (1 - (v - y_min) / (1 - y_min))
@@ -179,19 +211,19 @@ def curve_svg(summary: dict[str, Any], title: str = "Learning curve") -> str:
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{left}" y="22" font-size="14">{escape(title)}</text>',
     ]
-    steps = 5
-    for i in range(steps + 1):
-        v = y_min + (1 - y_min) * i / steps
+    v = y_min
+    while v <= 1.0 + 1e-9:
         out.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
             'stroke="#eee"/>'
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
             f"{100 * v:.0f}%</text>"
         )
-        t = x_max * i / steps
+        v += y_step
+    for t in x_ticks:
         out.append(
             f'<text x="{x(t):.1f}" y="{height - bottom + 16}" text-anchor="middle">'
-            f"{t:.0f}</text>"
+            f"{t:g}</text>"
         )
     out += [
         f'<line x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}" '
@@ -199,16 +231,20 @@ def curve_svg(summary: dict[str, Any], title: str = "Learning curve") -> str:
         f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" '
         f'y2="{height - bottom}" stroke="#444"/>',
         f'<text x="{(left + width - right) / 2}" y="{height - 12}" '
-        'text-anchor="middle">training stories</text>',
+        'text-anchor="middle">training stories'
+        f"{' (log scale)' if log_x else ''}</text>",
         f'<text transform="translate(16 {(top + height - bottom) / 2}) rotate(-90)" '
         'text-anchor="middle">action accuracy (held-out stories)</text>',
     ]
-    for n, (config, rs) in enumerate(summary["summary"].items()):
+    configs = list(summary["summary"].items())
+    for n, (config, rs) in enumerate(configs):
         colour = _COLOURS[n % len(_COLOURS)]
+        # NOTE: configs that score alike would hide each other: shift a little.
+        shift = 4.0 * (n - (len(configs) - 1) / 2)
         held = [r for r in rs if r["evaluated_on"] == "held-out"]
         if len(held) > 1:
             path = " ".join(
-                f"{x(r['train_stories']):.1f},{y(r['action_accuracy']):.1f}"
+                f"{x(r['train_stories']) + shift:.1f},{y(r['action_accuracy']):.1f}"
                 for r in held
             )
             out.append(
@@ -216,7 +252,7 @@ def curve_svg(summary: dict[str, Any], title: str = "Learning curve") -> str:
                 'stroke-width="2"/>'
             )
         for r in rs:
-            cx, cy = x(r["train_stories"]), y(r["action_accuracy"])
+            cx, cy = x(r["train_stories"]) + shift, y(r["action_accuracy"])
             fill = colour if r["evaluated_on"] == "held-out" else "white"
             out.append(
                 f'<line x1="{cx:.1f}" x2="{cx:.1f}" '

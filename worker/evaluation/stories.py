@@ -18,7 +18,6 @@ from typing import Any
 from typing import Protocol
 
 from worker.domain import ACTION_LISTEN
-from worker.domain import ACTION_RESTART
 from worker.domain import Domain
 from worker.errors import TrainingDataError
 from worker.evaluation.metrics import Metrics
@@ -36,7 +35,6 @@ from worker.training.generator import generate_dialogues
 from worker.training.stories import StoryStep
 from worker.training.stories import parse_stories
 from worker.training.stories import read_stories
-from worker.turn import RESTART_INTENT
 
 #: Policies whose predictions come straight from the training stories.
 MEMO_POLICIES = ("MemoizationPolicy", "AugmentedMemoizationPolicy")
@@ -56,31 +54,12 @@ class CoreLike(Protocol):
     @property
     def max_history(self) -> int: ...
 
-    def predict(self, tracker: Tracker) -> PredictionLike: ...
+    def next_action(self, tracker: Tracker) -> PredictionLike:
+        """The action the server would answer (``CoreModel.next_action``)."""
 
 
 class InterpreterLike(Protocol):
     def parse(self, text: str) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Forced:
-    action: str
-    confidence: float = 1.0
-    policy: str | None = None
-
-
-def next_action(core: CoreLike, tracker: Tracker) -> PredictionLike:
-    """The action the server would answer for this tracker.
-
-    NOTE: the same rules as ``Engine._predict`` in ``worker/turn.py``: a pending
-    followup action, then the ``restart`` intent, then the policy ensemble.
-    """
-    if tracker.followup_action:
-        return _Forced(tracker.followup_action)
-    if tracker.latest_intent == RESTART_INTENT and tracker.message_is_unanswered:
-        return _Forced(ACTION_RESTART)
-    return core.predict(tracker)
 
 
 # ---- results ---------------------------------------------------------------------
@@ -263,7 +242,7 @@ class _Replay:
 
     def action(self, index: int, event: ActionExecuted) -> None:
         if self.predictable(index, event):
-            p = next_action(self.core, self.tracker)
+            p = self.core.next_action(self.tracker)
             self.steps.append(
                 ActionResult(
                     self.name,

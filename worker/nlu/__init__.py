@@ -8,7 +8,12 @@ from worker.nlu.classifier import SoftmaxIntentClassifier
 from worker.nlu.classifier import SparseBatch
 from worker.nlu.data import Example
 from worker.nlu.data import load_nlu_data
+from worker.nlu.encoder import SentenceEncoderFeaturizer
 from worker.nlu.entities import PerceptronEntityExtractor
+from worker.nlu.evaluation import evaluate
+from worker.nlu.extractors import NumberExtractor
+from worker.nlu.extractors import RegexEntityExtractor
+from worker.nlu.fallback import FallbackClassifier
 from worker.nlu.featurizers import SparseFeaturizer
 from worker.nlu.interpreter import Interpreter
 from worker.nlu.pipeline import DEFAULT_PIPELINE_CONFIG
@@ -30,11 +35,15 @@ __all__ = [
     "Entity",
     "EntitySynonymMapper",
     "Example",
+    "FallbackClassifier",
     "Interpreter",
     "Message",
     "NLUData",
     "NLUPipeline",
+    "NumberExtractor",
     "PerceptronEntityExtractor",
+    "RegexEntityExtractor",
+    "SentenceEncoderFeaturizer",
     "SoftmaxIntentClassifier",
     "SparseBatch",
     "SparseFeaturizer",
@@ -42,6 +51,7 @@ __all__ = [
     "Token",
     "Tokenizer",
     "empty_parse_result",
+    "evaluate",
     "load_nlu_data",
     "parse_intent_message",
 ]

@@ -47,12 +47,25 @@ class SparseVector(NamedTuple):
 class Message:
     """One text on its way through the pipeline; each component fills its fields."""
 
-    __slots__ = ("entities", "features", "intent", "intent_ranking", "text", "tokens")
+    __slots__ = (
+        "dense_features",
+        "entities",
+        "features",
+        "intent",
+        "intent_ranking",
+        "text",
+        "token_vectors",
+        "tokens",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens: list[Token] = []
         self.features: SparseVector | None = None
+        #: A sentence embedding ``(dim,)`` (float32), from a dense featurizer.
+        self.dense_features: np.ndarray | None = None
+        #: One contextual vector per token ``(len(tokens), dim)``, if any.
+        self.token_vectors: np.ndarray | None = None
         self.intent: dict[str, Any] | None = None
         self.intent_ranking: list[dict[str, Any]] = []
         self.entities: list[dict[str, Any]] = []
@@ -63,6 +76,8 @@ class Component(ABC):
 
     #: Message fields this component reads / writes (checked when a pipeline is built).
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: Fields of which at least one must come from an earlier component.
+    requires_any: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
     #: A learned attribute that exists exactly when the component is fitted.
     fitted_attribute: ClassVar[str]
@@ -91,6 +106,11 @@ class Component(ABC):
     @abstractmethod
     def process(self, message: Message) -> None:
         """Fill this component's fields of one message (the per-turn hot path)."""
+
+    def process_batch(self, messages: Sequence[Message]) -> None:
+        """`process` for many messages; components that batch well override it."""
+        for message in messages:
+            self.process(message)
 
     @abstractmethod
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -1,9 +1,11 @@
-"""Softmax (multinomial logistic regression) intent classifier on sparse features.
+"""Softmax (multinomial logistic regression) intent classifier on sparse features,
+optionally joined by a dense sentence embedding (`Message.dense_features`).
 
 numpy has no sparse matrices, so a batch is CSR-like arrays and ``X @ W`` is an
 embedding-bag gather plus `np.add.reduceat`; the gradient is reduced per touched
 feature the same way. Adam updates only the rows a batch touches ("lazy" Adam), so
-an epoch costs O(nnz * classes), never O(features * classes) per step.
+an epoch costs O(nnz * classes), never O(features * classes) per step. Dense
+features get their own small weight matrix, updated with plain Adam.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class SoftmaxIntentClassifier(Component):
     """Multinomial logistic regression, mini-batch lazy Adam, L2, early stopping."""
 
-    requires = frozenset({"features"})
+    requires_any = frozenset({"features", "dense_features"})
     provides = frozenset({"intent", "intent_ranking"})
     fitted_attribute = "coef_"
 
@@ -81,6 +83,8 @@ class SoftmaxIntentClassifier(Component):
         patience: int = 3,
         ranking_length: int = 10,
         random_state: int = 0,
+        dense_scale: float = 1.0,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -92,6 +96,8 @@ class SoftmaxIntentClassifier(Component):
         self.patience = patience
         self.ranking_length = ranking_length
         self.random_state = random_state
+        self.dense_scale = dense_scale
+        self.label_smoothing = label_smoothing
 
     def _validate(self) -> None:
         for name in ("epochs", "batch_size", "patience", "ranking_length"):
@@ -107,6 +113,18 @@ class SoftmaxIntentClassifier(Component):
             "a positive number",
         )
         check_param("l2", self.l2, is_number(self.l2, 0.0), "a number >= 0")
+        check_param(
+            "dense_scale",
+            self.dense_scale,
+            is_number(self.dense_scale, 0.0),
+            "a number >= 0",
+        )
+        check_param(
+            "label_smoothing",
+            self.label_smoothing,
+            is_number(self.label_smoothing, 0.0, 0.5),
+            "in [0, 0.5]",
+        )
         check_param(
             "validation_fraction",
             self.validation_fraction,
@@ -124,22 +142,23 @@ class SoftmaxIntentClassifier(Component):
         """Train on the examples that have an intent; entity-only ones are skipped."""
         self._validate()
         rows = [
-            (m.features, ex.intent)
+            (m, ex.intent)
             for m, ex in zip(messages, data.examples, strict=True)
             if ex.intent is not None
         ]
         if not rows:
             raise TrainingDataError("no training example has an intent")
-        vectors = [_features(vector) for vector, _ in rows]
+        vectors = [_sparse(m) for m, _ in rows]
+        dense = _dense_matrix([m for m, _ in rows], self.dense_scale)
         classes, y = np.unique(
             np.array([label for _, label in rows]), return_inverse=True
         )
         self.classes_ = classes
-        X = SparseBatch.stack(vectors)
+        X = _Inputs(SparseBatch.stack(vectors), dense)
         rng = np.random.default_rng(self.random_state)
         train, valid = self._split(y, rng)
         weights = self._sample_weights(y, classes.size)
-        self.coef_, self.intercept_ = self._train(
+        self.coef_, self.dense_coef_, self.intercept_ = self._train(
             X, y, weights, train, valid, vectors[0].dim, rng
         )
         return self
@@ -164,18 +183,19 @@ class SoftmaxIntentClassifier(Component):
 
     def _train(
         self,
-        X: SparseBatch,
+        X: _Inputs,
         y: np.ndarray,
         weights: np.ndarray,
         train: np.ndarray,
         valid: np.ndarray,
         n_features: int,
         rng: np.random.Generator,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_classes = self.classes_.size
         params = [
             np.zeros((n_features, n_classes), np.float32),
             np.zeros(n_classes, np.float32),
+            np.zeros((X.dense.shape[1], n_classes), np.float32),
         ]
         moments = [np.zeros_like(p) for p in params for _ in range(2)]
         best, best_loss, stale, step = None, np.inf, 0, 0
@@ -183,32 +203,38 @@ class SoftmaxIntentClassifier(Component):
             order = rng.permutation(train)
             for start in range(0, order.size, self.batch_size):
                 step += 1
-                batch = _take(X, order[start : start + self.batch_size])
                 rows = order[start : start + self.batch_size]
+                batch = _Inputs(_take(X.sparse, rows), X.dense[rows])
                 self._step(params, moments, batch, y[rows], weights[rows], step)
             if valid.size:
-                loss = _log_loss(_take(X, valid), y[valid], *params)
+                held_out = _Inputs(_take(X.sparse, valid), X.dense[valid])
+                loss = _log_loss(held_out, y[valid], *params)
                 if loss < best_loss - 1e-4:
                     best, best_loss, stale = [p.copy() for p in params], loss, 0
                 else:
                     stale += 1
                     if stale >= self.patience:
                         break
-        coef, intercept = best if best is not None else params
-        return coef, intercept
+        coef, intercept, dense_coef = best if best is not None else params
+        return coef, dense_coef, intercept
 
     def _step(
         self,
         params: list[np.ndarray],
         moments: list[np.ndarray],
-        batch: SparseBatch,
+        inputs: _Inputs,
         y: np.ndarray,
         weights: np.ndarray,
         step: int,
     ) -> None:
-        coef, intercept = params
-        probs = _softmax(_logits(batch, coef, intercept))
-        probs[np.arange(y.size), y] -= 1.0
+        coef, intercept, dense_coef = params
+        batch = inputs.sparse
+        probs = _softmax(_logits(inputs, coef, intercept, dense_coef))
+        if self.label_smoothing:
+            probs -= self.label_smoothing / probs.shape[1]
+            probs[np.arange(y.size), y] -= 1.0 - self.label_smoothing
+        else:
+            probs[np.arange(y.size), y] -= 1.0
         probs *= (weights / weights.sum())[:, None]
         # Gradient rows only for the features present in this batch.
         rows_of_entries = np.repeat(np.arange(y.size), np.diff(batch.offsets))
@@ -223,7 +249,7 @@ class SoftmaxIntentClassifier(Component):
         )
         grad += self.l2 * coef[touched]
         lr = self.learning_rate * np.sqrt(1 - _BETA2**step) / (1 - _BETA1**step)
-        m_w, v_w, m_b, v_b = moments
+        m_w, v_w, m_b, v_b, m_d, v_d = moments
         m_w[touched] = _BETA1 * m_w[touched] + (1 - _BETA1) * grad
         v_w[touched] = _BETA2 * v_w[touched] + (1 - _BETA2) * grad**2
         coef[touched] -= lr * m_w[touched] / (np.sqrt(v_w[touched]) + _EPS)
@@ -231,23 +257,46 @@ class SoftmaxIntentClassifier(Component):
         m_b[:] = _BETA1 * m_b + (1 - _BETA1) * grad_b
         v_b[:] = _BETA2 * v_b + (1 - _BETA2) * grad_b**2
         intercept -= lr * m_b / (np.sqrt(v_b) + _EPS)
+        if dense_coef.size:
+            grad_d = inputs.dense.T @ probs + self.l2 * dense_coef
+            m_d[:] = _BETA1 * m_d + (1 - _BETA1) * grad_d
+            v_d[:] = _BETA2 * v_d + (1 - _BETA2) * grad_d**2
+            dense_coef -= lr * m_d / (np.sqrt(v_d) + _EPS)
 
-    def predict_proba(self, X: SparseBatch) -> np.ndarray:
-        """Class probabilities, columns in ``classes_`` order."""
+    def predict_proba(self, messages: Sequence[Message]) -> np.ndarray:
+        """Class probabilities of featurized messages, columns in ``classes_`` order."""
         self.check_fitted()
-        return _softmax(_logits(X, self.coef_, self.intercept_))
+        inputs = _Inputs(
+            SparseBatch.stack([_sparse(m) for m in messages]),
+            _dense_matrix(messages, self.dense_scale),
+        )
+        return _softmax(_logits(inputs, self.coef_, self.intercept_, self.dense_coef_))
 
-    def predict(self, X: SparseBatch) -> np.ndarray:
-        """Most probable intent name per row."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+    def predict(self, messages: Sequence[Message]) -> np.ndarray:
+        """Most probable intent name per message."""
+        return self.classes_[self.predict_proba(messages).argmax(axis=1)]
+
+    def process_batch(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            self.check_fitted()
+            return
+        probs = self.predict_proba(messages)
+        for message, row in zip(messages, probs, strict=True):
+            self._set_intent(message, row)
 
     def process(self, message: Message) -> None:
         self.check_fitted()
-        vector = _features(message.features)
+        vector = _sparse(message)
         # PERF: one text is a dot product of its few rows, no batch machinery.
         logits = vector.values @ self.coef_[vector.indices] + self.intercept_
+        if self.dense_coef_.size:
+            dense = _dense_vector(message, self.dense_coef_.shape[0])
+            logits = logits + (self.dense_scale * dense) @ self.dense_coef_
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
+        self._set_intent(message, probs)
+
+    def _set_intent(self, message: Message, probs: np.ndarray) -> None:
         top = np.argsort(-probs, kind="stable")[: self.ranking_length]
         ranking = [
             {"name": str(self.classes_[i]), "confidence": float(probs[i])} for i in top
@@ -261,6 +310,7 @@ class SoftmaxIntentClassifier(Component):
             "classes_": self.classes_,
             "coef_": self.coef_,
             "intercept_": self.intercept_,
+            "dense_coef_": self.dense_coef_,
         }
 
     def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
@@ -268,21 +318,58 @@ class SoftmaxIntentClassifier(Component):
         self.coef_ = np.asarray(arrays["coef_"], dtype=np.float32)
         self.intercept_ = np.asarray(arrays["intercept_"], dtype=np.float32)
         n_classes = self.classes_.size
+        # NOTE: models saved before dense features existed have no dense_coef_.
+        self.dense_coef_ = np.asarray(
+            arrays.get("dense_coef_", np.zeros((0, n_classes))), dtype=np.float32
+        )
         if (
             self.coef_.ndim != 2
             or self.coef_.shape[1] != n_classes
             or self.intercept_.shape != (n_classes,)
+            or self.dense_coef_.ndim != 2
+            or self.dense_coef_.shape[1] != n_classes
         ):
             raise ValueError("coef_/intercept_ shapes do not match classes_")
 
 
-def _features(vector: SparseVector | None) -> SparseVector:
-    if vector is None:
+class _Inputs(NamedTuple):
+    """A batch: sparse rows and a dense ``(rows, dim)`` block (dim may be 0)."""
+
+    sparse: SparseBatch
+    dense: np.ndarray
+
+
+_EMPTY = SparseVector(np.empty(0, np.int32), np.empty(0, np.float32), 0)
+
+
+def _sparse(message: Message) -> SparseVector:
+    """The message's sparse features; an empty vector when only dense ones exist."""
+    if message.features is None:
+        if message.dense_features is None:
+            raise ValueError(
+                "SoftmaxIntentClassifier needs features; put a featurizer "
+                "before it in the pipeline"
+            )
+        return _EMPTY
+    return message.features
+
+
+def _dense_vector(message: Message, dim: int) -> np.ndarray:
+    vector = message.dense_features
+    if vector is None or vector.shape != (dim,):
         raise ValueError(
-            "SoftmaxIntentClassifier needs features; put a featurizer "
-            "before it in the pipeline"
+            f"SoftmaxIntentClassifier was trained with {dim} dense features; "
+            "the pipeline gave it none or another width"
         )
     return vector
+
+
+def _dense_matrix(messages: Sequence[Message], scale: float) -> np.ndarray:
+    """Stacked, scaled dense features, or a ``(n, 0)`` block when there are none."""
+    vectors = [m.dense_features for m in messages]
+    if not vectors or any(v is None for v in vectors):
+        return np.zeros((len(vectors), 0), np.float32)
+    return (np.stack(vectors) * scale).astype(np.float32)
 
 
 def _take(X: SparseBatch, rows: np.ndarray) -> SparseBatch:
@@ -296,12 +383,22 @@ def _take(X: SparseBatch, rows: np.ndarray) -> SparseBatch:
     return SparseBatch(X.indices[positions], X.values[positions], offsets)
 
 
-def _logits(X: SparseBatch, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-    return _segment_sum(coef[X.indices] * X.values[:, None], X.offsets) + intercept
+def _logits(
+    inputs: _Inputs, coef: np.ndarray, intercept: np.ndarray, dense_coef: np.ndarray
+) -> np.ndarray:
+    X = inputs.sparse
+    logits = _segment_sum(coef[X.indices] * X.values[:, None], X.offsets) + intercept
+    if dense_coef.size:
+        logits += inputs.dense @ dense_coef
+    return logits
 
 
 def _log_loss(
-    X: SparseBatch, y: np.ndarray, coef: np.ndarray, intercept: np.ndarray
+    inputs: _Inputs,
+    y: np.ndarray,
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    dense_coef: np.ndarray,
 ) -> float:
-    probs = _softmax(_logits(X, coef, intercept))
+    probs = _softmax(_logits(inputs, coef, intercept, dense_coef))
     return float(-np.log(probs[np.arange(y.size), y] + 1e-12).mean())

@@ -4,6 +4,11 @@ Weights exist only for (feature, tag) pairs seen in the gold training data (as i
 CRFsuite), stored CSR-like by feature: a 150-tag model with 100k features stays a few
 MB instead of ``features x tags`` floats. Decoding is Viterbi restricted to valid
 BILOU transitions, so every predicted span is well formed.
+
+Two optional inputs: contextual token vectors from a dense featurizer
+(`Message.token_vectors`, L2-normalised and scaled by ``dense_scale``, with one
+dense weight row per tag), and the intent (``intent_features``: the gold intent in
+training, the predicted one at parse time).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from worker.nlu.base import Message
 from worker.nlu.base import Token
 from worker.nlu.base import check_param
 from worker.nlu.base import is_int
+from worker.nlu.base import is_number
 from worker.nlu.training_data import Entity
 from worker.nlu.training_data import NLUData
 
@@ -138,21 +144,51 @@ def viterbi(scores: np.ndarray, transitions: np.ndarray) -> np.ndarray:
 
 
 class PerceptronEntityExtractor(Component):
-    """Averaged structured perceptron (Collins 2002) with BILOU tags and Viterbi."""
+    """Averaged structured perceptron (Collins 2002) with BILOU tags and Viterbi.
 
-    requires = frozenset({"tokens"})
+    ``dense_scale`` weighs the token vectors against the binary sparse features
+    (0 ignores them); ``intent_features`` adds the intent and intent+word features.
+    """
+
     provides = frozenset({"entities"})
     fitted_attribute = "tags_"
 
-    def __init__(self, epochs: int = 8, random_state: int = 0) -> None:
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        """Tokens, and the intent when ``intent_features`` is on."""
+        if self.intent_features is True:
+            return frozenset({"tokens", "intent"})
+        return frozenset({"tokens"})
+
+    def __init__(
+        self,
+        epochs: int = 8,
+        random_state: int = 0,
+        dense_scale: float = 3.0,
+        intent_features: bool = False,
+    ) -> None:
         self.epochs = epochs
         self.random_state = random_state
+        self.dense_scale = dense_scale
+        self.intent_features = intent_features
 
     def fit(self, messages: Sequence[Message], data: NLUData) -> Self:
         """Learn tag weights from every example (those without entities teach ``O``)."""
         check_param("epochs", self.epochs, is_int(self.epochs, 1), "an int >= 1")
         check_param(
             "random_state", self.random_state, is_int(self.random_state), "an int >= 0"
+        )
+        check_param(
+            "intent_features",
+            self.intent_features,
+            isinstance(self.intent_features, bool),
+            "a bool",
+        )
+        check_param(
+            "dense_scale",
+            self.dense_scale,
+            is_number(self.dense_scale, 0.0),
+            "a number >= 0",
         )
         types = sorted({e["entity"] for ex in data.examples for e in ex.entities})
         self.tags_ = np.array(bilou_tags(types), dtype=str)
@@ -165,22 +201,34 @@ class PerceptronEntityExtractor(Component):
             ]
         )
         index = {tag: i for i, tag in enumerate(self.tags_)}
-        sentences = []
+        sentences, dense = [], []
         for message, example in zip(messages, data.examples, strict=True):
             if message.tokens:
-                hashes, owner = self._hashed_features(message)
+                hashes, owner = self._hashed_features(message, example.intent)
                 gold = gold_tags(message.tokens, example.entities, index)
                 sentences.append((hashes, owner, gold))
+                dense.append(self._dense(message))
         self._index_pairs(sentences)
-        self._train(sentences)
+        self._train(sentences, dense)
         return self
+
+    def _dense(self, message: Message) -> np.ndarray | None:
+        """Scaled, L2-normalised token vectors, or None (then they are not used)."""
+        vectors = message.token_vectors
+        if vectors is None or not self.dense_scale:
+            return None
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        scale = np.float32(self.dense_scale)
+        return (vectors * scale / np.maximum(norms, 1e-6)).astype(np.float32)
 
     def _compile_patterns(self, patterns: list[tuple[str, str]]) -> None:
         self.pattern_names_ = np.array([name for name, _ in patterns], dtype=str)
         self.pattern_sources_ = np.array([source for _, source in patterns], dtype=str)
         self._patterns = [(name, re.compile(source)) for name, source in patterns]
 
-    def _hashed_features(self, message: Message) -> tuple[np.ndarray, np.ndarray]:
+    def _hashed_features(
+        self, message: Message, intent: str | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Stable 32-bit hashes of all token features, and the token of each."""
         tokens = message.tokens
         matched: list[set[str]] = [set() for _ in tokens]
@@ -192,6 +240,13 @@ class PerceptronEntityExtractor(Component):
                     if token.start < match.end() and token.end > match.start():
                         matched[i].add(name)
         per_token = token_features(tokens, matched)
+        if self.intent_features and intent is not None:
+            # NOTE: entity types depend on the intent ("object_name" of a book to
+            # rate vs. of a film to find): gold intents in training, predicted
+            # ones at parse time.
+            for feats in per_token:
+                word = feats[1]
+                feats.extend((f"i={intent}", f"i={intent}|{word}"))
         hashes = [zlib.crc32(f.encode()) for feats in per_token for f in feats]
         owner = np.repeat(np.arange(len(tokens)), [len(f) for f in per_token])
         return np.array(hashes, dtype=np.uint64), owner
@@ -231,25 +286,43 @@ class PerceptronEntityExtractor(Component):
         flat = np.bincount(cells, weights=weights[pairs], minlength=n_tokens * n_tags)
         return flat.reshape(n_tokens, n_tags)
 
-    def _train(self, sentences: list[tuple[np.ndarray, ...]]) -> None:
+    def _train(
+        self,
+        sentences: list[tuple[np.ndarray, ...]],
+        dense: list[np.ndarray | None],
+    ) -> None:
         n_tags = self.tags_.size
         mask = np.where(allowed_transitions(list(self.tags_)), 0.0, _FORBIDDEN)
         weights = np.zeros(self.pair_tags_.size)
         trans = np.zeros((n_tags + 1, n_tags + 1))
+        width = 0 if any(d is None for d in dense) or not dense else dense[0].shape[1]
+        dense_w = np.zeros((n_tags, width), np.float32)
+        dense_totals = np.zeros(dense_w.shape)
         # Daumé's trick: averaged = current - totals / count, with no per-step copy.
         weight_totals, trans_totals = np.zeros_like(weights), np.zeros_like(trans)
         count = 1
         rng = np.random.default_rng(self.random_state)
-        prepared = [(*self._pairs(h, o), g) for h, o, g in sentences]
+        prepared = []
+        for h, o, g in sentences:
+            pairs, owner = self._pairs(h, o)
+            tag = self.pair_tags_[pairs]
+            prepared.append((pairs, owner, g, owner * n_tags + tag, tag))
         for _ in range(self.epochs if n_tags > 1 else 0):
             for s in rng.permutation(len(prepared)):
-                pairs, owner, gold = prepared[s]
-                pred = viterbi(
-                    self._scores(pairs, owner, gold.size, weights), trans + mask
-                )
+                pairs, owner, gold, cells, tag = prepared[s]
+                scores = np.bincount(
+                    cells, weights=weights[pairs], minlength=gold.size * n_tags
+                ).reshape(gold.size, n_tags)
+                if width:
+                    scores += dense[s] @ dense_w.T
+                pred = viterbi(scores, trans + mask)
                 wrong = pred != gold
                 if wrong.any():
-                    tag = self.pair_tags_[pairs]
+                    if width:
+                        rows = dense[s][wrong]
+                        for path, sign in ((gold, 1.0), (pred, -1.0)):
+                            np.add.at(dense_w, path[wrong], sign * rows)
+                            np.add.at(dense_totals, path[wrong], sign * count * rows)
                     sel = wrong[owner]
                     for path, sign in ((gold, 1.0), (pred, -1.0)):
                         hit = pairs[sel & (tag == path[owner])]
@@ -261,6 +334,7 @@ class PerceptronEntityExtractor(Component):
                         np.add.at(trans_totals.ravel(), flat, sign * count)
                 count += 1
         self.weights_ = (weights - weight_totals / count).astype(np.float32)
+        self.dense_weights_ = (dense_w - dense_totals / count).astype(np.float32)
         self.transitions_ = (trans - trans_totals / count).astype(np.float32)
         self._decode_transitions = (self.transitions_ + mask).astype(np.float32)
 
@@ -269,9 +343,18 @@ class PerceptronEntityExtractor(Component):
         self.check_fitted()
         if self.tags_.size == 1 or not message.tokens:
             return []
-        hashes, owner = self._hashed_features(message)
+        intent = (message.intent or {}).get("name")
+        hashes, owner = self._hashed_features(message, intent)
         pairs, owner = self._pairs(hashes, owner)
         scores = self._scores(pairs, owner, len(message.tokens), self.weights_)
+        if self.dense_weights_.shape[1]:
+            vectors = self._dense(message)
+            if vectors is None or vectors.shape[1] != self.dense_weights_.shape[1]:
+                raise ValueError(
+                    "PerceptronEntityExtractor was trained with token vectors; "
+                    "the pipeline gave it none or another width"
+                )
+            scores += vectors @ self.dense_weights_.T
         path = viterbi(scores, self._decode_transitions)
         probs = np.exp(scores - scores.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
@@ -311,6 +394,7 @@ class PerceptronEntityExtractor(Component):
             "feature_ptr_": self.feature_ptr_,
             "pair_tags_": self.pair_tags_,
             "weights_": self.weights_,
+            "dense_weights_": self.dense_weights_,
             "transitions_": self.transitions_,
             "pattern_names_": self.pattern_names_,
             "pattern_sources_": self.pattern_sources_,
@@ -324,10 +408,16 @@ class PerceptronEntityExtractor(Component):
         self.weights_ = np.asarray(arrays["weights_"], dtype=np.float32)
         self.transitions_ = np.asarray(arrays["transitions_"], dtype=np.float32)
         n_tags = self.tags_.size
+        # NOTE: models saved before token vectors existed have no dense_weights_.
+        self.dense_weights_ = np.asarray(
+            arrays.get("dense_weights_", np.zeros((n_tags, 0))), dtype=np.float32
+        )
         if (
             self.feature_ptr_.size != self.features_.size + 1
             or self.weights_.shape != self.pair_tags_.shape
             or self.transitions_.shape != (n_tags + 1, n_tags + 1)
+            or self.dense_weights_.ndim != 2
+            or self.dense_weights_.shape[0] != n_tags
         ):
             raise ValueError("entity extractor arrays have inconsistent shapes")
         names, sources = arrays["pattern_names_"], arrays["pattern_sources_"]

@@ -27,7 +27,11 @@ from worker.errors import TrainingDataError
 from worker.nlu.base import Component
 from worker.nlu.base import Message
 from worker.nlu.classifier import SoftmaxIntentClassifier
+from worker.nlu.encoder import SentenceEncoderFeaturizer
 from worker.nlu.entities import PerceptronEntityExtractor
+from worker.nlu.extractors import NumberExtractor
+from worker.nlu.extractors import RegexEntityExtractor
+from worker.nlu.fallback import FallbackClassifier
 from worker.nlu.featurizers import SparseFeaturizer
 from worker.nlu.synonyms import EntitySynonymMapper
 from worker.nlu.tokenizer import Tokenizer
@@ -46,8 +50,12 @@ REGISTRY: dict[str, type[Component]] = {
     for cls in (
         Tokenizer,
         SparseFeaturizer,
+        SentenceEncoderFeaturizer,
         SoftmaxIntentClassifier,
+        FallbackClassifier,
         PerceptronEntityExtractor,
+        RegexEntityExtractor,
+        NumberExtractor,
         EntitySynonymMapper,
     )
 }
@@ -112,9 +120,11 @@ class NLUPipeline:
         for i, (_, component) in enumerate(self.steps):
             component.fit(messages, data)
             later_needs = set().union(*(c.requires for _, c in self.steps[i + 1 :]))
+            later_needs |= set().union(
+                *(c.requires_any for _, c in self.steps[i + 1 :])
+            )
             if component.provides & later_needs:
-                for message in messages:
-                    component.process(message)
+                component.process_batch(messages)
         self.fingerprint_ = fingerprint(self.config, data)
         return self
 
@@ -127,12 +137,30 @@ class NLUPipeline:
         message = Message(text)
         for _, component in self.steps:
             component.process(message)
-        return {
-            "text": text,
-            "intent": message.intent or {"name": None, "confidence": 0.0},
-            "intent_ranking": message.intent_ranking,
-            "entities": message.entities,
-        }
+        return _result(message)
+
+    def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
+        """`parse` for many texts at once (components that batch, batch)."""
+        if not hasattr(self, "fingerprint_"):
+            raise NotFittedError("NLUPipeline is not fitted yet; call fit() or load()")
+        messages = [Message(text) for text in texts if text.strip()]
+        for _, component in self.steps:
+            component.process_batch(messages)
+        results = iter(messages)
+        return [
+            _result(next(results)) if text.strip() else empty_parse_result()
+            for text in texts
+        ]
+
+    def nbytes(self) -> int:
+        """Memory held by the learned arrays (and a shared encoder's weights)."""
+        total = 0
+        for _, component in self.steps:
+            if hasattr(component, component.fitted_attribute):
+                total += sum(a.nbytes for a in component.to_arrays().values())
+            encoder = getattr(component, "encoder", None)
+            total += getattr(encoder, "nbytes", 0)
+        return total
 
     def save(self, path: str | Path) -> Path:
         """Write the model directory; the metadata goes last and marks it complete."""
@@ -217,6 +245,15 @@ class NLUPipeline:
         return pipeline
 
 
+def _result(message: Message) -> dict[str, Any]:
+    return {
+        "text": message.text,
+        "intent": message.intent or {"name": None, "confidence": 0.0},
+        "intent_ranking": message.intent_ranking,
+        "entities": message.entities,
+    }
+
+
 def fingerprint(config: Mapping[str, Any], data: NLUData) -> str:
     """sha256 of config and training data: equal fingerprints need no retraining."""
     content = {
@@ -282,6 +319,11 @@ def _check_requirements(steps: list[tuple[str, Component]]) -> None:
         if missing:
             raise InvalidConfig(
                 f"{name} needs {missing} from an earlier component in the pipeline"
+            )
+        if component.requires_any and not component.requires_any & available:
+            raise InvalidConfig(
+                f"{name} needs one of {sorted(component.requires_any)} from an "
+                "earlier component in the pipeline"
             )
         available |= component.provides
 

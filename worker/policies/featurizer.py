@@ -73,6 +73,29 @@ def training_examples(
     return windows, labels
 
 
+def counted_examples(
+    dialogues: Sequence[TrainingDialogue], domain: Domain, max_history: int
+) -> tuple[list[StateWindow], list[int], list[int]]:
+    """Distinct (window, action) examples, in first-seen order, with how often each
+    occurs: the weights that keep the data's frequencies when duplicates go."""
+    windows: list[StateWindow] = []
+    labels: list[int] = []
+    counts: list[int] = []
+    index: dict[tuple[str, int], int] = {}
+    for dialogue in dialogues:
+        for window, action in dialogue_examples(dialogue, domain, max_history):
+            key = (window_key(window, max_history), action)
+            at = index.get(key)
+            if at is None:
+                index[key] = len(windows)
+                windows.append(window)
+                labels.append(action)
+                counts.append(1)
+            else:
+                counts[at] += 1
+    return windows, labels, counts
+
+
 def states_to_matrix(
     windows: Sequence[Sequence[State]], domain: Domain, max_history: int
 ) -> np.ndarray:

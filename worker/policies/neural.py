@@ -1,7 +1,8 @@
 """A numpy MLP over the last ``max_history`` binary states (stands in for KerasPolicy).
 
-Softmax over the domain's actions, cross-entropy, Adam, mini-batches and an
-optional validation split for early stopping; seeded, so fitting is reproducible.
+Softmax over the domain's actions, cross-entropy, Adam, mini-batches, and early
+stopping on validation dialogues or a validation split; seeded, so fitting is
+reproducible. docs/policies.md has the measurements behind the defaults.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from worker.domain import Domain
 from worker.errors import InvalidConfig
 from worker.errors import ModelError
 from worker.policies.base import Policy
+from worker.policies.featurizer import counted_examples
 from worker.policies.featurizer import states_to_matrix
 from worker.policies.featurizer import training_examples
 from worker.tracker import Tracker
@@ -31,10 +33,18 @@ _ADAM_EPS = 1e-8
 class NeuralPolicy(Policy):
     """Learns the next action from the recent states; generalises past the stories.
 
+    Examples are the distinct (state window, action) pairs of the dialogues. With
+    ``weight_by_count`` each counts as often as it occurs, so where the stories
+    disagree the common action wins (Rasa counted each pair once, which lets one
+    odd story outvote a hundred). ``balance_classes`` then gives every action the
+    same total weight.
+
     NOTE: ``validation_split`` defaults to 0.0, not Keras' 0.1: story data is small
     and each example is often the only one of its turn, so held-out examples would
-    simply never be learned. With a split > 0 training stops once the validation
-    loss has not improved for ``patience`` epochs and keeps the best weights.
+    simply never be learned. Early stopping instead uses ``fit(...,
+    validation=dev_dialogues)`` when given, else a split > 0: training stops once
+    the validation loss has not improved for ``patience`` epochs and keeps the
+    best weights. ``epochs_trained_`` tells how many epochs ran (not persisted).
     """
 
     _metadata_attrs = ("n_actions_", "n_features_")
@@ -52,6 +62,7 @@ class NeuralPolicy(Policy):
         random_seed: int = 42,
         max_training_samples: int | None = None,
         balance_classes: bool = False,
+        weight_by_count: bool = True,
     ):
         self.max_history = max_history
         self.priority = priority
@@ -64,6 +75,7 @@ class NeuralPolicy(Policy):
         self.random_seed = random_seed
         self.max_training_samples = max_training_samples
         self.balance_classes = balance_classes
+        self.weight_by_count = weight_by_count
 
     # ---- training --------------------------------------------------------------------
     def _validate(self) -> None:
@@ -93,13 +105,15 @@ class NeuralPolicy(Policy):
         holding out ``validation_split`` of the training examples.
         """
         self._validate()
-        windows, labels = training_examples(dialogues, domain, self.max_history)
+        windows, labels, counts = self._examples(dialogues, domain)
         if self.max_training_samples is not None:
             windows = windows[: self.max_training_samples]
             labels = labels[: self.max_training_samples]
+            counts = counts[: self.max_training_samples]
         n_actions = len(domain.action_names)
         x = self._inputs(windows, domain)
         y = np.asarray(labels, dtype=np.int64)
+        w = np.asarray(counts, dtype=np.float32)
         rng = np.random.default_rng(self.random_seed)
         sizes = [x.shape[1], *(int(h) for h in self.hidden_layers_sizes), n_actions]
         weights = [
@@ -110,38 +124,49 @@ class NeuralPolicy(Policy):
         params = [p for pair in zip(weights, biases, strict=True) for p in pair]
         order = rng.permutation(len(y))
         if validation is not None:
-            val_windows, val_labels = training_examples(
-                validation, domain, self.max_history
+            val_windows, val_labels, val_counts = self._examples(validation, domain)
+            held = (
+                self._inputs(val_windows, domain),
+                np.asarray(val_labels, np.int64),
+                np.asarray(val_counts, np.float32),
             )
-            held = (self._inputs(val_windows, domain), np.asarray(val_labels, np.int64))
             train = order
         else:
             n_val = int(len(y) * self.validation_split)
-            held = (x[order[:n_val]], y[order[:n_val]])
+            held = (x[order[:n_val]], y[order[:n_val]], w[order[:n_val]])
             train = order[n_val:]
         self.epochs_trained_ = 0
         if len(train):
-            self.epochs_trained_ = self._train(params, x, y, train, held, rng)
+            self.epochs_trained_ = self._train(params, (x, y, w), train, held, rng)
         self.weights_ = params[0::2]
         self.biases_ = params[1::2]
         self.n_actions_ = n_actions
         self.n_features_ = len(domain.input_features)
         return self
 
+    def _examples(
+        self, dialogues: Sequence[TrainingDialogue], domain: Domain
+    ) -> tuple[list, list[int], list[int]]:
+        """Distinct examples and their weights (counts, or 1 each)."""
+        if self.weight_by_count:
+            return counted_examples(dialogues, domain, self.max_history)
+        windows, labels = training_examples(dialogues, domain, self.max_history)
+        return windows, labels, [1] * len(labels)
+
     def _train(
         self,
         params: list[np.ndarray],
-        x: np.ndarray,
-        y: np.ndarray,
+        data: tuple[np.ndarray, np.ndarray, np.ndarray],
         train: np.ndarray,
-        held: tuple[np.ndarray, np.ndarray],
+        held: tuple[np.ndarray, np.ndarray, np.ndarray],
         rng: np.random.Generator,
     ) -> int:
-        """Adam on mini-batches; with held-out examples, early stopping on their loss
-        (the best weights are kept). Returns the number of epochs run."""
-        weight = self._class_weights(y[train], int(params[-1].size))
+        """Adam on mini-batches; with held-out examples, early stopping on their
+        weighted loss (the best weights are kept). Returns the epochs run."""
+        x, y, w = data
         x_train, y_train = x[train], y[train]
-        x_val, y_val = held
+        weight = w[train] * self._class_weights(y_train, int(params[-1].size), w[train])
+        x_val, y_val, w_val = held
         moments = [np.zeros_like(p) for p in params]
         squares = [np.zeros_like(p) for p in params]
         best, best_loss, stale, step = [p.copy() for p in params], np.inf, 0, 0
@@ -157,7 +182,7 @@ class NeuralPolicy(Policy):
                 _adam(params, grads, moments, squares, self.learning_rate, step)
             if not len(y_val):
                 continue
-            loss = _loss(self._forward(params, x_val)[-1], y_val)
+            loss = _loss(self._forward(params, x_val)[-1], y_val, w_val)
             if loss < best_loss - 1e-6:
                 best, best_loss, stale = [p.copy() for p in params], loss, 0
             else:
@@ -169,12 +194,15 @@ class NeuralPolicy(Policy):
             params[:] = best
         return epoch
 
-    def _class_weights(self, y: np.ndarray, n_actions: int) -> np.ndarray:
+    def _class_weights(
+        self, y: np.ndarray, n_actions: int, counts: np.ndarray
+    ) -> np.ndarray:
+        """Per-example factors that give every action the same total weight."""
         if not self.balance_classes:
             return np.ones(len(y), dtype=np.float32)
-        counts = np.bincount(y, minlength=n_actions).astype(np.float32)
-        present = np.count_nonzero(counts)
-        per_class = len(y) / (present * np.maximum(counts, 1.0))
+        totals = np.bincount(y, weights=counts, minlength=n_actions)
+        present = np.count_nonzero(totals)
+        per_class = counts.sum() / (present * np.maximum(totals, 1e-9))
         return per_class[y].astype(np.float32)
 
     @staticmethod
@@ -259,8 +287,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _loss(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(probs[np.arange(len(y)), y] + 1e-12).mean())
+def _loss(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Cross-entropy, weighted per example."""
+    nll = -np.log(probs[np.arange(len(y)), y] + 1e-12)
+    return float((nll * w).sum() / w.sum())
 
 
 def _adam(

@@ -47,7 +47,7 @@ class Always:
         self.max_history = 3
         self.seen: list[dict] = []
 
-    def predict(self, tracker):
+    def next_action(self, tracker):
         self.seen.append(dict(tracker.slots))
         return type(
             "P", (), {"action": self.action, "confidence": 0.5, "policy": "policy_0_X"}

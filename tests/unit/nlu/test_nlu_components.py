@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,41 @@ NLU_MD = """\
 ## synonym:chinese
 - Chinese food
 """
-TEXTS = ["hello there", "show me thai food in Rome", "chines food in 54321", "bye"]
-ORDER = [step["name"] for step in DEFAULT_PIPELINE_CONFIG["pipeline"]]
+TEXTS = [
+    "hello there",
+    "show me thai food in Rome",
+    "chines food in 54321",
+    "bye",
+    "twenty one qwerty zxcv",
+]
+#: Every registered component, in a pipeline order that feeds each one; the
+#: encoder runs a tiny random BERT (``tiny_bert``), not the real weights.
+ORDER = [
+    "Tokenizer",
+    "SparseFeaturizer",
+    "SentenceEncoderFeaturizer",
+    "SoftmaxIntentClassifier",
+    "FallbackClassifier",
+    "PerceptronEntityExtractor",
+    "RegexEntityExtractor",
+    "NumberExtractor",
+    "EntitySynonymMapper",
+]
 COMPONENTS = [REGISTRY[name] for name in ORDER]
+PARAMS: dict[str, dict[str, Any]] = {
+    "FallbackClassifier": {"threshold": 0.6},
+    "PerceptronEntityExtractor": {"intent_features": True},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tiny_encoder(tiny_bert: Path) -> None:
+    PARAMS["SentenceEncoderFeaturizer"] = {"model_path": str(tiny_bert)}
+
+
+def make(cls: type[Component]) -> Component:
+    """The component as the contract pipeline configures it."""
+    return cls(**PARAMS.get(cls.__name__, {}))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +89,7 @@ def _upstream(cls: type[Component], data: NLUData) -> tuple[list[Component], lis
     messages = [Message(example.text) for example in data.examples]
     fitted = []
     for upstream_cls in COMPONENTS[: COMPONENTS.index(cls)]:
-        component = upstream_cls().fit(messages, data)
+        component = make(upstream_cls).fit(messages, data)
         for message in messages:
             component.process(message)
         fitted.append(component)
@@ -80,6 +113,12 @@ def _outputs(component: Component, upstream: list[Component]) -> list[dict[str, 
                     features.values.tolist(),
                     features.dim,
                 ),
+                "dense": None
+                if message.dense_features is None
+                else message.dense_features.tolist(),
+                "token_vectors": None
+                if message.token_vectors is None
+                else message.token_vectors.tolist(),
                 "intent": message.intent,
                 "ranking": message.intent_ranking,
                 "entities": message.entities,
@@ -110,8 +149,13 @@ def test_default_constructible_and_init_stores_params_only(
     assert all(not name.endswith("_") for name in vars(component))
 
 
+def test_every_registered_component_is_in_the_contract_pipeline() -> None:
+    assert sorted(ORDER) == sorted(REGISTRY)
+    assert {s["name"] for s in DEFAULT_PIPELINE_CONFIG["pipeline"]} <= set(ORDER)
+
+
 def test_fit_returns_self(cls: type[Component], data: NLUData) -> None:
-    component = cls()
+    component = make(cls)
     _, messages = _upstream(cls, data)
     assert component.fit(messages, data) is component
 
@@ -126,8 +170,8 @@ def test_not_fitted_error_before_fit(cls: type[Component]) -> None:
 
 def test_fit_twice_equals_fit_once(cls: type[Component], data: NLUData) -> None:
     upstream, messages = _upstream(cls, data)
-    once = cls().fit(messages, data)
-    twice = cls().fit(messages, data).fit(messages, data)
+    once = make(cls).fit(messages, data)
+    twice = make(cls).fit(messages, data).fit(messages, data)
     _assert_same_arrays(once.to_arrays(), twice.to_arrays())
     assert _outputs(once, upstream) == _outputs(twice, upstream)
 
@@ -136,7 +180,7 @@ def test_array_round_trip_keeps_predictions(
     cls: type[Component], data: NLUData
 ) -> None:
     upstream, messages = _upstream(cls, data)
-    fitted = cls().fit(messages, data)
+    fitted = make(cls).fit(messages, data)
     arrays = fitted.to_arrays()
     assert all(array.dtype.kind != "O" for array in arrays.values())
     restored = cls.from_arrays(fitted.get_params(), arrays)
@@ -146,10 +190,19 @@ def test_array_round_trip_keeps_predictions(
 
 def test_the_contract_data_exercises_every_component(data: NLUData) -> None:
     components, _ = _upstream(COMPONENTS[-1], data)
-    extractor = components[-1]
+    extractor = components[ORDER.index("PerceptronEntityExtractor")]
     mapper = COMPONENTS[-1]().fit([], data)
     outputs = _outputs(mapper, components)
     assert outputs[0]["intent"]["name"] == "greet"
-    assert {e["entity"] for out in outputs for e in out["entities"]} >= {"cuisine"}
+    assert len(outputs[0]["dense"]) == 16
+    assert np.array(outputs[1]["token_vectors"]).shape == (6, 16)
+    assert outputs[-1]["intent"]["name"] == "nlu_fallback"
+    found = {(e["entity"], e["extractor"]) for out in outputs for e in out["entities"]}
+    assert ("cuisine", "PerceptronEntityExtractor") in found
+    assert ("number", "NumberExtractor") in found
+    assert ("zip", "RegexEntityExtractor") in found or (
+        "zip",
+        "PerceptronEntityExtractor",
+    ) in found
     assert any("processors" in e for out in outputs for e in out["entities"])
     assert extractor.to_arrays()["pattern_names_"].tolist() == ["re:zip", "lookup:city"]

