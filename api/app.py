@@ -7,6 +7,7 @@ import falcon
 from api import errors
 from api import resources
 from api.middleware import RequestContext
+from api.middleware import TokenAuth
 from api.resources import models
 from trackerstore.registry import ModelRegistry
 from worker.turn import Engine
@@ -21,10 +22,14 @@ def create_app(
     registry: ModelRegistry | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_upload: int = DEFAULT_MAX_UPLOAD,
+    auth_token: str | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
     training and model routes exist when there is a model ``registry``."""
-    app = falcon.App(middleware=[RequestContext()], cors_enable=False)
+    middleware: list = [RequestContext()]
+    if auth_token:
+        middleware.append(TokenAuth(auth_token))
+    app = falcon.App(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
     errors.install(app)

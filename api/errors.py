@@ -12,7 +12,6 @@ from typing import Any
 
 import falcon
 
-from api.middleware import log_context
 from trackerstore import CorruptRecord
 from trackerstore import StoreError
 from trackerstore import StoreUnavailable
@@ -61,6 +60,17 @@ class APIError(falcon.HTTPError):
         )
         self.reason = reason
         self.details = details
+
+
+def log_context(req: falcon.Request) -> dict[str, Any]:
+    """The fields an error log line about ``req`` carries (set by
+    ``api.middleware.RequestContext``)."""
+    return {
+        "request_id": getattr(req.context, "request_id", None),
+        "cid": getattr(req.context, "cid", None),
+        "method": req.method,
+        "path": req.path,
+    }
 
 
 def error_body(code: int, reason: str, message: str, details: Any = None) -> dict:

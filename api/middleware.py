@@ -1,4 +1,4 @@
-"""Cross-cutting request handling: every request gets an id.
+"""Cross-cutting request handling: request ids and the auth token.
 
 The id is the client's (or nginx's) ``X-Request-Id``, else a new one; it goes back in
 the response, where gunicorn's JSON access log reads it, and into every error log
@@ -7,10 +7,13 @@ line about the request.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Any
 
 import falcon
+
+from api.errors import APIError
 
 REQUEST_ID = "X-Request-Id"
 
@@ -30,11 +33,21 @@ class RequestContext:
         req.context.cid = params.get("cid")
 
 
-def log_context(req: falcon.Request) -> dict[str, Any]:
-    """The fields an error log line about ``req`` carries."""
-    return {
-        "request_id": getattr(req.context, "request_id", None),
-        "cid": getattr(req.context, "cid", None),
-        "method": req.method,
-        "path": req.path,
-    }
+class TokenAuth:
+    """``--auth-token``: every route but the health checks needs the token, as
+    ``?token=`` (the original's way) or ``Authorization: Bearer <token>``."""
+
+    OPEN = frozenset({"/", "/version", "/status"})
+
+    def __init__(self, token: str):
+        self.token = token.encode()
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.path in self.OPEN or req.method == "OPTIONS":
+            return
+        given = req.get_param("token") or ""
+        header = req.get_header("Authorization") or ""
+        if header.lower().startswith("bearer "):
+            given = header[7:].strip()
+        if not hmac.compare_digest(given.encode(), self.token):
+            raise APIError(401, "NotAuthenticated", "User is not authenticated.")

@@ -54,6 +54,7 @@ class ServeOptions:
     access_log: bool = False
     max_body: int = DEFAULT_MAX_BODY
     trainer: bool | None = None
+    auth_token: str | None = None
     model_dir: str | None = None
 
 
@@ -84,6 +85,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="expire idle conversations after this many seconds (default: never)",
     )
     parser.add_argument("-o", "--log-file", help="log file (default: stderr)")
+    parser.add_argument(
+        "--auth-token",
+        default=os.environ.get("DIALOGD_AUTH_TOKEN") or None,
+        help="require this token (?token= or Authorization: Bearer) on every route "
+        "but /, /version and /status (default: $DIALOGD_AUTH_TOKEN, else none)",
+    )
     parser.add_argument(
         "--model-dir",
         help="keep model archives in this shared folder instead of Redis",
@@ -168,6 +175,7 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
         Engine(models, store),
         registry=registry,
         max_body=options.max_body,
+        auth_token=options.auth_token,
     )
 
 

@@ -116,3 +116,23 @@ def test_json_formatter_carries_the_extra_fields():
     )
     line = json.loads(JSONFormatter().format(record))
     assert line["message"] == "x 1" and line["cid"] == "c" and line["request_id"] == "r"
+
+
+def test_token_auth(core):
+    c = client(core, InMemoryStore(), auth_token="s3cret")
+    assert c.simulate_get("/").status_code == 200
+    assert c.simulate_get("/status").status_code == 200  # probes need no token
+    denied = c.simulate_get("/conversations")
+    assert denied.status_code == 401 and denied.json["reason"] == "NotAuthenticated"
+    assert (
+        c.simulate_get("/conversations", params={"token": "wrong"}).status_code == 401
+    )
+    assert (
+        c.simulate_get("/conversations", params={"token": "s3cret"}).status_code == 200
+    )
+    bearer = c.simulate_post(
+        "/conversations/x/parse",
+        json={"query": "/greet"},
+        headers={"Authorization": "Bearer s3cret"},
+    )
+    assert bearer.status_code == 200
