@@ -55,6 +55,12 @@ def read_config(path: Path | None) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in ("language", "pipeline")}
 
 
+def _shown(path: Path | None) -> str:
+    if path is None:
+        return "default"
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def disk_size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
@@ -108,7 +114,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     train, val = load_set(name)
     print(
         f"[{name}] train {len(train.examples)} / val {len(val.examples)}; config "
-        f"{path.relative_to(ROOT) if path else 'default pipeline'}",
+        f"{_shown(path)}",
         file=sys.stderr,
     )
     out = Path(args.out) / name
@@ -127,7 +133,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     oos = report["out_of_scope"]
     return {
         "set": name,
-        "config": str(path.relative_to(ROOT)) if path else "default",
+        "config": _shown(path),
         "n_train": len(train.examples),
         "n_val": len(val.examples),
         "train_seconds": round(train_seconds, 2),
@@ -177,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", choices=[*SETS, "all"], default="all")
     parser.add_argument("--encoder", action="store_true", help="encoder pipeline")
     parser.add_argument("--config", help="pipeline config (overrides bench/nlu)")
-    parser.add_argument("--out", default="bench-results/nlu", help="output folder")
+    parser.add_argument("--out", default="bench/results/nlu", help="output folder")
     parser.add_argument(
         "--latency-texts", type=int, default=1000, help="val texts timed (1000)"
     )

@@ -85,6 +85,7 @@ class SoftmaxIntentClassifier(Component):
         random_state: int = 0,
         dense_scale: float = 1.0,
         label_smoothing: float = 0.0,
+        n_models: int = 1,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -98,9 +99,10 @@ class SoftmaxIntentClassifier(Component):
         self.random_state = random_state
         self.dense_scale = dense_scale
         self.label_smoothing = label_smoothing
+        self.n_models = n_models
 
     def _validate(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "ranking_length"):
+        for name in ("epochs", "batch_size", "patience", "ranking_length", "n_models"):
             value = getattr(self, name)
             check_param(name, value, is_int(value, 1), "an int >= 1")
         for name in ("min_validation_examples", "random_state"):
@@ -155,11 +157,16 @@ class SoftmaxIntentClassifier(Component):
         )
         self.classes_ = classes
         X = _Inputs(SparseBatch.stack(vectors), dense)
-        rng = np.random.default_rng(self.random_state)
-        train, valid = self._split(y, rng)
         weights = self._sample_weights(y, classes.size)
-        self.coef_, self.dense_coef_, self.intercept_ = self._train(
-            X, y, weights, train, valid, vectors[0].dim, rng
+        models = []
+        for i in range(self.n_models):
+            rng = np.random.default_rng(self.random_state + i)
+            train, valid = self._split(y, rng)
+            models.append(self._train(X, y, weights, train, valid, vectors[0].dim, rng))
+        # NOTE: the logits are linear in the weights, so averaging the weights of
+        # the members is averaging their logits: an ensemble at no parse cost.
+        self.coef_, self.dense_coef_, self.intercept_ = (
+            np.mean([m[k] for m in models], axis=0).astype(np.float32) for k in range(3)
         )
         return self
 

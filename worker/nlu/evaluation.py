@@ -385,28 +385,32 @@ def _confusion_table(
 ) -> str:
     labels: list[str] = []
     for item in confusions:
-        for name in (item["intent"], item["predicted"]):
-            if name is not None and name not in labels and len(labels) < size:
-                labels.append(str(name))
+        pair = [str(item["intent"]), str(item["predicted"])]
+        new = [name for name in dict.fromkeys(pair) if name not in labels]
+        if len(labels) + len(new) <= size:
+            labels.extend(new)
     if not labels:
         return "<p>No intent errors.</p>"
     counts = Counter(
-        (r["intent"], r["predicted_intent"])
+        (str(r["intent"]), str(r["predicted_intent"]))
         for r in records
-        if r["intent"] in labels and r["predicted_intent"] in labels
+        if str(r["intent"]) in labels and str(r["predicted_intent"]) in labels
     )
     esc = html.escape
-    head = "".join(f"<th>{esc(label)}</th>" for label in labels)
+    head = "".join(
+        f"<th title='{esc(label)}'>{i}</th>" for i, label in enumerate(labels, 1)
+    )
     rows = []
-    for g in labels:
+    for i, g in enumerate(labels, 1):
         cells = []
         for p in labels:
             n = counts[(g, p)]
             shade = "#e8f4e8" if g == p else ("#f8d7d7" if n else "#fff")
             cells.append(f"<td style='background:{shade}'>{n or ''}</td>")
-        rows.append(f"<tr><th class='l'>{esc(g)}</th>{''.join(cells)}</tr>")
+        rows.append(f"<tr><th class='l'>{i}. {esc(g)}</th>{''.join(cells)}</tr>")
     return (
-        "<p>Rows are the true intent, columns the prediction.</p>"
+        "<p>The intents of the most frequent confusions. Rows are the true intent, "
+        "columns the prediction (numbered as the rows).</p>"
         f"<table><tr><th class='l'>true \\ predicted</th>{head}</tr>"
         + "".join(rows)
         + "</table>"
@@ -414,40 +418,49 @@ def _confusion_table(
 
 
 def _histogram_svg(records: Sequence[dict[str, Any]], bins: int = 20) -> str:
+    """Two inline SVG histograms of the top confidence: right and wrong intents
+    (each on its own scale, so a few errors stay visible next to many hits)."""
     labelled = [r for r in records if r["intent"] is not None]
     if not labelled:
         return "<p>No labelled examples.</p>"
     edges = np.linspace(0.0, 1.0, bins + 1)
     conf = np.clip([r["confidence"] for r in labelled], 0.0, 1.0)
     right = np.array([r["predicted_intent"] == r["intent"] for r in labelled])
-    ok, _ = np.histogram(conf[right], edges)
-    bad, _ = np.histogram(conf[~right], edges)
-    width, height, pad = 600, 220, 30
-    top = max(int((ok + bad).max()), 1)
-    bar = (width - 2 * pad) / bins
+    panels = [
+        _bars(np.histogram(conf[mask], edges)[0], title, colour)
+        for mask, title, colour in (
+            (right, "intent right", "#6a6"),
+            (~right, "intent wrong", "#c55"),
+        )
+    ]
+    return "<div>" + "".join(panels) + "</div>"
+
+
+def _bars(counts: np.ndarray, title: str, colour: str) -> str:
+    width, height, pad = 420, 200, 28
+    top = max(int(counts.max()), 1)
+    bar = (width - 2 * pad) / counts.size
     shapes = []
-    for i in range(bins):
-        x = pad + i * bar
-        h_ok = (height - 2 * pad) * ok[i] / top
-        h_bad = (height - 2 * pad) * bad[i] / top
-        y_ok = height - pad - h_ok
+    for i, n in enumerate(counts):
+        h = (height - 2 * pad) * n / top
         shapes.append(
-            f"<rect x='{x:.1f}' y='{y_ok:.1f}' width='{bar - 1:.1f}' "
-            f"height='{h_ok:.1f}' fill='#6a6'><title>{ok[i]} right</title></rect>"
-            f"<rect x='{x:.1f}' y='{y_ok - h_bad:.1f}' width='{bar - 1:.1f}' "
-            f"height='{h_bad:.1f}' fill='#c55'><title>{bad[i]} wrong</title></rect>"
+            f"<rect x='{pad + i * bar:.1f}' y='{height - pad - h:.1f}' "
+            f"width='{bar - 1:.1f}' height='{h:.1f}' fill='{colour}'>"
+            f"<title>{n} examples, confidence {i / counts.size:.2f}-"
+            f"{(i + 1) / counts.size:.2f}</title></rect>"
         )
     axis = "".join(
         f"<text x='{pad + t * (width - 2 * pad):.1f}' y='{height - 10}' "
-        f"font-size='11' text-anchor='middle'>{t:.1f}</text>"
+        f"font-size='11' text-anchor='middle'>{t:.2f}</text>"
         for t in (0.0, 0.25, 0.5, 0.75, 1.0)
     )
     return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' "
+        f"height='{height}' style='margin-right:1em'>"
         f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' "
         f"y2='{height - pad}' stroke='#333'/>{''.join(shapes)}{axis}"
-        f"<text x='{pad}' y='14' font-size='12'>max {top} per bin; "
-        "green right, red wrong</text></svg>"
+        f"<text x='{pad}' y='14' font-size='12'>{html.escape(title)}: "
+        f"{int(counts.sum())} examples (tallest bin {top})</text></svg>"
     )
 
 

@@ -66,7 +66,9 @@ DEFAULT_PIPELINE_CONFIG: dict[str, Any] = {
         {"name": "Tokenizer"},
         {"name": "SparseFeaturizer"},
         {"name": "SoftmaxIntentClassifier"},
-        {"name": "PerceptronEntityExtractor"},
+        # NOTE: the predicted intent as an entity feature: +1.6 points exact-span
+        # F1 on SNIPS val, +4 on HWU64 (docs/nlu.md).
+        {"name": "PerceptronEntityExtractor", "intent_features": True},
         {"name": "EntitySynonymMapper"},
     ],
 }

@@ -62,6 +62,7 @@ ORDER = [
 ]
 COMPONENTS = [REGISTRY[name] for name in ORDER]
 PARAMS: dict[str, dict[str, Any]] = {
+    "SoftmaxIntentClassifier": {"n_models": 2},
     "FallbackClassifier": {"threshold": 0.6},
     "PerceptronEntityExtractor": {"intent_features": True},
 }

@@ -237,3 +237,48 @@ def test_interpreter_without_model_uses_the_regex_grammar() -> None:
     assert result["text"] == "/hello"
     assert result["intent"] == {"name": "hello", "confidence": 1.0}
     assert Interpreter(None).parse("") == EMPTY
+
+
+def test_label_smoothing_lowers_confidence(moodbot: NLUPipeline) -> None:
+    config = {
+        "pipeline": [
+            {"name": "Tokenizer"},
+            {"name": "SparseFeaturizer"},
+            {"name": "SoftmaxIntentClassifier", "label_smoothing": 0.2},
+        ]
+    }
+    smoothed = NLUPipeline(config).fit(load_nlu_data(MOODBOT))
+    sharp, soft = moodbot.parse("hello there"), smoothed.parse("hello there")
+    assert soft["intent"]["name"] == "greet"
+    assert soft["intent"]["confidence"] < sharp["intent"]["confidence"]
+
+
+def test_models_saved_before_dense_weights_still_load(
+    saved: Path, tmp_path: Path, moodbot: NLUPipeline
+) -> None:
+    model = _copy_model(saved, tmp_path / "old")
+    with np.load(model / ARRAYS_FILE) as npz:
+        arrays = {k: npz[k] for k in npz.files if "dense_" not in k}
+    np.savez(model / ARRAYS_FILE, **arrays)
+    _rewrite_metadata(
+        model,
+        lambda d: [
+            c.update(arrays=[a for a in c["arrays"] if "dense_" not in a])
+            for c in d["components"]
+        ],
+    )
+    loaded = NLUPipeline.load(model)
+    assert loaded.parse("I am sad") == moodbot.parse("I am sad")
+
+
+def test_parse_batch_matches_parse(moodbot: NLUPipeline) -> None:
+    texts = ["hello there", "", "I am very sad", "  ", "bye"]
+    batch = moodbot.parse_batch(texts)
+    assert batch[1] == EMPTY and batch[3] == EMPTY
+    for text, result in zip(texts, batch, strict=True):
+        if text.strip():
+            single = moodbot.parse(text)
+            assert result["intent"]["name"] == single["intent"]["name"]
+            assert result["intent"]["confidence"] == pytest.approx(
+                single["intent"]["confidence"], abs=1e-5
+            )
