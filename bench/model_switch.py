@@ -34,10 +34,13 @@ SNIPS = SHARED_DATA / "snips" / "rasa" / "train.json"
 
 
 def worker_pids(server: Server) -> list[int]:
+    """The gunicorn workers (not the trainer process an instance may start)."""
     out = subprocess.run(
         ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
     ).stdout.split()
-    return [int(p) for p in out]
+    return [
+        int(p) for p in out if b"trainer" not in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
 
 
 def latency(servers: list[Server], seconds: int) -> dict:
