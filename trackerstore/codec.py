@@ -87,9 +87,14 @@ def _pack(version: int, payload: Mapping[str, Any]) -> bytes:
     return msgpack.packb([version, dict(payload)], use_bin_type=True)
 
 
-def _unpack(data: bytes, version: int) -> dict[str, Any]:
+def _unpack(
+    data: bytes, versions: tuple[int, ...], *, int_keys: bool = False
+) -> tuple[int, dict[Any, Any]]:
+    """The ``(format, payload)`` of a record whose format is one of ``versions``."""
     try:
-        record = msgpack.unpackb(data, raw=False, ext_hook=_reject_ext)
+        record = msgpack.unpackb(
+            data, raw=False, ext_hook=_reject_ext, strict_map_key=not int_keys
+        )
     except CodecError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
@@ -97,11 +102,11 @@ def _unpack(data: bytes, version: int) -> dict[str, Any]:
     if not isinstance(record, list) or len(record) != 2:
         raise CodecError("not a [version, payload] record")
     found, payload = record
-    if isinstance(found, bool) or found != version:
+    if isinstance(found, bool) or found not in versions:
         raise CodecError(f"unknown record format {found!r}")
     if not isinstance(payload, dict):
         raise CodecError(f"payload is a {type(payload).__name__}, not a map")
-    return payload
+    return found, payload
 
 
 def _compact(value: Any) -> Any:
@@ -140,21 +145,7 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
 
 def decode_event(data: bytes) -> dict[str, Any]:
     """The event dict of a log record (format 1 or 2); raises ``CodecError``."""
-    try:
-        record = msgpack.unpackb(
-            data, raw=False, ext_hook=_reject_ext, strict_map_key=False
-        )
-    except CodecError:
-        raise
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise CodecError(f"not msgpack: {exc}") from exc
-    if not isinstance(record, list) or len(record) != 2:
-        raise CodecError("not a [version, payload] record")
-    found, payload = record
-    if isinstance(found, bool) or found not in (1, EVENT_FORMAT):
-        raise CodecError(f"unknown record format {found!r}")
-    if not isinstance(payload, dict):
-        raise CodecError(f"payload is a {type(payload).__name__}, not a map")
+    found, payload = _unpack(data, (1, EVENT_FORMAT), int_keys=True)
     if found == 1:
         if not all(isinstance(k, str) for k in payload):
             raise CodecError("format 1 record with non-string keys")
@@ -175,4 +166,4 @@ def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
 
 def decode_snapshot(data: bytes) -> dict[str, Any]:
     """The snapshot dict of a snapshot record; raises ``CodecError``."""
-    return _unpack(data, SNAPSHOT_FORMAT)
+    return _unpack(data, (SNAPSHOT_FORMAT,))[1]

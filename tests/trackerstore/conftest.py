@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.sentinel import Sentinel
 
 from trackerstore.embedded import redis_server_binary
 
@@ -147,7 +148,7 @@ def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait(lambda: redis.Redis(port=master).ping(), "master")
         procs.append(_start([str(conf), "--sentinel"], work))
         _wait(
-            lambda: redis.Redis(port=sentinel).sentinel_get_master_addr_by_name("main"),
+            lambda: Sentinel([("127.0.0.1", sentinel)]).discover_master("main"),
             "sentinel",
         )
         yield f"redis+sentinel://127.0.0.1:{sentinel}/main/0"
