@@ -44,8 +44,10 @@ def ngram_hashes(codes: np.ndarray, low: int, high: int, salt: np.uint64) -> np.
         if n > 1:
             h = h[:-1] * _PRIME ^ codes[n - 1 :]
         if n >= low and h.size:
-            out.append(_mix(h + np.uint64(n)))
-    return np.concatenate(out) if out else np.empty(0, np.uint64)
+            out.append(h + np.uint64(n))
+    # PERF: one finaliser pass over all orders (it is elementwise): short texts
+    # spend their time in numpy calls, not in arithmetic.
+    return _mix(np.concatenate(out)) if out else np.empty(0, np.uint64)
 
 
 class SparseFeaturizer(Component):
