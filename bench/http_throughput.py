@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,7 @@ def wrk(
     return figures
 
 
-def run(workers: int, seconds: int, connections: list[int]) -> dict:
+def run(workers: int, seconds: int, connections: list[int], rounds: int) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     results = []
@@ -105,20 +106,24 @@ def run(workers: int, seconds: int, connections: list[int]) -> dict:
                 ("floor", floor_url, ["parse"]),
                 ("dialogd", server.url, ["parse", "continue"]),
             ]
-            for conversations in (10000, 1):
-                for c in connections:
-                    for name, url, paths in targets:
-                        for path in paths:
-                            prefix = f"{name}-{path}-{c}-{conversations}"
-                            row = wrk(url, path, c, conversations, seconds, prefix)
-                            row.update(
-                                server=name,
-                                path=path,
-                                connections=c,
-                                conversations=conversations,
-                            )
-                            results.append(row)
-                            print(json.dumps(row), flush=True)
+            # NOTE: rounds repeat the whole matrix, so the floor and dialogd are
+            # measured alternately and a burst of noise cannot favour either.
+            for round_ in range(rounds):
+                for conversations in (10000, 1):
+                    for c in connections:
+                        for name, url, paths in targets:
+                            for path in paths:
+                                prefix = f"{name}-{path}-{c}-{conversations}-{round_}"
+                                row = wrk(url, path, c, conversations, seconds, prefix)
+                                row.update(
+                                    server=name,
+                                    path=path,
+                                    connections=c,
+                                    conversations=conversations,
+                                    round=round_,
+                                )
+                                results.append(row)
+                                print(json.dumps(row), flush=True)
         finally:
             server.stop()
             floor.terminate()
@@ -126,29 +131,39 @@ def run(workers: int, seconds: int, connections: list[int]) -> dict:
     return {
         "workers": workers,
         "seconds": seconds,
+        "rounds": rounds,
         "runs": results,
         "cpus": os.cpu_count(),
     }
 
 
 def table(result: dict) -> str:
-    rows = result["runs"]
+    """Medians over the rounds; "of floor" is the median of the per-round ratios."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in result["runs"]:
+        key = (r["conversations"], r["connections"], r["server"], r["path"])
+        groups.setdefault(key, []).append(r)
     floor = {
-        (r["connections"], r["conversations"]): r["rps"]
-        for r in rows
-        if r["server"] == "floor"
+        (k[0], k[1], r.get("round", 0)): r["rps"]
+        for k, rs in groups.items()
+        if k[2] == "floor"
+        for r in rs
     }
     lines = [
         f"{'server':8} {'path':9} {'conns':>5} {'convs':>6} {'req/s':>8} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of floor':>8}"
     ]
-    for r in rows:
-        share = r["rps"] / floor[(r["connections"], r["conversations"])]
+    for (convs, conns, server, path), rs in sorted(
+        groups.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2] != "floor")
+    ):
+        shares = [r["rps"] / floor[(convs, conns, r.get("round", 0))] for r in rs]
+        errors = sum(r["socket_errors"] + r["non_2xx"] for r in rs)
         lines.append(
-            f"{r['server']:8} {r['path']:9} {r['connections']:>5} "
-            f"{r['conversations']:>6} {r['rps']:>8} {r['p50_us'] / 1000:>7.2f} "
-            f"{r['p99_us'] / 1000:>7.2f} {r['socket_errors'] + r['non_2xx']:>6} "
-            f"{share:>8.0%}"
+            f"{server:8} {path:9} {conns:>5} {convs:>6} "
+            f"{statistics.median(r['rps'] for r in rs):>8.0f} "
+            f"{statistics.median(r['p50_us'] for r in rs) / 1000:>7.2f} "
+            f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f} "
+            f"{errors:>6} {statistics.median(shares):>8.0%}"
         )
     return "\n".join(lines)
 
@@ -158,9 +173,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    result = run(args.workers, args.seconds, args.connections)
+    result = run(args.workers, args.seconds, args.connections, args.rounds)
     print(table(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
