@@ -26,7 +26,7 @@ import redis
 import requests
 
 from bench.turn_latency import moodbot_model
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import Server
 from trackerstore import EmbeddedRedis
 from trackerstore import RedisStore
 from trackerstore.redis_store import conversation_keys
@@ -89,40 +89,13 @@ def _memory(pid: int) -> dict:
 
 
 def workers(model: Path, url: str, tmp: Path) -> dict:
-    port = free_port()
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "api",
-            "serve",
-            "-d",
-            str(model / "core"),
-            "-u",
-            str(model / "nlu"),
-            "-p",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--workers",
-            "2",
-            "--redis-url",
-            url,
-            "-o",
-            str(tmp / "serve.log"),
-        ]
-    )
-    base = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            r = requests.post(
-                f"{base}/conversations/first/parse", json={"query": "hello"}, timeout=1
-            )
-            if r.ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.005)
+    server = Server(model, url, "", tmp, nlu=True, workers=2)
+    server.start(poll_interval=0.005)
+    base = server.url
+    requests.post(
+        f"{base}/conversations/first/parse", json={"query": "hello"}, timeout=5
+    ).raise_for_status()
     first_answer = time.perf_counter() - start
     try:
         session = requests.Session()
@@ -132,17 +105,16 @@ def workers(model: Path, url: str, tmp: Path) -> dict:
                 json={"query": MESSAGES[i % len(MESSAGES)]},
             )
         children = subprocess.run(
-            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
         ).stdout.split()
         per_worker = [_memory(int(pid)) for pid in children]
         return {
             "first_answer_s": round(first_answer, 3),
-            "master": _memory(proc.pid),
+            "master": _memory(server.proc.pid),
             "workers": per_worker,
         }
     finally:
-        proc.terminate()
-        proc.wait(30)
+        server.stop()
 
 
 def main() -> int:

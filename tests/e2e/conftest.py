@@ -31,12 +31,13 @@ def free_port() -> int:
 
 
 class Server:
-    """One ``python -m api.server`` instance on a free port."""
+    """One ``python -m api.server`` instance on a free port; without a Redis URL it
+    starts the embedded Redis (give ``--data-dir`` in ``extra``)."""
 
     def __init__(
         self,
         model: Path,
-        redis_url: str,
+        redis_url: str | None,
         prefix: str,
         log_dir: Path,
         *,
@@ -59,20 +60,20 @@ class Server:
             "127.0.0.1",
             "--workers",
             str(workers),
-            "--redis-url",
-            redis_url,
             "--key-prefix",
             prefix,
             "-o",
             str(self.log_file),
             *extra,
         ]
+        if redis_url is not None:
+            cmd += ["--redis-url", redis_url]
         if nlu:
             cmd += ["-u", str(model / "nlu")]
         self.cmd = cmd
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 30.0, poll_interval: float = 0.1) -> Server:
         self.proc = subprocess.Popen(
             self.cmd,
             cwd=ROOT,
@@ -89,7 +90,7 @@ class Server:
                     return self
             except requests.ConnectionError:
                 pass
-            time.sleep(0.1)
+            time.sleep(poll_interval)
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
     def log(self) -> str:
