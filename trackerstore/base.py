@@ -79,7 +79,6 @@ class TrackerStore(abc.ABC):
     def load(self, cid: str) -> Loaded:
         """The snapshot and version, in one round trip, without reading the log."""
 
-    @abc.abstractmethod
     def append(
         self,
         cid: str,
@@ -92,8 +91,8 @@ class TrackerStore(abc.ABC):
         Atomic; raises ``VersionConflict`` and writes nothing otherwise. Returns
         the new version. ``events`` may be empty: the version still moves on.
         """
+        return self._write(cid, events, snapshot, expected_version, replace=False)
 
-    @abc.abstractmethod
     def replace(
         self,
         cid: str,
@@ -105,6 +104,19 @@ class TrackerStore(abc.ABC):
 
         Unconditional when ``expected_version`` is None, else like ``append``.
         """
+        return self._write(cid, events, snapshot, expected_version, replace=True)
+
+    @abc.abstractmethod
+    def _write(
+        self,
+        cid: str,
+        events: Sequence[Mapping[str, Any]],
+        snapshot: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        replace: bool,
+    ) -> int:
+        """The one atomic write behind ``append`` and ``replace``."""
 
     @abc.abstractmethod
     def read_log(

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -17,6 +19,8 @@ import redis
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
+
+from trackerstore.errors import StoreUnavailable
 
 SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
@@ -48,6 +52,15 @@ def _hosts(url: str) -> tuple[list[tuple[str, int]], Any]:
             raise ValueError("a Sentinel or Cluster URL lists host:port pairs")
         hosts.append((host.strip("[]"), int(port)))
     return hosts, parts
+
+
+@contextmanager
+def unavailable() -> Iterator[None]:
+    """Turn transport failures into the store's own 503-class error."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
 
 
 def make_client(url: str, **options: Any) -> redis.Redis | RedisCluster:

@@ -69,24 +69,6 @@ class InMemoryStore(TrackerStore):
             version, raw = conv.version, conv.snapshot
         return Loaded(version, decode_snapshot_of(cid, raw))
 
-    def append(
-        self,
-        cid: str,
-        events: Sequence[Mapping[str, Any]],
-        expected_version: int,
-        snapshot: Mapping[str, Any],
-    ) -> int:
-        return self._write(cid, events, snapshot, expected_version, replace=False)
-
-    def replace(
-        self,
-        cid: str,
-        events: Sequence[Mapping[str, Any]],
-        snapshot: Mapping[str, Any],
-        expected_version: int | None = None,
-    ) -> int:
-        return self._write(cid, events, snapshot, expected_version, replace=True)
-
     def _write(
         self,
         cid: str,

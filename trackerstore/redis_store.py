@@ -17,7 +17,6 @@ import re
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -35,10 +34,10 @@ from trackerstore.base import decode_log
 from trackerstore.base import decode_snapshot_of
 from trackerstore.clients import check_redis_url
 from trackerstore.clients import make_client
+from trackerstore.clients import unavailable
 from trackerstore.codec import encode_event
 from trackerstore.codec import encode_snapshot
 from trackerstore.errors import CorruptRecord
-from trackerstore.errors import StoreUnavailable
 from trackerstore.errors import VersionConflict
 
 WRITE_SCRIPT = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
@@ -63,15 +62,6 @@ def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
     """The ``(log, meta)`` keys of a conversation, in one Cluster hash slot."""
     base = f"{prefix}dlg:{{{_escape(cid)}}}"
     return f"{base}:log", f"{base}:meta"
-
-
-@contextmanager
-def _unavailable() -> Iterator[None]:
-    """Turn transport failures into the store's own 503-class error."""
-    try:
-        yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +130,7 @@ class RedisStore(TrackerStore):
     def load(self, cid: str) -> Loaded:
         check_cid(cid)
         _, meta = conversation_keys(self._prefix, cid)
-        with _unavailable():
+        with unavailable():
             version, snapshot = self._conn().redis.hmget(meta, "v", "s")
         if version is None:
             return Loaded(0, None)
@@ -151,24 +141,6 @@ class RedisStore(TrackerStore):
         except ValueError as exc:
             raise CorruptRecord(cid, -1, f"bad version {version!r}") from exc
         return Loaded(number, decode_snapshot_of(cid, snapshot))
-
-    def append(
-        self,
-        cid: str,
-        events: Sequence[Mapping[str, Any]],
-        expected_version: int,
-        snapshot: Mapping[str, Any],
-    ) -> int:
-        return self._write(cid, events, snapshot, expected_version, replace=False)
-
-    def replace(
-        self,
-        cid: str,
-        events: Sequence[Mapping[str, Any]],
-        snapshot: Mapping[str, Any],
-        expected_version: int | None = None,
-    ) -> int:
-        return self._write(cid, events, snapshot, expected_version, replace=True)
 
     def _write(
         self,
@@ -190,7 +162,7 @@ class RedisStore(TrackerStore):
             *(encode_event(event) for event in events),
         ]
         client = self._conn()
-        with _unavailable():
+        with unavailable():
             ok, version = client.write(
                 keys=conversation_keys(self._prefix, cid), args=args
             )
@@ -206,7 +178,7 @@ class RedisStore(TrackerStore):
             # NOTE: LRANGE's stop is inclusive, and -1 would mean "to the end".
             return []
         log, _ = conversation_keys(self._prefix, cid)
-        with _unavailable(), self._conn().redis.pipeline(transaction=True) as pipe:
+        with unavailable(), self._conn().redis.pipeline(transaction=True) as pipe:
             # NOTE: LRANGE clamps indices like a Python slice does; LLEN, read in the
             # same transaction, turns a negative start into an absolute index.
             pipe.llen(log)
@@ -218,7 +190,7 @@ class RedisStore(TrackerStore):
     def log_length(self, cid: str) -> int:
         check_cid(cid)
         log, _ = conversation_keys(self._prefix, cid)
-        with _unavailable():
+        with unavailable():
             return int(self._conn().redis.llen(log))
 
     def conversation_ids(self) -> Iterator[str]:
@@ -230,7 +202,7 @@ class RedisStore(TrackerStore):
         tail = "}:meta"
         pattern = _GLOB_SPECIAL.sub(r"\\\1", head) + "*" + tail
         seen: set[str] = set()
-        with _unavailable():
+        with unavailable():
             for key in self._conn().redis.scan_iter(match=pattern, count=1000):
                 cid = _unescape(key.decode("utf-8")[len(head) : -len(tail)])
                 if cid and cid not in seen:
@@ -239,11 +211,11 @@ class RedisStore(TrackerStore):
 
     def delete(self, cid: str) -> None:
         check_cid(cid)
-        with _unavailable():
+        with unavailable():
             self._conn().redis.delete(*conversation_keys(self._prefix, cid))
 
     def ping(self) -> None:
-        with _unavailable():
+        with unavailable():
             self._conn().redis.ping()
 
     def close(self) -> None:

@@ -26,8 +26,8 @@ from typing import Any
 import redis
 
 from trackerstore.clients import make_client
+from trackerstore.clients import unavailable
 from trackerstore.errors import StoreError
-from trackerstore.redis_store import _unavailable
 
 #: a running job whose trainer has not been heard from for this long has failed
 STALE_AFTER = 15.0
@@ -102,14 +102,14 @@ class ModelRegistry:
             partial = self._folder / f".{name}.{uuid.uuid4().hex}.part"
             partial.write_bytes(archive)
             partial.replace(self._folder / f"{name}.tar.gz")
-        with _unavailable(), self._redis().pipeline(transaction=True) as pipe:
+        with unavailable(), self._redis().pipeline(transaction=True) as pipe:
             if self._folder is None:
                 pipe.set(self._key("blob", name), archive)
             pipe.hset(self._key("index"), name, json.dumps({**meta, "name": name}))
             pipe.execute()
 
     def meta(self, name: str) -> dict[str, Any]:
-        with _unavailable():
+        with unavailable():
             raw = self._redis().hget(self._key("index"), name)
         if raw is None:
             raise ModelNotFound(f"no model named {name!r}")
@@ -124,19 +124,19 @@ class ModelRegistry:
                 raise ModelNotFound(
                     f"model {name!r} is missing from the model folder"
                 ) from None
-        with _unavailable():
+        with unavailable():
             blob = self._redis().get(self._key("blob", name))
         if blob is None:
             raise ModelNotFound(f"no model named {name!r}")
         return blob
 
     def models(self) -> list[dict[str, Any]]:
-        with _unavailable():
+        with unavailable():
             raw = self._redis().hgetall(self._key("index"))
         return sorted((json.loads(v) for v in raw.values()), key=lambda m: m["name"])
 
     def activate(self, name: str) -> dict[str, Any]:
-        with _unavailable():
+        with unavailable():
             active = self._redis().eval(
                 _ACTIVATE,
                 3,
@@ -150,12 +150,12 @@ class ModelRegistry:
         return json.loads(active)
 
     def active(self) -> dict[str, Any] | None:
-        with _unavailable():
+        with unavailable():
             raw = self._redis().get(self._key("active"))
         return json.loads(raw) if raw else None
 
     def delete(self, name: str) -> None:
-        with _unavailable():
+        with unavailable():
             done = self._redis().eval(
                 _DELETE,
                 3,
@@ -175,7 +175,7 @@ class ModelRegistry:
     def submit(self, request: dict[str, Any]) -> str:
         job = uuid.uuid4().hex
         key = self._key("job", job)
-        with _unavailable(), self._redis().pipeline(transaction=True) as pipe:
+        with unavailable(), self._redis().pipeline(transaction=True) as pipe:
             pipe.hset(
                 key,
                 mapping={
@@ -192,13 +192,13 @@ class ModelRegistry:
 
     def claim(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None:
         """The next queued job, marked running; None if none came in ``timeout``."""
-        with _unavailable():
+        with unavailable():
             popped = self._redis().blpop([self._key("queue")], timeout=timeout)
         if popped is None:
             return None
         job = popped[1].decode()
         key = self._key("job", job)
-        with _unavailable():
+        with unavailable():
             raw = self._redis().hget(key, "request")
             if raw is None:
                 return None  # expired meanwhile
@@ -213,7 +213,7 @@ class ModelRegistry:
         return job, json.loads(raw)
 
     def heartbeat(self, job: str) -> None:
-        with _unavailable():
+        with unavailable():
             self._redis().hset(self._key("job", job), "heartbeat", self._clock())
 
     def finish(
@@ -234,13 +234,13 @@ class ModelRegistry:
         if error is not None:
             fields["error"] = error
             fields["code"] = code
-        with _unavailable():
+        with unavailable():
             self._redis().hset(self._key("job", job), mapping=fields)
 
     def job(self, job: str) -> dict[str, Any]:
         """The job's state; a running job whose trainer went silent is failed."""
         key = self._key("job", job)
-        with _unavailable():
+        with unavailable():
             raw = self._redis().hgetall(key)
         if not raw:
             raise JobNotFound(f"no training job {job!r}")
@@ -266,5 +266,5 @@ class ModelRegistry:
         return out
 
     def ping(self) -> None:
-        with _unavailable():
+        with unavailable():
             self._redis().ping()
