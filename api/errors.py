@@ -15,6 +15,7 @@ import falcon
 from trackerstore import CorruptRecord
 from trackerstore import StoreError
 from trackerstore import StoreUnavailable
+from trackerstore import UnstorableValue
 from trackerstore.registry import JobNotFound
 from trackerstore.registry import ModelInUse
 from trackerstore.registry import ModelNotFound
@@ -43,6 +44,7 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     ModelError: (500, "ModelError"),
     DialogdError: (500, "ServerError"),
     StoreUnavailable: (503, "StoreUnavailable"),
+    UnstorableValue: (400, "InvalidEvent"),
     CorruptRecord: (500, "CorruptRecord"),
     ModelNotFound: (404, "ModelNotFound"),
     JobNotFound: (404, "JobNotFound"),

@@ -8,7 +8,7 @@ line about the request.
 from __future__ import annotations
 
 import hmac
-import uuid
+import os
 from typing import Any
 
 import falcon
@@ -23,7 +23,7 @@ class RequestContext:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header(REQUEST_ID)
-        req.context.request_id = given[:128] if given else uuid.uuid4().hex
+        req.context.request_id = given[:128] if given else os.urandom(16).hex()
         req.context.cid = None
         resp.set_header(REQUEST_ID, req.context.request_id)
 

@@ -202,6 +202,13 @@ class JsonAccessLogger(glogging.Logger):
 
     atoms_wrapper_class = JsonAtoms
 
+    def _compute_access_log_enabled(self) -> bool:
+        # NOTE: gunicorn counts a ``logconfig_dict`` as "access log on", and
+        # ``dialogd serve`` always passes one (for the JSON error log); the access log
+        # is on only when ``accesslog`` names a destination. Otherwise every request
+        # would build its atoms for nothing (~4% of a turn's CPU).
+        return bool(self.cfg.accesslog)
+
     def atoms(self, resp, req, environ, request_time) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
         now = time.time()

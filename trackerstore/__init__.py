@@ -8,6 +8,7 @@ from trackerstore.errors import CorruptRecord
 from trackerstore.errors import EmbeddedRedisError
 from trackerstore.errors import StoreError
 from trackerstore.errors import StoreUnavailable
+from trackerstore.errors import UnstorableValue
 from trackerstore.errors import VersionConflict
 from trackerstore.memory import InMemoryStore
 from trackerstore.redis_store import RedisStore
@@ -22,6 +23,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TrackerStore",
+    "UnstorableValue",
     "VersionConflict",
     "connect",
 ]

@@ -36,8 +36,8 @@ for first = 6, #ARGV, 1000 do
   redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
 end
 
-local version = redis.call('HINCRBY', KEYS[2], 'v', 1)
-redis.call('HSET', KEYS[2], 's', ARGV[5], 'w', ARGV[3])
+local version = current + 1
+redis.call('HSET', KEYS[2], 'v', version, 's', ARGV[5], 'w', ARGV[3])
 
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgpack
 
+from trackerstore.errors import UnstorableValue
+
 EVENT_FORMAT = 2
 SNAPSHOT_FORMAT = 1
 
@@ -71,6 +73,7 @@ EVENT_NAMES = (
 )
 _KEY_CODE = {key: code for code, key in enumerate(KEYS)}
 _NAME_CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
+_CONTAINERS = (dict, list, tuple)
 
 
 class CodecError(ValueError):
@@ -82,9 +85,12 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise CodecError(f"unexpected msgpack ext type {code}")
 
 
-def _pack(version: int, payload: Mapping[str, Any]) -> bytes:
+def _pack(version: int, payload: Mapping[Any, Any]) -> bytes:
     # PERF: use_bin_type keeps str and bytes apart without a per-value tag.
-    return msgpack.packb([version, dict(payload)], use_bin_type=True)
+    try:
+        return msgpack.packb([version, payload], use_bin_type=True)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise UnstorableValue(f"a value cannot be stored: {exc}") from exc
 
 
 def _unpack(
@@ -110,10 +116,17 @@ def _unpack(
 
 
 def _compact(value: Any) -> Any:
+    # PERF: scalars are passed through without a call: a user event is mostly
+    # scalars (the intent ranking's names and confidences), and it is encoded on
+    # every turn.
+    code = _KEY_CODE.get
     if isinstance(value, dict):
-        return {_KEY_CODE.get(k, k): _compact(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_compact(v) for v in value]
+        return {
+            code(k, k): _compact(v) if isinstance(v, _CONTAINERS) else v
+            for k, v in value.items()
+        }
+    if isinstance(value, _CONTAINERS):
+        return [_compact(v) if isinstance(v, _CONTAINERS) else v for v in value]
     return value
 
 
@@ -140,7 +153,7 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     code = _NAME_CODE.get(event.get("event"))  # type: ignore[arg-type]
     if code is not None:
         payload[0] = code
-    return msgpack.packb([EVENT_FORMAT, payload], use_bin_type=True)
+    return _pack(EVENT_FORMAT, payload)
 
 
 def decode_event(data: bytes) -> dict[str, Any]:
@@ -161,7 +174,7 @@ def decode_event(data: bytes) -> dict[str, Any]:
 
 def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
     """The snapshot record of a conversation."""
-    return _pack(SNAPSHOT_FORMAT, snapshot)
+    return _pack(SNAPSHOT_FORMAT, dict(snapshot))
 
 
 def decode_snapshot(data: bytes) -> dict[str, Any]:

@@ -26,6 +26,11 @@ class StoreUnavailable(StoreError):
     """Redis cannot be reached or did not answer in time (a 503, not a bug)."""
 
 
+class UnstorableValue(StoreError):
+    """An event or snapshot holds a value msgpack cannot write (an integer beyond
+    64 bits, say): the client's input is refused, nothing is stored."""
+
+
 class CorruptRecord(StoreError):
     """A stored record cannot be decoded: reported, never skipped.
 

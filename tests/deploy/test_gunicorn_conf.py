@@ -322,3 +322,22 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_access_log_off_builds_nothing_even_with_a_logging_dict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``dialogd serve`` always passes a logconfig_dict, which gunicorn alone would
+    # count as "access log on": every request would then format its atoms.
+    values = run_conf(monkeypatch)
+    cfg = Config()
+    for name, value in settings_of(values).items():
+        if value is not None:
+            cfg.set(name, value)
+    cfg.set("logconfig_dict", {"version": 1, "disable_existing_loggers": False})
+    logger = cfg.logger_class(cfg)
+    assert not logger.access_log_enabled
+    logger.atoms = None  # would raise if access() went on to build the line
+    logger.access(SimpleNamespace(), SimpleNamespace(), {}, datetime.timedelta(0))
+    cfg.set("accesslog", "-")
+    assert cfg.logger_class(cfg).access_log_enabled

@@ -13,6 +13,7 @@ from trackerstore import InMemoryStore
 from trackerstore import Loaded
 from trackerstore import RedisStore
 from trackerstore import TrackerStore
+from trackerstore import UnstorableValue
 from trackerstore import VersionConflict
 
 StoreFactory = Callable[[str], TrackerStore]
@@ -243,9 +244,10 @@ def test_prefix_isolation(make_store: StoreFactory) -> None:
     assert second.read_log("same") == [_event(2), _event(3)]
 
 
-def test_unencodable_event_writes_nothing(store: TrackerStore) -> None:
-    with pytest.raises(TypeError):
-        store.append("c1", [_event(0), {"bad": {1, 2}}], 0, {})
+@pytest.mark.parametrize("bad", [{1, 2}, 2**64])
+def test_unencodable_event_writes_nothing(store: TrackerStore, bad: Any) -> None:
+    with pytest.raises(UnstorableValue):
+        store.append("c1", [_event(0), {"bad": bad}], 0, {})
     assert store.load("c1") == Loaded(0, None)
 
 
