@@ -8,6 +8,7 @@ same as ``dialogd serve``.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import logging.config
 import os
@@ -228,6 +229,10 @@ def serve(options: ServeOptions) -> int:
             "control_socket_disable": True,
         }
         log.info("serving %s on %s", options.core, settings["bind"])
+        # NOTE: the model and the app are built and will never be freed: frozen,
+        # the collector no longer walks them in every full collection of every
+        # worker, and it no longer writes to their pages, which stay shared.
+        gc.freeze()
         _Gunicorn(app, settings).run()
     finally:
         # NOTE: forked workers unwind through this frame when they exit; only the
