@@ -18,8 +18,15 @@ import numpy as np
 from worker.domain import Domain
 from worker.errors import ModelError
 from worker.errors import NotFittedError
+from worker.tracker import State
 from worker.tracker import Tracker
 from worker.training.generator import TrainingDialogue
+
+
+def own_window(states: Sequence[State], max_history: int) -> Sequence[State]:
+    """What ``tracker.states(max_history)`` returns, cut from a longer window of
+    the same tracker: the ensemble builds the states once for every policy."""
+    return states[-max_history:] if max_history > 1 else states[-1:]
 
 
 class Policy:
@@ -32,6 +39,9 @@ class Policy:
 
     priority: int
     max_history: int
+    #: The highest score ``predict`` can give, if known: the ensemble skips the
+    #: policy when another one is sure to beat it (worth it for costly policies).
+    score_bound: ClassVar[float | None] = None
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -47,6 +57,14 @@ class Policy:
 
     def predict(self, tracker: Tracker, domain: Domain) -> np.ndarray:
         raise NotImplementedError
+
+    def predict_scores(
+        self, tracker: Tracker, domain: Domain, states: Sequence[State]
+    ) -> list[float]:
+        """``predict`` as a new list of floats, given ``tracker.states(n)`` for an
+        ``n`` of at least ``max_history``: the ensemble's per-turn path, where
+        numpy's per-call overhead would dwarf the work on ~20 scores."""
+        return np.asarray(self.predict(tracker, domain), dtype=np.float64).tolist()
 
     # ---- persistence ---------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -92,6 +110,17 @@ class Policy:
                 f"the domain has {n}: retrain the model"
             )
         return np.zeros(n)
+
+    def check(self, domain: Domain) -> None:
+        """Raise what ``predict`` would for a domain it cannot score."""
+        self._n_actions(domain)
+
+    def _n_actions(self, domain: Domain) -> int:
+        """The domain's action count, after the checks of ``_scores``."""
+        n = len(domain.action_names)
+        if n != getattr(self, "n_actions_", None):
+            self._scores(domain)
+        return n
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -49,7 +49,7 @@ class PolicyEnsemble:
     @property
     def names(self) -> list[str]:
         """``policy_<index>_<ClassName>``, the names reported with each prediction."""
-        return [f"policy_{i}_{type(p).__name__}" for i, p in enumerate(self.policies)]
+        return [self._name(i) for i in range(len(self.policies))]
 
     @property
     def max_history(self) -> int:
@@ -86,7 +86,14 @@ class PolicyEnsemble:
         return self
 
     def predict(self, tracker: Tracker) -> Prediction:
-        """The next action; a forced ``followup_action`` is the turn logic's job."""
+        """The next action; a forced ``followup_action`` is the turn logic's job.
+
+        The highest (top score, priority) wins, the earlier policy on a tie. PERF:
+        this runs on every turn, so the states are built once for all policies,
+        the scores travel as lists (numpy's per-call overhead would dwarf the work
+        on ~20 floats), a policy with a ``score_bound`` runs only if that bound
+        could still win, and only the winner's scores become an array.
+        """
         domain = tracker.domain
         latest = tracker.last_event
         rejected = (
@@ -94,32 +101,48 @@ class PolicyEnsemble:
             if isinstance(latest, ActionExecutionRejected)
             else None
         )
-        best: np.ndarray | None = None
+        policies = self.policies
+        history = max([p.max_history for p in policies]) if policies else 1
+        states = tracker.states(history)
+        best: list[float] | None = None
         best_rank = (-1.0, -1)
         best_index = -1
-        for i, policy in enumerate(self.policies):
-            scores = np.asarray(policy.predict(tracker, domain), dtype=np.float64)
-            if rejected is not None:
-                scores[rejected] = 0.0
-            rank = (float(scores.max(initial=0.0)), policy.priority)
+        deferred = []
+        for i, policy in enumerate(policies):
+            if policy.score_bound is not None:
+                policy.check(domain)  # its errors come in order, as if it ran
+                deferred.append(i)
+                continue
+            scores = policy.predict_scores(tracker, domain, states)
+            rank = _rank(scores, rejected, policy.priority)
             if rank > best_rank:
                 best, best_rank, best_index = scores, rank, i
+        for i in deferred:
+            policy = policies[i]
+            bound = (max(policy.score_bound, 0.0), policy.priority)
+            if bound < best_rank or (bound == best_rank and best_index < i):
+                continue
+            scores = policy.predict_scores(tracker, domain, states)
+            rank = _rank(scores, rejected, policy.priority)
+            if rank > best_rank or (rank == best_rank and i < best_index):
+                best, best_rank, best_index = scores, rank, i
         if best is None:
-            best = np.zeros(len(domain.action_names))
+            best = [0.0] * len(domain.action_names)
         best, best_index = self._fallback_override(tracker, best, best_index)
-        total = best.sum()
-        probabilities = best / total if total else best
-        index = int(np.argmax(probabilities))
+        probabilities, index = _normalised(best)
         return Prediction(
             probabilities=probabilities,
             action=domain.action_names[index],
             confidence=float(probabilities[index]),
-            policy=self.names[best_index] if best_index >= 0 else None,
+            policy=self._name(best_index) if best_index >= 0 else None,
         )
 
+    def _name(self, index: int) -> str:
+        return f"policy_{index}_{type(self.policies[index]).__name__}"
+
     def _fallback_override(
-        self, tracker: Tracker, scores: np.ndarray, index: int
-    ) -> tuple[np.ndarray, int]:
+        self, tracker: Tracker, scores: list[float], index: int
+    ) -> tuple[list[float], int]:
         """Listening right after a user message is a non-answer: fall back instead.
 
         Memoization policies are trusted: the stories said so.
@@ -128,10 +151,37 @@ class PolicyEnsemble:
             index < 0
             or isinstance(self.policies[index], MemoizationPolicy)
             or tracker.latest_action_name != ACTION_LISTEN
-            or int(np.argmax(scores)) != tracker.domain.action_index[ACTION_LISTEN]
+            or scores.index(max(scores)) != tracker.domain.action_index[ACTION_LISTEN]
         ):
             return scores, index
         for i, policy in enumerate(self.policies):
             if isinstance(policy, FallbackPolicy):
-                return policy.fallback_scores(tracker.domain), i
+                return policy.fallback_list(tracker.domain), i
         return scores, index
+
+
+def _rank(
+    scores: list[float], rejected: int | None, priority: int
+) -> tuple[float, int]:
+    """(top score but at least 0, priority); a rejected action's score is zeroed
+    first, in the caller's ``scores``. NaN scores (all NaN, as a softmax gives
+    them) rank NaN, which never wins, as with numpy's ``max``."""
+    if rejected is not None:
+        scores[rejected] = 0.0
+    top = max(scores) if scores else 0.0
+    return (0.0 if top <= 0.0 else top, priority)
+
+
+def _normalised(scores: list[float]) -> tuple[np.ndarray, int]:
+    """``scores / scores.sum()`` (unless that is 0) and its argmax, as numpy gives
+    them. PERF: with at most two scores that are not zero (any policy but the
+    network) every summation order gives the same total, so Python does it."""
+    if len(scores) - scores.count(0.0) > 2:
+        array = np.array(scores, dtype=np.float64)
+        total = array.sum()
+        probabilities = array / total if total else array
+        return probabilities, int(probabilities.argmax())
+    total = sum(scores)
+    if total:
+        scores = [v / total for v in scores]
+    return np.array(scores, dtype=np.float64), scores.index(max(scores))

@@ -116,3 +116,26 @@ def states_to_matrix(
                 if col is not None:
                     out[n, row, col] = value
     return out
+
+
+def window_vector(
+    window: Sequence[State], domain: Domain, max_history: int
+) -> np.ndarray:
+    """``states_to_matrix`` of one window, flattened to (max_history * features,):
+    the input of one prediction, without the batch's 3-d indexing."""
+    if max_history < 1:
+        return states_to_matrix([window], domain, max_history).reshape(-1)
+    index = domain.feature_index
+    width = len(index)
+    out = np.zeros(max_history * width, np.float32)
+    window = window[-max_history:]
+    at = (max_history - len(window)) * width
+    if at:
+        out[:at] = -1.0
+    for state in window:
+        for name, value in state.items():
+            col = index.get(name)
+            if col is not None:
+                out[at + col] = value
+        at += width
+    return out

@@ -18,9 +18,12 @@ from worker.domain import Domain
 from worker.errors import InvalidConfig
 from worker.errors import ModelError
 from worker.policies.base import Policy
+from worker.policies.base import own_window
 from worker.policies.featurizer import counted_examples
 from worker.policies.featurizer import states_to_matrix
 from worker.policies.featurizer import training_examples
+from worker.policies.featurizer import window_vector
+from worker.tracker import State
 from worker.tracker import Tracker
 from worker.training.generator import TrainingDialogue
 
@@ -48,6 +51,8 @@ class NeuralPolicy(Policy):
     """
 
     _metadata_attrs = ("n_actions_", "n_features_")
+    #: a softmax: no score above 1.0, even in float32
+    score_bound = 1.0
 
     def __init__(
         self,
@@ -241,14 +246,42 @@ class NeuralPolicy(Policy):
         ]
 
     def predict(self, tracker: Tracker, domain: Domain) -> np.ndarray:
-        self._scores(domain)
+        states = tracker.states(self.max_history)
+        return np.array(self.predict_scores(tracker, domain, states))
+
+    def check(self, domain: Domain) -> None:
+        self._n_actions(domain)
         if len(domain.input_features) != self.n_features_:
             raise ModelError(
                 f"{type(self).__name__} was trained on {self.n_features_} features, "
                 f"the domain has {len(domain.input_features)}: retrain the model"
             )
-        x = self._inputs([tracker.states(self.max_history)], domain)
-        return self._forward(self._params(), x)[-1][0].astype(np.float64)
+
+    def predict_scores(
+        self, tracker: Tracker, domain: Domain, states: Sequence[State]
+    ) -> list[float]:
+        self.check(domain)
+        window = own_window(states, self.max_history)
+        return self._probabilities(window_vector(window, domain, self.max_history))
+
+    def _probabilities(self, x: np.ndarray) -> list[float]:
+        """``_forward``'s output for one input vector, bit for bit: the same BLAS
+        and float32 operations, with fewer numpy calls.
+
+        NOTE: ``x.dot(w)`` of a vector and a matrix makes the same ``sgemv`` call
+        as ``x @ w`` of a one-row matrix, at half the call overhead.
+        """
+        last = len(self.weights_) - 1
+        z = x
+        for layer, (w, b) in enumerate(zip(self.weights_, self.biases_, strict=True)):
+            z = z.dot(w)
+            z += b
+            if layer < last:
+                np.maximum(z, 0.0, out=z)
+        z -= max(z.tolist())  # float32 arithmetic, as with ``z.max()``
+        np.exp(z, out=z)
+        z /= np.add.reduce(z)
+        return z.tolist()
 
     def predict_windows(
         self, windows: Sequence[Sequence[dict]], domain: Domain

@@ -15,6 +15,7 @@ from worker.domain import ACTION_RESTART
 from worker.domain import Domain
 from worker.errors import InvalidConfig
 from worker.policies.base import Policy
+from worker.tracker import State
 from worker.tracker import Tracker
 from worker.training.generator import TrainingDialogue
 
@@ -54,14 +55,23 @@ class FallbackPolicy(Policy):
         return self
 
     def fallback_scores(self, domain: Domain, score: float = 1.0) -> np.ndarray:
-        scores = self._scores(domain)
-        scores[domain.action_index[self.fallback_action_name]] = score
+        return np.array(self.fallback_list(domain, score))
+
+    def fallback_list(self, domain: Domain, score: float = 1.0) -> list[float]:
+        """``fallback_scores`` as plain floats, for the ensemble."""
+        scores = [0.0] * self._n_actions(domain)
+        scores[domain.action_index[self.fallback_action_name]] = float(score)
         return scores
 
     def predict(self, tracker: Tracker, domain: Domain) -> np.ndarray:
+        return np.array(self.predict_scores(tracker, domain, ()))
+
+    def predict_scores(
+        self, tracker: Tracker, domain: Domain, states: Sequence[State]
+    ) -> list[float]:
         latest = tracker.latest_action_name
         if latest == self.fallback_action_name:
-            scores = self._scores(domain)
+            scores = [0.0] * self._n_actions(domain)
             scores[domain.action_index[ACTION_LISTEN]] = 1.0
             return scores
         confidence = (tracker.latest_message.get("intent") or {}).get("confidence")
@@ -70,8 +80,8 @@ class FallbackPolicy(Policy):
             # the original, so it never triggers the NLU fallback.
             confidence = 1.0
         if confidence < self.nlu_threshold and latest == ACTION_LISTEN:
-            return self.fallback_scores(domain)
-        return self.fallback_scores(domain, self.core_threshold)
+            return self.fallback_list(domain)
+        return self.fallback_list(domain, self.core_threshold)
 
 
 class MappingPolicy(Policy):
@@ -101,7 +111,12 @@ class MappingPolicy(Policy):
         return BUILTIN_MAPPINGS.get(intent) if intent else None
 
     def predict(self, tracker: Tracker, domain: Domain) -> np.ndarray:
-        scores = self._scores(domain)
+        return np.array(self.predict_scores(tracker, domain, ()))
+
+    def predict_scores(
+        self, tracker: Tracker, domain: Domain, states: Sequence[State]
+    ) -> list[float]:
+        scores = [0.0] * self._n_actions(domain)
         action = self.mapped_action(tracker.latest_intent, domain)
         if action is None or action not in domain.action_index:
             return scores
