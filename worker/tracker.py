@@ -223,6 +223,17 @@ class Tracker:
         """The latest applied event (within the window)."""
         return event_from_dict(self._window[-1], _no_clock) if self._window else None
 
+    @property
+    def rejected_action(self) -> str | None:
+        """The action whose rejection is the latest event, if it is one.
+
+        PERF: the policies ask on every turn; read from the wire form, without
+        decoding the event as ``last_event`` would."""
+        record = self._window[-1] if self._window else None
+        if record is None or record["event"] != ActionExecutionRejected.type_name:
+            return None
+        return record["name"]
+
     @classmethod
     def from_events(
         cls, sender_id: str, domain: Domain, events: Sequence[Event], history: int = 5

@@ -217,3 +217,14 @@ def test_window_keeps_only_recent_actions():
         t.update(user("greet"))
         t.update(act("a1"))
     assert sum(isinstance(e, ActionExecuted) for e in t.window) <= 3
+
+
+def test_rejected_action_is_the_latest_event_only():
+    t = Tracker("t", DOMAIN)
+    assert t.rejected_action is None
+    t.update(ActionExecutionRejected(name="utter_greet", timestamp=1.0))
+    assert t.rejected_action == "utter_greet"
+    snap = msgpack.unpackb(msgpack.packb(t.to_snapshot()))
+    assert Tracker.from_snapshot("t", DOMAIN, snap, 5).rejected_action == "utter_greet"
+    t.update(act("action_listen"))
+    assert t.rejected_action is None

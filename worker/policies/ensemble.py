@@ -13,7 +13,6 @@ import numpy as np
 
 from worker.domain import ACTION_LISTEN
 from worker.domain import Domain
-from worker.events import ActionExecutionRejected
 from worker.policies.base import Policy
 from worker.policies.memoization import MemoizationPolicy
 from worker.policies.rules import FallbackPolicy
@@ -95,10 +94,10 @@ class PolicyEnsemble:
         could still win, and only the winner's scores become an array.
         """
         domain = tracker.domain
-        latest = tracker.last_event
+        rejected_name = tracker.rejected_action
         rejected = (
-            domain.action_index.get(latest.name)
-            if isinstance(latest, ActionExecutionRejected)
+            domain.action_index.get(rejected_name)
+            if rejected_name is not None
             else None
         )
         policies = self.policies
