@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -71,6 +72,8 @@ class _Client:
     pid: int
     redis: redis.Redis
     write: Script
+    #: per thread: the client of the turn's two commands (see ``_turn_client``)
+    local: threading.local
 
 
 class RedisStore(TrackerStore):
@@ -123,15 +126,36 @@ class RedisStore(TrackerStore):
                 ),
                 health_check_interval=_HEALTH_CHECK_INTERVAL,
             )
-            client = _Client(pid, conn, conn.register_script(WRITE_SCRIPT))
+            client = _Client(
+                pid, conn, conn.register_script(WRITE_SCRIPT), threading.local()
+            )
             self._client = client
         return client
+
+    def _turn_client(self, client: _Client) -> redis.Redis:
+        """A client that keeps one connection of the pool for its thread.
+
+        PERF: a turn's load and write each took a connection from the pool and
+        gave it back; redis-py's pool bookkeeping was ~5% of a turn's CPU. A server
+        thread serves one request at a time, so it may keep one. Cluster clients
+        route per key and keep their pools.
+        """
+        mine = getattr(client.local, "redis", None)
+        if mine is None:
+            mine = client.redis
+            if type(mine) is redis.Redis:
+                mine = redis.Redis(
+                    connection_pool=mine.connection_pool, single_connection_client=True
+                )
+            client.local.redis = mine
+        return mine
 
     def load(self, cid: str) -> Loaded:
         check_cid(cid)
         _, meta = conversation_keys(self._prefix, cid)
+        client = self._conn()
         with unavailable():
-            version, snapshot = self._conn().redis.hmget(meta, "v", "s")
+            version, snapshot = self._turn_client(client).hmget(meta, "v", "s")
         if version is None:
             return Loaded(0, None)
         if snapshot is None:
@@ -164,7 +188,9 @@ class RedisStore(TrackerStore):
         client = self._conn()
         with unavailable():
             ok, version = client.write(
-                keys=conversation_keys(self._prefix, cid), args=args
+                keys=conversation_keys(self._prefix, cid),
+                args=args,
+                client=self._turn_client(client),
             )
         if not ok and expected_version is not None:
             raise VersionConflict(cid, expected_version, int(version))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -201,3 +202,33 @@ def test_braces_in_the_prefix_are_refused() -> None:
 def test_malformed_sentinel_and_cluster_urls(url: str) -> None:
     with pytest.raises(ValueError):
         RedisStore(url)
+
+
+def test_a_thread_keeps_one_connection_for_its_turns(
+    store: RedisStore, client: redis.Redis
+) -> None:
+    """A turn's load and write go over the thread's own connection; another thread
+    has another one, and a closed store gives them all back."""
+
+    def ids() -> set[int]:
+        return {c["id"] for c in client.client_list()}
+
+    before = ids()
+    for i in range(5):
+        store.append(f"t{i}", [{"n": i}], store.load(f"t{i}").version, {})
+    mine = ids() - before
+    assert len(mine) == 1
+    other: list[int] = []
+
+    def turn() -> None:
+        store.append("t-other", [{"n": 0}], store.load("t-other").version, {})
+        other.extend(ids() - before - mine)
+
+    thread = threading.Thread(target=turn)
+    thread.start()
+    thread.join()
+    assert len(other) == 1
+    store.load("t0")
+    assert ids() - before - set(other) == mine  # still the same one
+    store.close()
+    assert not (ids() - before) - set(other)
