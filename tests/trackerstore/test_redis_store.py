@@ -208,7 +208,7 @@ def test_a_thread_keeps_one_connection_for_its_turns(
     store: RedisStore, client: redis.Redis
 ) -> None:
     """A turn's load and write go over the thread's own connection; another thread
-    has another one, and a closed store gives them all back."""
+    has another one, and closing the store closes this thread's."""
 
     def ids() -> set[int]:
         return {c["id"] for c in client.client_list()}
