@@ -117,3 +117,38 @@ def build_tiny_bert(folder: Path, hidden: int = 16, layers: int = 2) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def nlu_md(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny NLU set in Markdown that exercises every component: intents,
+    entities, a synonym, a regex and a lookup table."""
+    path = tmp_path_factory.mktemp("nlu-md") / "nlu.md"
+    path.write_text(_NLU_MD, encoding="utf-8")
+    return path
+
+
+_NLU_MD = """\
+## intent:greet
+- hey
+- hello there
+- good morning
+## intent:search
+- show me [chinese](cuisine) restaurants in [Berlin](city)
+- i want [chines](cuisine:chinese) food
+- any [italian](cuisine) place near [Paris](city)
+- find a [mexican](cuisine) restaurant
+- [thai](cuisine) food in [Rome](city) please
+- somewhere with [chinese](cuisine) food in zip [12345](zip)
+## intent:bye
+- bye
+- see you later
+## regex:zip
+- [0-9]{5}
+## lookup:city
+- Berlin
+- Paris
+- Rome
+## synonym:chinese
+- Chinese food
+"""

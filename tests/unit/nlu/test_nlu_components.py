@@ -16,30 +16,6 @@ from worker.nlu import Message
 from worker.nlu import NLUData
 from worker.nlu import load_nlu_data
 
-NLU_MD = """\
-## intent:greet
-- hey
-- hello there
-- good morning
-## intent:search
-- show me [chinese](cuisine) restaurants in [Berlin](city)
-- i want [chines](cuisine:chinese) food
-- any [italian](cuisine) place near [Paris](city)
-- find a [mexican](cuisine) restaurant
-- [thai](cuisine) food in [Rome](city) please
-- somewhere with [chinese](cuisine) food in zip [12345](zip)
-## intent:bye
-- bye
-- see you later
-## regex:zip
-- [0-9]{5}
-## lookup:city
-- Berlin
-- Paris
-- Rome
-## synonym:chinese
-- Chinese food
-"""
 TEXTS = [
     "hello there",
     "show me thai food in Rome",
@@ -79,10 +55,8 @@ def make(cls: type[Component]) -> Component:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> NLUData:
-    path = tmp_path_factory.mktemp("nlu") / "nlu.md"
-    path.write_text(NLU_MD, encoding="utf-8")
-    return load_nlu_data(path)
+def data(nlu_md: Path) -> NLUData:
+    return load_nlu_data(nlu_md)
 
 
 def _upstream(cls: type[Component], data: NLUData) -> tuple[list[Component], list]:

@@ -31,24 +31,6 @@ TOKENS = [
     ["a", "longer", "text", "of", "many", "words"] * 6,
 ]
 
-NLU_MD = """\
-## intent:greet
-- hey
-- hello there
-- good morning
-## intent:search
-- show me [chinese](cuisine) restaurants in [Berlin](city)
-- i want [chines](cuisine:chinese) food
-- any [italian](cuisine) place near [Paris](city)
-- find a [mexican](cuisine) restaurant
-- [thai](cuisine) food in [Rome](city) please
-## intent:bye
-- bye
-- see you later
-## synonym:chinese
-- Chinese food
-"""
-
 
 def _mix(h: int) -> int:
     h ^= h >> 30
@@ -102,10 +84,8 @@ def test_buckets_match_the_hash_of_each_ngram(params: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> NLUPipeline:
-    path: Path = tmp_path_factory.mktemp("nlu") / "nlu.md"
-    path.write_text(NLU_MD, encoding="utf-8")
-    return NLUPipeline().fit(load_nlu_data(path))
+def model(nlu_md: Path) -> NLUPipeline:
+    return NLUPipeline().fit(load_nlu_data(nlu_md))
 
 
 def test_parse_equals_parse_batch(model: NLUPipeline) -> None:
