@@ -137,33 +137,46 @@ def run(workers: int, seconds: int, connections: list[int], rounds: int) -> dict
     }
 
 
+#: a row under this share of its own median across rounds was slowed from outside
+DISTURBED = 0.75
+
+
 def table(result: dict) -> str:
-    """Medians over the rounds; "of floor" is the median of the per-round ratios."""
+    """Medians over the rounds. "of floor" is the median of the per-round ratios
+    over the undisturbed rounds (``used``): on a shared host a burst of outside load
+    can halve one 4-second row, and a ratio to a halved floor means nothing. Noise
+    only ever slows a row down, so a row far below its own median is disturbed;
+    such a round counts for neither side."""
     groups: dict[tuple, list[dict]] = {}
     for r in result["runs"]:
         key = (r["conversations"], r["connections"], r["server"], r["path"])
         groups.setdefault(key, []).append(r)
-    floor = {
-        (k[0], k[1], r.get("round", 0)): r["rps"]
-        for k, rs in groups.items()
-        if k[2] == "floor"
-        for r in rs
-    }
+    rps = {(*k, r.get("round", 0)): r["rps"] for k, rs in groups.items() for r in rs}
+    median = {k: statistics.median(r["rps"] for r in rs) for k, rs in groups.items()}
+
+    def clean(key: tuple, round_: int) -> bool:
+        return rps[(*key, round_)] >= DISTURBED * median[key]
+
     lines = [
         f"{'server':8} {'path':9} {'conns':>5} {'convs':>6} {'req/s':>8} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of floor':>8}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of floor':>8} {'used':>5}"
     ]
-    for (convs, conns, server, path), rs in sorted(
+    for key, rs in sorted(
         groups.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2] != "floor")
     ):
-        shares = [r["rps"] / floor[(convs, conns, r.get("round", 0))] for r in rs]
+        convs, conns, server, path = key
+        floor_key = (convs, conns, "floor", "parse")
+        rounds = [r.get("round", 0) for r in rs]
+        used = [n for n in rounds if clean(key, n) and clean(floor_key, n)]
+        shares = [rps[(*key, n)] / rps[(*floor_key, n)] for n in used]
+        share = f"{statistics.median(shares):.0%}" if shares else "-"
         errors = sum(r["socket_errors"] + r["non_2xx"] for r in rs)
         lines.append(
             f"{server:8} {path:9} {conns:>5} {convs:>6} "
-            f"{statistics.median(r['rps'] for r in rs):>8.0f} "
+            f"{median[key]:>8.0f} "
             f"{statistics.median(r['p50_us'] for r in rs) / 1000:>7.2f} "
             f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f} "
-            f"{errors:>6} {statistics.median(shares):>8.0%}"
+            f"{errors:>6} {share:>8} {len(used):>2}/{len(rounds)}"
         )
     return "\n".join(lines)
 

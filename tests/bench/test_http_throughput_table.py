@@ -1,0 +1,43 @@
+"""The throughput table's ratio to the floor leaves out rounds slowed from outside."""
+
+from __future__ import annotations
+
+from bench.http_throughput import table
+
+
+def _row(server: str, path: str, round_: int, rps: float) -> dict:
+    return {
+        "server": server,
+        "path": path,
+        "connections": 8,
+        "conversations": 10000,
+        "round": round_,
+        "rps": rps,
+        "p50_us": 1000,
+        "p99_us": 2000,
+        "socket_errors": 0,
+        "non_2xx": 0,
+    }
+
+
+def _share(text: str, server: str) -> list[str]:
+    line = next(x for x in text.splitlines() if x.startswith(server))
+    return line.split()[-2:]
+
+
+def test_rounds_with_a_collapsed_floor_do_not_count() -> None:
+    # rounds 1 and 3: the host was busy in the floor's window
+    floor = [3000, 1400, 3000, 1500, 3000]
+    dialogd = [1650, 1800, 1700, 1800, 1750]
+    runs = [_row("floor", "parse", i, v) for i, v in enumerate(floor)]
+    runs += [_row("dialogd", "parse", i, v) for i, v in enumerate(dialogd)]
+    # all five ratios have the median 1750/3000 = 58%; the clean three 1700/3000
+    assert _share(table({"runs": runs}), "dialogd") == ["57%", "3/5"]
+    runs[1]["rps"] = runs[3]["rps"] = 3000
+    assert _share(table({"runs": runs}), "dialogd") == ["58%", "5/5"]
+
+
+def test_a_disturbed_dialogd_round_does_not_count_either() -> None:
+    runs = [_row("floor", "parse", i, 3000) for i in range(3)]
+    runs += [_row("dialogd", "parse", i, v) for i, v in enumerate([1500, 600, 1560])]
+    assert _share(table({"runs": runs}), "dialogd") == ["51%", "2/3"]
