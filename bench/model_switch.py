@@ -38,8 +38,12 @@ def worker_pids(server: Server) -> list[int]:
     out = subprocess.run(
         ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
     ).stdout.split()
+    # NOTE: the trainer runs ``python -m api trainer``; a worker's command line is
+    # its master's, which may hold ``--trainer``: compare whole arguments.
     return [
-        int(p) for p in out if b"trainer" not in Path(f"/proc/{p}/cmdline").read_bytes()
+        int(p)
+        for p in out
+        if b"trainer" not in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
     ]
 
 
