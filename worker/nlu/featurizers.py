@@ -37,12 +37,12 @@ _SHIFTS = [np.array(n, np.uint64) for n in (30, 27, 31)]
 _FACTORS = [np.array(n, np.uint64) for n in (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)]
 
 
+@functools.lru_cache(maxsize=16)
 def _orders(top: int) -> np.ndarray:
     """The column ``1..top``: each row of n-gram hashes gets its order added."""
-    return np.arange(1, top + 1, dtype=np.uint64)[:, None]
-
-
-_ORDERS = _orders(16)
+    orders = np.arange(1, top + 1, dtype=np.uint64)[:, None]
+    orders.flags.writeable = False
+    return orders
 
 
 @functools.lru_cache(maxsize=64)
@@ -163,7 +163,7 @@ class SparseFeaturizer(Component):
             np.multiply(h, _PRIME, row)
             row ^= codes[n - 1 : n - 1 + size]
             h = row
-        grams += _ORDERS[:top] if top <= len(_ORDERS) else _orders(top)
+        grams += _orders(top)
         word_fits, char_fits = _fitting_ngrams(
             self.max_word_ngram,
             self.min_char_ngram,
