@@ -1,6 +1,7 @@
 """Persistence of conversations: an event log plus a snapshot per conversation."""
 
 from trackerstore.base import Loaded
+from trackerstore.base import PendingLoad
 from trackerstore.base import TrackerStore
 from trackerstore.connect import connect
 from trackerstore.embedded import EmbeddedRedis
@@ -19,6 +20,7 @@ __all__ = [
     "EmbeddedRedisError",
     "InMemoryStore",
     "Loaded",
+    "PendingLoad",
     "RedisStore",
     "StoreError",
     "StoreUnavailable",

@@ -33,6 +33,23 @@ class Loaded:
         return self.version > 0
 
 
+class PendingLoad:
+    """A ``load`` asked for now and answered by ``result``: the plain kind loads
+    only when asked. Call ``result`` or ``cancel`` once."""
+
+    __slots__ = ("cid", "store")
+
+    def __init__(self, store: TrackerStore, cid: str):
+        self.store = store
+        self.cid = cid
+
+    def result(self) -> Loaded:
+        return self.store.load(self.cid)
+
+    def cancel(self) -> None:
+        """The answer is not wanted after all."""
+
+
 def check_cid(cid: str) -> None:
     """Reject ids that cannot name a conversation, before they reach a key."""
     if not isinstance(cid, str):
@@ -78,6 +95,12 @@ class TrackerStore(abc.ABC):
     @abc.abstractmethod
     def load(self, cid: str) -> Loaded:
         """The snapshot and version, in one round trip, without reading the log."""
+
+    def prefetch(self, cid: str) -> PendingLoad:
+        """``load``, started now and collected with ``result()``: a store that
+        can send the request at once lets the caller work while it travels."""
+        check_cid(cid)
+        return PendingLoad(self, cid)
 
     def append(
         self,

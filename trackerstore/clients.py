@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
 from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -77,11 +80,81 @@ def unavailable() -> _Unavailable:
     return _UNAVAILABLE
 
 
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def process_id() -> int:
+    """``os.getpid()``, kept up to date across forks. PERF: a client checks that
+    it belongs to this process on every command, and on Linux ``os.getpid()`` is a
+    system call each time."""
+    return _pid
+
+
+class _KernelTimeouts:
+    """A redis-py connection whose read and write timeouts the kernel keeps
+    (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a blocking socket.
+
+    PERF: CPython polls before every send and receive on a socket that has a
+    timeout, which doubles the system calls of a command and the times a server
+    thread gives the GIL up and waits to take it back. A blocked call still fails
+    after ``io_timeout`` seconds, as a ``ConnectionError`` (retried, then
+    ``StoreUnavailable``, like a ``TimeoutError``).
+    """
+
+    def __init__(self, *, io_timeout: float | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.io_timeout = io_timeout
+
+    def _connect(self) -> socket.socket:
+        sock = super()._connect()  # type: ignore[misc]
+        if self.io_timeout:
+            seconds = int(self.io_timeout)
+            value = struct.pack(
+                "ll", seconds, int((self.io_timeout - seconds) * 1_000_000)
+            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        return sock
+
+
+class _TCPConnection(_KernelTimeouts, redis.Connection):
+    pass
+
+
+class _TLSConnection(_KernelTimeouts, redis.SSLConnection):
+    pass
+
+
+class _UnixConnection(_KernelTimeouts, redis.UnixDomainSocketConnection):
+    pass
+
+
 def make_client(url: str, **options: Any) -> redis.Redis | RedisCluster:
     """A client for ``url``; ``options`` are connection settings (timeouts, retry)."""
     check_redis_url(url)
     if url.startswith(SINGLE_SCHEMES):
-        return redis.Redis.from_url(url, **options)
+        kind = (
+            _UnixConnection
+            if url.startswith("unix://")
+            else _TLSConnection
+            if url.startswith("rediss://")
+            else _TCPConnection
+        )
+        return redis.Redis.from_url(
+            url,
+            connection_class=kind,
+            io_timeout=options.pop("socket_timeout", None),
+            socket_timeout=None,
+            **options,
+        )
     hosts, parts = _hosts(url)
     password = unquote(parts.password) if parts.password else None
     username = unquote(parts.username) if parts.username else None

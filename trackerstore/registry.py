@@ -16,7 +16,6 @@ there or not there at all.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 import redis
 
 from trackerstore.clients import make_client
+from trackerstore.clients import process_id
 from trackerstore.clients import unavailable
 from trackerstore.errors import StoreError
 
@@ -86,8 +86,8 @@ class ModelRegistry:
         self._client: tuple[int, redis.Redis] | None = None
 
     def _redis(self) -> redis.Redis:
-        if self._client is None or self._client[0] != os.getpid():
-            self._client = (os.getpid(), make_client(self._url, socket_timeout=30.0))
+        if self._client is None or self._client[0] != process_id():
+            self._client = (process_id(), make_client(self._url, socket_timeout=30.0))
         return self._client[1]
 
     def _key(self, *parts: str) -> str:

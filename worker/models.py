@@ -21,6 +21,7 @@ from typing import Any
 from typing import Protocol
 
 from trackerstore import StoreUnavailable
+from trackerstore.clients import process_id
 from trackerstore.registry import ModelNotFound
 from worker.archive import unpack
 from worker.errors import ModelError
@@ -140,7 +141,7 @@ class RegistryModels:
         self._start_poller()
 
     def current(self) -> ModelSet:
-        if self._poller_pid != os.getpid():
+        if self._poller_pid != process_id():
             self._start_poller()
         return self._current
 
@@ -186,10 +187,10 @@ class RegistryModels:
         if self.poll_interval is None:  # refreshed by the caller (tests, tools)
             return
         with self._lock:
-            if self._poller_pid == os.getpid():
+            if self._poller_pid == process_id():
                 return
             # NOTE: threads do not survive fork: each worker starts its own.
-            self._poller_pid = os.getpid()
+            self._poller_pid = process_id()
             threading.Thread(
                 target=self._poll, name="model-poller", daemon=True
             ).start()

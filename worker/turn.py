@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 from typing import Protocol
 
+from trackerstore import PendingLoad
 from trackerstore import StoreUnavailable
 from trackerstore import TrackerStore
 from trackerstore import VersionConflict
@@ -54,11 +55,11 @@ class _Session:
 
     __slots__ = ("cid", "engine", "new", "tracker", "version")
 
-    def __init__(self, engine: Turn, cid: str):
+    def __init__(self, engine: Turn, cid: str, pending: PendingLoad | None = None):
         self.engine = engine
         self.cid = cid
         self.new: list[Event] = []
-        loaded = engine.store.load(cid)
+        loaded = engine.store.load(cid) if pending is None else pending.result()
         self.version = loaded.version
         tracker = None
         if loaded.snapshot is not None:
@@ -109,25 +110,28 @@ class Turn:
         self.fingerprint = models.fingerprint
         self.core = models.core
         self.interpreter = models.interpreter
+        self.domain: Domain = models.core.domain
+        #: how many past states a tracker keeps for this model's policies
+        self.history: int = models.core.max_history
         self.store = engine.store
         self.clock = engine.clock
         self.max_attempts = engine.max_attempts
-
-    @property
-    def domain(self) -> Domain:
-        return self.core.domain
-
-    @property
-    def history(self) -> int:
-        return self.core.max_history
 
     # ---- helpers -----------------------------------------------------------------
     def read_events(self, cid: str, start: int = 0) -> list[Event]:
         return [event_from_dict(d, self.clock) for d in self.store.read_log(cid, start)]
 
-    def _run(self, cid: str, body: Callable[[_Session], dict[str, Any]]) -> Any:
+    def _run(
+        self,
+        cid: str,
+        body: Callable[[_Session], dict[str, Any]],
+        pending: PendingLoad | None = None,
+    ) -> Any:
+        """``body`` on a fresh load until its write wins; ``pending`` is the first
+        attempt's load, asked for earlier."""
         for attempt in range(self.max_attempts):
-            session = _Session(self, cid)
+            session = _Session(self, cid, pending)
+            pending = None
             result = body(session)
             try:
                 session.commit()
@@ -185,7 +189,13 @@ class Turn:
 
     # ---- the remote loop: parse / continue ----------------------------------------
     def parse(self, cid: str, text: str) -> dict[str, Any]:
-        parse_data = self.interpreter.parse(text)
+        # PERF: the conversation is on its way from the store while NLU runs.
+        pending = self.store.prefetch(cid)
+        try:
+            parse_data = self.interpreter.parse(text)
+        except BaseException:
+            pending.cancel()
+            raise
 
         def body(s: _Session) -> dict[str, Any]:
             ts = self.clock()
@@ -200,7 +210,7 @@ class Turn:
                 s.log(SlotSet(name=name, value=value, timestamp=ts))
             return self._next(s)
 
-        return self._run(cid, body)
+        return self._run(cid, body, pending)
 
     def continue_(self, cid: str, executed_action: Any, events: Any) -> dict[str, Any]:
         if executed_action is not None:

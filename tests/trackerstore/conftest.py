@@ -154,3 +154,72 @@ def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis+sentinel://127.0.0.1:{sentinel}/main/0"
     finally:
         _stop(procs)
+
+
+@pytest.fixture(scope="session")
+def tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis that speaks only TLS, with a self-signed certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make a certificate")
+    work = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        cwd=work,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            "cert.pem",
+            "--tls-key-file",
+            "key.pem",
+            "--tls-ca-cert-file",
+            "cert.pem",
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+        ],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={work / 'cert.pem'}"
+    try:
+        try:
+            _wait(lambda: redis.Redis.from_url(url).ping(), "TLS Redis", 10)
+        except RuntimeError:
+            if proc.poll() is not None:
+                output = proc.stdout.read().decode(errors="replace")[-300:]
+                pytest.skip(f"this redis-server has no TLS: {output}")
+            raise
+        yield url
+    finally:
+        _stop([proc])

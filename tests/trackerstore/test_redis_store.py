@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +14,7 @@ import redis
 
 from trackerstore import CorruptRecord
 from trackerstore import InMemoryStore
+from trackerstore import Loaded
 from trackerstore import RedisStore
 from trackerstore import StoreUnavailable
 from trackerstore import connect
@@ -110,6 +114,67 @@ def test_no_ttl_by_default(
     assert client.ttl(meta) == -1
 
 
+@pytest.mark.parametrize("url_fixture", ["redis_url", "tls_url"])
+def test_timeouts_are_kept_by_the_kernel(
+    url_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    store = RedisStore(request.getfixturevalue(url_fixture), socket_timeout=1.5)
+    store.ping()
+    connection = store._conn().redis.connection_pool.get_connection()
+    try:
+        sock = connection._sock
+        assert sock.gettimeout() is None  # no poll() before each send and receive
+        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("ll"))
+            assert struct.unpack("ll", raw) == (1, 500_000)
+    finally:
+        store._conn().redis.connection_pool.release(connection)
+        store.close()
+
+
+def test_a_silent_server_is_unavailable_after_the_timeout() -> None:
+    with socket.socket() as server:
+        # NOTE: never accepted: the kernel completes the handshake, nobody answers.
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        store = RedisStore(
+            f"redis://127.0.0.1:{server.getsockname()[1]}", socket_timeout=0.1
+        )
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.load("c1")
+        # retries with back-off, each attempt bounded: seconds, not forever
+        assert time.monotonic() - started < 30
+        store.close()
+
+
+def test_prefetch_sends_the_request_before_the_answer_is_asked_for(
+    store: RedisStore, client: redis.Redis
+) -> None:
+    store.append("c1", [{"n": 0}], 0, {"s": 1})
+
+    def hmget_calls() -> int:
+        return client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+
+    before = hmget_calls()
+    pending = store.prefetch("c1")
+    deadline = time.monotonic() + 10
+    while hmget_calls() == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hmget_calls() == before + 1  # while the caller was doing other work
+    assert pending.result() == Loaded(1, {"s": 1})
+
+
+def test_prefetch_survives_a_connection_lost_before_the_answer(
+    store: RedisStore, client: redis.Redis
+) -> None:
+    store.append("c1", [{"n": 0}], 0, {"s": 1})
+    pending = store.prefetch("c1")
+    client.client_kill_filter(skipme=True, _type="normal")  # every other client
+    assert pending.result() == Loaded(1, {"s": 1})  # loaded again, with retries
+    assert store.append("c1", [{"n": 1}], 1, {"s": 2}) == 2
+
+
 def test_closed_port_raises_store_unavailable() -> None:
     store = RedisStore("redis://127.0.0.1:1", socket_timeout=0.5)
 
@@ -120,6 +185,8 @@ def test_closed_port_raises_store_unavailable() -> None:
         store.append("c1", [], 0, {})
     with pytest.raises(StoreUnavailable):
         store.ping()
+    with pytest.raises(StoreUnavailable):
+        store.prefetch("c1").result()
     store.close()
 
 
@@ -171,10 +238,12 @@ def test_client_is_recreated_after_fork(
     store.load("c1")
     assert len(created) == 1
 
-    parent_pid = os.getpid()
-    monkeypatch.setattr(os, "getpid", lambda: parent_pid + 1)
-    assert store.append("c1", [{"n": 1}], 1, {}) == 2
-    assert len(created) == 2
+    child = os.fork()
+    if child == 0:  # a new client, not the parent's socket
+        ok = store.append("c1", [{"n": 1}], 1, {}) == 2 and len(created) == 2
+        os._exit(0 if ok else 1)
+    assert os.waitpid(child, 0)[1] == 0
+    assert len(created) == 1
     assert store.read_log("c1") == [{"n": 0}, {"n": 1}]
     store.close()
 
@@ -205,13 +274,16 @@ def test_malformed_sentinel_and_cluster_urls(url: str) -> None:
 
 
 def test_a_thread_keeps_one_connection_for_its_turns(
-    store: RedisStore, client: redis.Redis
+    redis_url: str, key_prefix: str, client: redis.Redis
 ) -> None:
     """A turn's load and write go over the thread's own connection; another thread
     has another one, and closing the store closes this thread's."""
+    name = key_prefix.replace(":", "-")  # only this store's connections count
+    separator = "&" if "?" in redis_url else "?"
+    store = RedisStore(f"{redis_url}{separator}client_name={name}", prefix=key_prefix)
 
     def ids() -> set[int]:
-        return {c["id"] for c in client.client_list()}
+        return {c["id"] for c in client.client_list() if c["name"] == name}
 
     before = ids()
     for i in range(5):
@@ -231,4 +303,8 @@ def test_a_thread_keeps_one_connection_for_its_turns(
     store.load("t0")
     assert ids() - before - set(other) == mine  # still the same one
     store.close()
+    # NOTE: Redis drops a closed client on its next pass over the sockets.
+    deadline = time.monotonic() + 10
+    while (ids() - before) - set(other) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not (ids() - before) - set(other)

@@ -23,7 +23,7 @@ def _event(n: int) -> dict[str, Any]:
     return {"event": "user", "timestamp": 1700000000.0 + n, "text": f"e{n}"}
 
 
-@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
+@pytest.fixture(params=["memory", "redis", "tls", "cluster", "sentinel"])
 def make_store(
     request: pytest.FixtureRequest, key_prefix: str
 ) -> Iterator[StoreFactory]:
@@ -228,6 +228,21 @@ def test_delete(store: TrackerStore) -> None:
     assert list(store.conversation_ids()) == ["c2"]
     assert store.append("c1", [_event(9)], 0, {"n": 1}) == 1
     assert store.read_log("c1") == [_event(9)]
+
+
+def test_prefetch_answers_as_load_and_a_cancel_leaves_nothing_behind(
+    store: TrackerStore,
+) -> None:
+    store.append("c", [_event(0)], 0, {"s": 1})
+    assert store.prefetch("c").result() == store.load("c") == Loaded(1, {"s": 1})
+    assert store.prefetch("new").result() == Loaded(0, None)
+    store.prefetch("c").cancel()
+    # the next commands get their own answers, not the cancelled one's
+    assert store.load("new") == Loaded(0, None)
+    assert store.append("c", [_event(1)], 1, {"s": 2}) == 2
+    assert store.read_log("c") == [_event(0), _event(1)]
+    with pytest.raises(ValueError):
+        store.prefetch("")
 
 
 def test_prefix_isolation(make_store: StoreFactory) -> None:

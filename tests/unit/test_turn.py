@@ -9,6 +9,7 @@ import pytest
 
 from tests.data import RASA_EXAMPLES
 from trackerstore import InMemoryStore
+from trackerstore import PendingLoad
 from trackerstore import VersionConflict
 from worker.domain import Domain
 from worker.errors import ConversationConflict
@@ -175,6 +176,38 @@ def test_endless_conflicts_end_in_an_error_and_write_nothing(core):
     with pytest.raises(ConversationConflict):
         engine.parse("c", "/greet")
     assert store.load("c").version == 0
+
+
+def test_a_failing_parse_cancels_the_load_it_started(core):
+    class Breakable(Interpreter):
+        broken = False
+
+        def parse(self, text):
+            if self.broken:
+                raise RuntimeError("NLU failed")
+            return super().parse(text)
+
+    store = InMemoryStore()
+    interpreter = Breakable()
+    engine = Engine.for_model(core, interpreter, store)
+    asked: list[str] = []
+
+    class Pending(PendingLoad):
+        def cancel(self) -> None:
+            asked.append("cancel")
+
+        def result(self):
+            asked.append("result")
+            return super().result()
+
+    store.prefetch = lambda cid: Pending(store, cid)
+    engine.parse("c", "/greet")
+    assert asked == ["result"]
+
+    interpreter.broken = True
+    with pytest.raises(RuntimeError, match="NLU failed"):
+        engine.parse("c", "/greet")
+    assert asked == ["result", "cancel"]
 
 
 def test_snapshot_of_another_model_is_rebuilt_from_the_log(core):
