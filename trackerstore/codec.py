@@ -73,7 +73,7 @@ EVENT_NAMES = (
 )
 _KEY_CODE = {key: code for code, key in enumerate(KEYS)}
 _NAME_CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
-_CONTAINERS = (dict, list, tuple)
+_CONTAINERS = frozenset({dict, list, tuple})
 
 
 class CodecError(ValueError):
@@ -118,15 +118,17 @@ def _unpack(
 def _compact(value: Any) -> Any:
     # PERF: scalars are passed through without a call: a user event is mostly
     # scalars (the intent ranking's names and confidences), and it is encoded on
-    # every turn.
+    # every turn. Exact types, not isinstance: a dict subclass is packed as it is,
+    # with its keys spelled out, which ``_expand`` reads as well.
     code = _KEY_CODE.get
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         return {
-            code(k, k): _compact(v) if isinstance(v, _CONTAINERS) else v
+            code(k, k): _compact(v) if type(v) in _CONTAINERS else v
             for k, v in value.items()
         }
-    if isinstance(value, _CONTAINERS):
-        return [_compact(v) if isinstance(v, _CONTAINERS) else v for v in value]
+    if kind in _CONTAINERS:
+        return [_compact(v) if type(v) in _CONTAINERS else v for v in value]
     return value
 
 

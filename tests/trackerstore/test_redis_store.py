@@ -175,6 +175,15 @@ def test_prefetch_survives_a_connection_lost_before_the_answer(
     assert store.append("c1", [{"n": 1}], 1, {"s": 2}) == 2
 
 
+def test_a_write_is_sent_again_after_a_lost_connection(
+    store: RedisStore, client: redis.Redis
+) -> None:
+    store.append("c1", [{"n": 0}], 0, {})
+    client.client_kill_filter(skipme=True, _type="normal")  # the store's too
+    assert store.append("c1", [{"n": 1}], 1, {}) == 2
+    assert store.read_log("c1") == [{"n": 0}, {"n": 1}]  # once, in order
+
+
 def test_closed_port_raises_store_unavailable() -> None:
     store = RedisStore("redis://127.0.0.1:1", socket_timeout=0.5)
 
