@@ -323,7 +323,12 @@ class Tracker:
             or snap.get("history") != max(1, history)
         ):
             return None
-        tracker = cls(sender_id, domain, history)
+        # PERF: every field is set below; __init__ would build defaults to discard.
+        tracker = cls.__new__(cls)
+        tracker.sender_id = sender_id
+        tracker.domain = domain
+        tracker.history = max(1, history)
+        tracker._window_events = None
         tracker.event_count = snap["count"]
         tracker.latest_event_time = snap["time"]
         tracker.latest_input_channel = snap["channel"]
@@ -334,7 +339,7 @@ class Tracker:
         tracker.latest_action_name = snap["action"]
         tracker.latest_bot_utterance = snap["bot"]
         tracker.active_form = dict(snap["form"])
-        tracker.past_states.extend(snap["states"])
+        tracker.past_states = deque(snap["states"], maxlen=tracker.history)
         tracker.unanswered = snap["unanswered"]
         tracker._window = list(snap["window"])
         return tracker
