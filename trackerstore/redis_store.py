@@ -72,7 +72,7 @@ def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class _Client:
-    """A client and its registered script, valid only in the process ``pid``."""
+    """A client, valid only in the process ``pid``."""
 
     pid: int
     redis: redis.Redis
@@ -86,7 +86,7 @@ def _call(client: redis.Redis | RedisCluster, command: tuple) -> Any:
 
     PERF: a thread's own connection needs none of the client's per-command layers
     (a lock, response callbacks, maintenance checks): a third of the cost of a
-    turn's write in redis-py, where the GIL is held.
+    turn's command in redis-py, where the GIL is held.
     """
     connection = getattr(client, "connection", None)
     if connection is None:
@@ -200,7 +200,9 @@ class RedisStore(TrackerStore):
         _, meta = conversation_keys(self._prefix, cid)
         client = self._conn()
         with unavailable():
-            version, snapshot = self._turn_client(client).hmget(meta, "v", "s")
+            version, snapshot = _call(
+                self._turn_client(client), ("HMGET", meta, "v", "s")
+            )
         return self._loaded(cid, version, snapshot)
 
     def prefetch(self, cid: str) -> PendingLoad:

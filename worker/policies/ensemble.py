@@ -101,8 +101,7 @@ class PolicyEnsemble:
             else None
         )
         policies = self.policies
-        history = max([p.max_history for p in policies]) if policies else 1
-        states = tracker.states(history)
+        states = tracker.states(self.max_history)
         best: list[float] | None = None
         best_rank = (-1.0, -1)
         best_index = -1

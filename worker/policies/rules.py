@@ -54,11 +54,8 @@ class FallbackPolicy(Policy):
         self.n_actions_ = len(domain.action_names)
         return self
 
-    def fallback_scores(self, domain: Domain, score: float = 1.0) -> np.ndarray:
-        return np.array(self.fallback_list(domain, score))
-
     def fallback_list(self, domain: Domain, score: float = 1.0) -> list[float]:
-        """``fallback_scores`` as plain floats, for the ensemble."""
+        """``score`` for the fallback action, 0 for every other one."""
         scores = [0.0] * self._n_actions(domain)
         scores[domain.action_index[self.fallback_action_name]] = float(score)
         return scores
