@@ -300,11 +300,19 @@ class RedisStore(TrackerStore):
             # NOTE: LRANGE's stop is inclusive, and -1 would mean "to the end".
             return []
         log, _ = conversation_keys(self._prefix, cid)
+        end = -1 if stop is None else stop - 1
+        if start >= 0 and (stop is None or stop > 0):
+            # NOTE: no MULTI where no length is needed: a Redis out of memory
+            # refuses every command queued in a transaction, and a full Redis
+            # should still answer what it holds.
+            with unavailable():
+                records = self._conn().redis.lrange(log, start, end)
+            return decode_log(cid, start, records)
         with unavailable(), self._conn().redis.pipeline(transaction=True) as pipe:
             # NOTE: LRANGE clamps indices like a Python slice does; LLEN, read in the
             # same transaction, turns a negative start into an absolute index.
             pipe.llen(log)
-            pipe.lrange(log, start, -1 if stop is None else stop - 1)
+            pipe.lrange(log, start, end)
             length, records = pipe.execute()
         first = slice(start, stop).indices(length)[0]
         return decode_log(cid, first, records)
