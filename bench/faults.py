@@ -10,11 +10,14 @@ retrying a failed request with the same key. One scenario at a time:
 - ``oom``: ``CONFIG SET maxmemory`` just above what Redis holds, then lifted;
 - ``kill``: one gunicorn worker SIGKILLed.
 
-Per scenario: requests sent, failed answers (status and reason), the longest run
-of failures (recovery seconds, from the first failure to the next success), turns
-acknowledged (200) but missing from the logs read back, and turns committed twice
-(a retry applied again: two user events for one key). ``slow_clients`` is a hook
-for a scenario another bench adds (200 slow clients).
+Per scenario: requests sent, failed answers (status and reason), the longest time
+without a 200 from the fault on (outage), the time from the end of the fault to
+the first 200 after it (recovery), turns
+acknowledged (200) but missing from the logs read back, turns committed twice
+(a retry applied again: more user events than parse keys), and requests committed
+but answered as failed (their retry found its key applied: the server logs it).
+Another fault (200 slow clients, say) is one more entry of ``SCENARIOS``: a
+function given the Redis and the server while the load runs.
 
     python -m bench.faults [--clients 6] [--seconds 40] [--scenarios restart stall ...]
 """
@@ -185,22 +188,21 @@ def check_logs(store: redis.Redis, prefix: str, clients: list[Client]) -> dict:
     return {"acked_lost": lost, "committed_twice": duplicated}
 
 
-def summarise(clients: list[Client], fault_at: float) -> dict[str, Any]:
+def summarise(clients: list[Client], fault_at: float, fault_end: float) -> dict:
+    """Failures, the longest time without a 200 from the fault on (outage), and
+    the time from the end of the fault to the first 200 after it (recovery)."""
     calls = sorted(c for client in clients for c in client.calls)
     failed = Counter(outcome for _, ok, outcome in calls if not ok)
-    recovery = 0.0
-    first_failure: float | None = None
-    for at, ok, _ in calls:
-        if not ok and first_failure is None and at >= fault_at:
-            first_failure = at
-        if ok and first_failure is not None:
-            recovery = max(recovery, at - first_failure)
-            first_failure = None
+    successes = [at for at, ok, _ in calls if ok and at >= fault_at]
+    gaps = [b - a for a, b in zip([fault_at, *successes], successes, strict=False)]
+    after = [at for at in successes if at >= fault_end]
     return {
         "requests": len(calls),
         "ok": sum(1 for _, ok, _ in calls if ok),
         "failed": dict(failed),
-        "recovery_s": round(recovery, 2),
+        "fault_s": round(fault_end - fault_at, 2),
+        "outage_s": round(max(gaps, default=0.0), 2),
+        "recovery_s": round(after[0] - fault_end, 2) if after else None,
         "turns_acked": sum(len(k) for c in clients for k in c.acked.values()),
         "unanswered_at_end": sum(c.unanswered for c in clients),
     }
@@ -230,13 +232,16 @@ def scenario(
         time.sleep(args.warmup)
         fault_at = time.monotonic()
         fault(store, server)
+        fault_end = time.monotonic()
         time.sleep(max(0.0, args.seconds - (time.monotonic() - fault_at)))
         stop.set()
         for client in clients:
             client.join(args.client_timeout + 5)
-        result = summarise(clients, fault_at)
+        result = summarise(clients, fault_at, fault_end)
         with store.client() as reader:
             result.update(check_logs(reader, prefix, clients))
+        # a retry whose key a write already carried: committed, answered failed
+        result["committed_answered_failed"] = server.log().count("applied already")
         return result
     finally:
         stop.set()
