@@ -43,7 +43,9 @@ class Loaded:
 
 class PendingLoad:
     """A ``load`` asked for now and answered by ``result``: the plain kind loads
-    only when asked. Call ``result`` or ``cancel`` once."""
+    only when asked. Call ``result`` or ``cancel`` once; one that is dropped
+    costs a wasted read and nothing else (no store may hand its answer to a
+    later command)."""
 
     __slots__ = ("cid", "store")
 

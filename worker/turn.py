@@ -114,13 +114,16 @@ class _Session:
     def commit(self, key: str | None = None, answer: Any = None) -> None:
         """Append the new events; ``key`` is stored with ``answer``, so a retry of
         the request finds it applied (``Turn._run``)."""
-        self.engine.store.append(
+        args = (
             self.cid,
             [event_to_dict(e) for e in self.new],
             self.version,
             self.tracker.to_snapshot(),
-            None if key is None else {**self.keys, key: answer},
         )
+        if key is None:
+            self.engine.store.append(*args)
+        else:
+            self.engine.store.append(*args, {**self.keys, key: answer})
 
 
 class Turn:
