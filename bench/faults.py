@@ -93,8 +93,8 @@ class PrivateRedis:
         os.kill(self.proc.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -111,8 +111,17 @@ class Client(threading.Thread):
     """Turns on its own conversations; a failed request is retried with its key
     until it succeeds or the run ends."""
 
-    def __init__(self, url: str, name: str, stop: threading.Event, timeout: float):
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        stop: threading.Event,
+        timeout: float,
+        same_key: bool = True,
+    ):
         super().__init__(daemon=True)
+        #: False: every try gets a new key, as if the client sent none
+        self.same_key = same_key
         self.url = url
         self.name_ = name
         self.stop = stop
@@ -147,6 +156,8 @@ class Client(threading.Thread):
             self.calls.append((time.monotonic(), ok, outcome))
             if ok:
                 return True
+            if not self.same_key:
+                key = uuid.uuid4().hex
             time.sleep(0.2)
         self.unanswered += 1
         return False
@@ -223,7 +234,7 @@ def scenario(
     server.start()
     stop = threading.Event()
     clients = [
-        Client(server.url, f"{name}{i}", stop, args.client_timeout)
+        Client(server.url, f"{name}{i}", stop, args.client_timeout, not args.new_keys)
         for i in range(args.clients)
     ]
     try:
@@ -231,9 +242,12 @@ def scenario(
             client.start()
         time.sleep(args.warmup)
         fault_at = time.monotonic()
-        fault(store, server)
+        for n in range(args.repeat):
+            if n:
+                time.sleep(args.gap)
+            fault(store, server)
         fault_end = time.monotonic()
-        time.sleep(max(0.0, args.seconds - (time.monotonic() - fault_at)))
+        time.sleep(args.seconds)
         stop.set()
         for client in clients:
             client.join(args.client_timeout + 5)
@@ -245,6 +259,7 @@ def scenario(
         return result
     finally:
         stop.set()
+        store.resume()  # a server stopping waits for requests a frozen Redis holds
         server.stop()
         store.stop()
 
@@ -289,8 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=40, help="after the fault")
     parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--repeat", type=int, default=1, help="the fault, N times")
+    parser.add_argument("--gap", type=float, default=5, help="between repeats (s)")
     parser.add_argument("--client-timeout", type=float, default=30)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    parser.add_argument(
+        "--new-keys",
+        action="store_true",
+        help="a new key on every retry: what clients without keys get",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     results = {}
