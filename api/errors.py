@@ -14,6 +14,7 @@ import falcon
 
 from trackerstore import CorruptRecord
 from trackerstore import StoreError
+from trackerstore import StoreFull
 from trackerstore import StoreUnavailable
 from trackerstore import UnstorableValue
 from trackerstore.registry import JobNotFound
@@ -43,6 +44,7 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     InvalidArchive: (400, "InvalidModel"),
     ModelError: (500, "ModelError"),
     DialogdError: (500, "ServerError"),
+    StoreFull: (503, "StoreFull"),
     StoreUnavailable: (503, "StoreUnavailable"),
     UnstorableValue: (400, "InvalidEvent"),
     CorruptRecord: (500, "CorruptRecord"),

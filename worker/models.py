@@ -127,7 +127,8 @@ class RegistryModels:
         self.registry = registry
         self.poll_interval = poll_interval
         self._current = fallback
-        self._serial: int | None = None
+        #: the registry's active record this worker follows (None: the fallback)
+        self._followed: dict[str, Any] | None = None
         self._named: OrderedDict[str, ModelSet] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -146,9 +147,29 @@ class RegistryModels:
         return self._current
 
     def refresh(self) -> bool:
-        """Load the active model if it changed; True if the current set changed."""
+        """Load the active model if it changed; True if the current set changed.
+
+        No active model means the startup model, for every worker alike: when
+        Redis loses its data (a flush, a restart without persistence) a worker
+        that had switched goes back to it, as a worker started since does.
+        """
         active = self.registry.active()
-        if active is None or active["serial"] == self._serial:
+        if active is None:
+            if self._followed is None:
+                return False
+            self._followed = None
+            if self._current is self.fallback:
+                return False
+            self._current = self.fallback
+            log.warning(
+                "no active model in the registry (Redis lost it?): serving the "
+                "startup model %s again",
+                self.fallback.name,
+            )
+            return True
+        # NOTE: the whole record, not only the serial: after a loss of data the
+        # serial starts again at 1, for whatever model is activated next.
+        if active == self._followed:
             return False
         try:
             models = (
@@ -160,10 +181,10 @@ class RegistryModels:
             )
         except (ModelError, ModelNotFound) as err:
             # NOTE: remembered, so a broken model is reported once, not every poll.
-            self._serial = active["serial"]
+            self._followed = active
             log.error("cannot serve model %s: %s", active["name"], err)
             return False
-        self._current, self._serial = models, active["serial"]
+        self._current, self._followed = models, active
         log.info("serving model %s (%s)", models.name, models.fingerprint)
         return True
 

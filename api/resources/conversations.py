@@ -9,6 +9,7 @@ import falcon
 from api.body import json_object
 from api.body import read_json
 from api.errors import APIError
+from worker.turn import KEY_HEADER
 from worker.turn import Engine
 from worker.turn import Turn
 
@@ -62,12 +63,14 @@ class Parse(_Base):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         text = req.get_param("query") or req.get_param("q")
-        resp.media = self.turn(resp).parse(cid, query_text(text))
+        key = req.get_header(KEY_HEADER)
+        resp.media = self.turn(resp).parse(cid, query_text(text), key)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = json_object(read_json(req, self.max_body))
         text = body.get("query", body.get("q"))
-        resp.media = self.turn(resp).parse(cid, query_text(text))
+        key = req.get_header(KEY_HEADER)
+        resp.media = self.turn(resp).parse(cid, query_text(text), key)
 
 
 class Continue(_Base):
@@ -76,7 +79,10 @@ class Continue(_Base):
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = json_object(read_json(req, self.max_body, required=False) or {})
         resp.media = self.turn(resp).continue_(
-            cid, body.get("executed_action"), body.get("events", [])
+            cid,
+            body.get("executed_action"),
+            body.get("events", []),
+            req.get_header(KEY_HEADER),
         )
 
 
@@ -98,7 +104,9 @@ class TrackerEvents(_Base):
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = read_json(req, self.max_body)
         items = body if isinstance(body, list) else [body]
-        resp.media = self.turn(resp).append_events(cid, items, include_events(req))
+        resp.media = self.turn(resp).append_events(
+            cid, items, include_events(req), req.get_header(KEY_HEADER)
+        )
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         items = read_json(req, self.max_body)

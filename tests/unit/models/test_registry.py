@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.data import RASA_EXAMPLES
 from trackerstore.registry import STALE_AFTER
@@ -169,3 +170,37 @@ def _moodbot_model(tmp_path: Path) -> tuple[Path, Path]:
     NLUPipeline().fit(load_nlu_data(MOODBOT / "data" / "nlu.md")).save(tmp_path / "nlu")
     assert json.loads((tmp_path / "core" / "metadata.json").read_text())
     return tmp_path / "core", tmp_path / "nlu"
+
+
+def test_workers_agree_when_redis_loses_the_active_model(
+    registry, redis_url, key_prefix, tmp_path
+):
+    """A worker that had switched kept its model when the active record vanished,
+    while a worker started since served the startup one; and after the loss the
+    serial starts again at 1, so the next activation looked like nothing new."""
+    fallback = ModelSet.from_dirs(*_moodbot_model(tmp_path))
+    old = RegistryModels(fallback, registry, poll_interval=None)
+    registry.submit({"name": "demo", "nlu": NLU_JSON})
+    run_one(registry, timeout=1)
+    registry.activate("demo")
+    assert old.refresh() and old.current().name == "demo"
+
+    with redis.Redis.from_url(redis_url) as client:  # the data is lost
+        for key in client.scan_iter(match=key_prefix + "*"):
+            client.delete(key)
+    new = RegistryModels(fallback, registry, poll_interval=None)
+    for models in (old, new):
+        models.refresh()
+        assert models.current() is fallback
+
+    registry.submit({"name": "other", "nlu": NLU_JSON})
+    run_one(registry, timeout=1)
+    assert registry.activate("other")["serial"] == 1
+    registry.submit({"name": "demo", "nlu": NLU_JSON})
+    run_one(registry, timeout=1)
+    for models in (old, new):
+        models.refresh()
+        assert models.current().name == "other"
+    registry.activate("demo")  # serial 2 again, another model
+    for models in (old, new):
+        assert models.refresh() and models.current().name == "demo"
