@@ -52,7 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 names = " ".join(missing)
                 item.add_marker(
                     pytest.mark.skip(
-                        reason=f"needs the whole {names} dataset, not in "
+                        reason=f"needs the whole public set(s) {names}, not in "
                         f"{bench_data.data_dir()}: python -m bench.data fetch {names}"
                     )
                 )
