@@ -8,8 +8,8 @@ repositories at the commits pinned in ``bench/datasets.json``, checks the sha256
 every file, converts the NLU sets to Rasa NLU JSON (``<set>/rasa/train.json`` and
 ``val.json``, checked against their sha256 too) and writes them into the cache:
 ``--data-dir``, else ``$DIALOGD_DATA``, else ``~/.cache/dialogd/data``. ``--from
-DIR`` reads a local copy laid out as ``DIR/<set>/...`` (such as a checkout's
-``shared/data``) instead of the network, with the same checks.
+DIR`` reads a local copy laid out as ``DIR/<set>/...`` (the layout of the project's
+data folder) instead of the network, with the same checks.
 
 Only training and validation data are fetched: the sets' test splits are never
 downloaded (CLINC150's, which shares a file with its train split, is dropped before
