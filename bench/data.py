@@ -99,8 +99,11 @@ def checked_sha256(spec: dict[str, Any], data: bytes) -> str:
     split, which the local copies leave out."""
     if "json_keys" not in spec:
         return sha256(data)
-    doc = json.loads(data)
-    kept = {key: doc[key] for key in spec["json_keys"]}
+    try:
+        doc = json.loads(data)
+        kept = {key: doc[key] for key in spec["json_keys"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataCorrupt(f"not the expected JSON: {exc!r}") from exc
     return sha256(json.dumps(kept, ensure_ascii=False, separators=(",", ":")).encode())
 
 

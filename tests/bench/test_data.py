@@ -175,6 +175,8 @@ def test_clinc150_keeps_train_and_val_and_renames_oos() -> None:
         {"text": "how tall is a giraffe", "intent": "out_of_scope", "entities": []},
     ]
     assert b"never read" not in out["rasa/val.json"]
+    with pytest.raises(bench_data.DataCorrupt, match="not the expected JSON"):
+        bench_data.checked_sha256(bench_data.MANIFEST["clinc150"], b"<html>")
     # The pinned sha256 covers only the kept keys: the test split may differ.
     spec = bench_data.MANIFEST["clinc150"]
     without_test = {k: v for k, v in doc.items() if k != "test"}
