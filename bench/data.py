@@ -280,7 +280,10 @@ def fetch_one(name: str, root: Path, source: Source, licence_from: Path | None) 
     raw: dict[str, bytes] = {}
     for local, expected in spec["files"].items():
         data = source(name, local)
-        got = checked_sha256(spec, data)
+        try:
+            got = checked_sha256(spec, data)
+        except DataCorrupt as exc:
+            raise DataCorrupt(f"{name}/{local}: {exc}") from exc
         if got != expected:
             raise DataCorrupt(
                 f"{name}/{local}: sha256 {got}, expected {expected} (pinned in "
