@@ -32,5 +32,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
+# The whole public datasets (benchmarks, and the tests marked `data`): bench/README.md.
+.PHONY: data
+data: install
+	$(BIN)/python -m bench.data fetch
+
 clean:
 	rm -rf $(VENV) models data .pytest_cache

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import data as bench_data
 from bench.nlu.datasets import SETS
 from bench.nlu.datasets import load_set
 from worker.nlu import DEFAULT_PIPELINE_CONFIG
@@ -193,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         latency_child(args.latency)
         return 0
     names = SETS if args.set == "all" else (args.set,)
+    try:
+        for name in names:
+            bench_data.path(name)
+    except bench_data.DataMissing as exc:
+        parser.error(str(exc))
     rows = []
     for name in names:
         rows.append(run_set(name, args))

@@ -257,6 +257,7 @@ def _get(port: int, path: str, timeout: float = 10) -> int:
         connection.close()
 
 
+@pytest.mark.e2e
 def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
     tmp_path: Path,
 ) -> None:

@@ -460,6 +460,7 @@ def _request(
         connection.close()
 
 
+@pytest.mark.e2e
 def test_round_robin_request_ids_keepalive_and_body_limit(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
 ) -> None:
@@ -517,6 +518,7 @@ def test_round_robin_request_ids_keepalive_and_body_limit(
     assert parse[0]["status"] == 200 and parse[0]["upstream"]
 
 
+@pytest.mark.e2e
 def test_a_post_is_never_sent_twice_and_a_get_is_retried(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
 ) -> None:
@@ -559,6 +561,7 @@ def test_a_post_is_never_sent_twice_and_a_get_is_retried(
     assert any(rid in unavailable.ids() for rid in gets)
 
 
+@pytest.mark.e2e
 def test_a_dead_instance_costs_no_request(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
 ) -> None:

