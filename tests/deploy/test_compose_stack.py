@@ -243,7 +243,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.skip(f"compose stack test skipped: {reason}")
     s = Stack(tmp_path_factory.mktemp("compose"))
     try:
-        s("up", "-d", "--wait", "--wait-timeout", "400", timeout=460)
+        # Not `up --wait`: it refuses the services without a healthcheck.
+        s("up", "-d", timeout=460)
+        for index in (1, 2, 3):
+            s.wait_healthy(s.container("dialogd", index), within=400)
+        s.wait_healthy(s.container("nginx", 1))
         yield s
     finally:
         subprocess.run(
@@ -312,7 +316,9 @@ def test_scaling_3_5_3_under_load_costs_nothing(stack: Stack) -> None:
     since = _utc_now()
     with Load(stack.port) as load:
         time.sleep(2)
-        stack(*SCALE, "--wait", "--scale", "dialogd=5", "dialogd")
+        stack(*SCALE, "--scale", "dialogd=5", "dialogd")
+        for index in (4, 5):
+            stack.wait_healthy(stack.container("dialogd", index))
         time.sleep(RESOLVE_EVERY + 4)  # nginx resolves `dialogd` again
         at_five = {e["upstream"] for e in stack.nginx_log(since) if e["upstream"]}
         stack(*SCALE, "--scale", "dialogd=3", "dialogd")
