@@ -324,9 +324,13 @@ def test_scaling_3_5_3_under_load_costs_nothing(stack: Stack) -> None:
         stack(*SCALE, "--scale", "dialogd=3", "dialogd")
         # the removed replicas' addresses stay in nginx until it resolves again
         time.sleep(RESOLVE_EVERY + 6)
+    # A second pass (" : " in the upstreams) is location @dialogd_again: a request
+    # that found "no live upstreams" while nginx followed the new set of replicas.
+    again = [e for e in stack.nginx_log(since) if " : " in e["upstream"]]
     print(
         f"\ncompose scale 3->5->3: {load.total} requests, {load.failed} failed "
-        f"{dict(load.statuses)}, upstreams seen: {len(at_five)}, "
+        f"{dict(load.statuses)}, upstreams seen: {len(at_five)}, passed again "
+        f"after 'no live upstreams': {[e['status'] for e in again]}, "
         f"answers without one X-Request-Id: {load.bad_ids}"
     )
     assert len(stack.replicas()) == 3
