@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol
 
-import yaml
-
 from trackerstore import StoreUnavailable
 from worker.archive import pack
 from worker.domain import Domain
@@ -36,6 +34,7 @@ from worker.policies.config import DEFAULT_POLICY_CONFIG
 from worker.policies.config import POLICY_REGISTRY
 from worker.policies.config import policies_from_config
 from worker.training import read_stories
+from worker.yamlfile import load_client_yaml
 
 log = logging.getLogger("dialogd.trainer")
 HEARTBEAT_INTERVAL = 2.0
@@ -95,9 +94,9 @@ def apply_overrides(
                 f"unknown configuration parameter {key!r}; valid: {', '.join(valid)}"
             )
         try:
-            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        except yaml.YAMLError as err:
-            raise InvalidConfig(f"{key}: cannot read {raw!r}") from err
+            value = load_client_yaml(raw, key) if isinstance(raw, str) else raw
+        except TrainingDataError as err:
+            raise InvalidConfig(f"{key}: cannot read {raw!r}: {err.reason}") from err
         for entry in targets:
             entry[key] = value
     return out
@@ -144,6 +143,7 @@ def _write_inputs(request: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     if domain is not None:
         if not isinstance(domain, str) or not isinstance(stories, str):
             raise TrainingDataError("'domain' (YAML) and 'stories' (Markdown) are text")
+        load_client_yaml(domain, "domain.yml")  # no aliases: see worker.yamlfile
         paths["domain"] = folder / "domain.yml"
         paths["domain"].write_text(domain)
         paths["stories"] = folder / "stories.md"

@@ -12,17 +12,18 @@ import time
 from typing import Any
 
 import falcon
-import yaml
 
 from api.body import json_object
 from api.body import read_body
 from api.body import read_json
 from api.errors import APIError
 from trackerstore.registry import ModelRegistry
+from worker.errors import TrainingDataError
 from worker.models import ModelSet
 from worker.trainer import apply_overrides
 from worker.trainer import check_request
 from worker.turn import Engine
+from worker.yamlfile import load_client_yaml
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: query parameters that are not configuration overrides
@@ -82,9 +83,9 @@ def training_request(req: falcon.Request, limit: int) -> dict[str, Any]:
     config = bundle.get("config")
     if isinstance(config, str):
         try:
-            config = yaml.safe_load(config) or {}
-        except yaml.YAMLError as err:
-            raise APIError(400, "InvalidConfig", f"config is not YAML: {err}") from err
+            config = load_client_yaml(config, "config") or {}
+        except TrainingDataError as err:
+            raise APIError(400, "InvalidConfig", f"config: {err}") from err
     if config is not None and not isinstance(config, dict):
         raise APIError(400, "InvalidConfig", "config must be a mapping")
     overrides = {k: v for k, v in req.params.items() if k not in RESERVED}

@@ -141,6 +141,40 @@ def test_requests_are_checked_before_queueing():
     )
 
 
+#: 370 bytes that expand to 9**9 list items once serialised (a job record)
+ALIAS_BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n"
+    for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_client_yaml_has_no_aliases():
+    """A domain, a config override: anchors and aliases are refused, not expanded."""
+    domain = (MOODBOT / "domain.yml").read_text() + ALIAS_BOMB.replace("a:", "x:", 1)
+    with pytest.raises(TrainingDataError, match="aliases"):
+        check_request(
+            {"domain": domain, "stories": (MOODBOT / "data/stories.md").read_text()}
+        )
+    with pytest.raises(InvalidConfig, match="aliases"):
+        apply_overrides(None, {"epochs": "&a [1, *a]"})
+
+
+def test_data_sent_to_train_names_no_server_file(tmp_path):
+    """``elements`` as a string would read a file on the server: refused the same
+    whether or not the file exists."""
+    for elements in ("/etc/passwd", "../../../../etc/passwd", "no-such-file.txt"):
+        nlu = {
+            "rasa_nlu_data": {
+                **NLU_JSON["rasa_nlu_data"],
+                "lookup_tables": [{"name": "user", "elements": elements}],
+            }
+        }
+        with pytest.raises(TrainingDataError) as excinfo:
+            check_request({"name": "x", "nlu": nlu})
+        assert "cannot name files" in excinfo.value.reason
+        assert "No such file" not in str(excinfo.value)
+
+
 def test_workers_follow_the_active_model(registry, tmp_path):
     fallback = ModelSet.from_dirs(*_moodbot_model(tmp_path))
     models = RegistryModels(fallback, registry, poll_interval=None)
