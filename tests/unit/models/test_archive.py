@@ -216,12 +216,14 @@ def _deflated_npz(name: str, shape: tuple[int, ...], declared: int | None = None
         {"descr": "<f4", "fortran_order": False, "shape": (declared or shape[0],)},
     )
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as npz:
-        with npz.open(f"{name}.npy", "w", force_zip64=True) as member:
-            member.write(header.getvalue())
-            zeros = bytes(1 << 20)
-            for _ in range(shape[0] * 4 // len(zeros)):
-                member.write(zeros)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as npz,
+        npz.open(f"{name}.npy", "w", force_zip64=True) as member,
+    ):
+        member.write(header.getvalue())
+        zeros = bytes(1 << 20)
+        for _ in range(shape[0] * 4 // len(zeros)):
+            member.write(zeros)
     return buffer.getvalue()
 
 
@@ -284,5 +286,5 @@ def test_weights_of_the_wrong_shapes_are_refused_at_load(model_dir, part):
     files[npz] = _reshaped(files[npz])
     data = tar_of({"model.json": manifest(parts=["core", "nlu"]), **files})
     base = ModelSet.from_dirs(model_dir / "core", None)
-    with pytest.raises(InvalidArchive, match="does not run|corrupt|shape"):
+    with pytest.raises(InvalidArchive, match=r"does not run|corrupt|shape"):
         ModelSet.from_archive(data, base)
