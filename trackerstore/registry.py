@@ -9,13 +9,23 @@ Keys, under the store's prefix:
 - ``reg:queue``: list of job ids waiting for a trainer
 - ``reg:job:{id}``: hash of the job (status, request, result or error, heartbeat)
 
-Models are written blob first, index last, in one MULTI: a model is either fully
-there or not there at all.
+Models are written blob first, index last, in one script: a model is either fully
+there or not there at all. A registered model is immutable: its name is never
+written again (a second upload or training of the name is ``ModelExists``), so
+every worker that loads a name loads the same bytes, before and after a restart.
+Only deleting it (when it is not active) frees the name.
+
+The server's startup model is in the index as ``default`` (`STARTUP`), without an
+archive: ``PUT /model {"name": "default"}`` switches the cluster back to it.
+
+Trainers announce themselves in ``reg:trainers`` (a sorted set: trainer id ->
+last heartbeat time); one not heard from for `TRAINER_TTL` seconds is gone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +42,10 @@ from trackerstore.errors import StoreError
 #: a running job whose trainer has not been heard from for this long has failed
 STALE_AFTER = 15.0
 JOB_TTL = 7 * 24 * 3600
+#: a trainer not heard from for this long is not alive (it beats every 2 s)
+TRAINER_TTL = 10.0
+#: the name of the model the server started with (never uploaded or trained)
+STARTUP = "default"
 
 
 class ModelNotFound(StoreError):
@@ -44,6 +58,22 @@ class ModelInUse(StoreError):
 
 class JobNotFound(StoreError):
     """No training job with that id."""
+
+
+class ModelExists(StoreError):
+    """A model of that name is registered: registered models never change."""
+
+
+class NoTrainer(StoreError):
+    """No trainer process is alive to take a training job."""
+
+
+_PUT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[3]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 _ACTIVATE = """
@@ -95,18 +125,57 @@ class ModelRegistry:
 
     # ---- models ------------------------------------------------------------------
     def put(self, name: str, archive: bytes, meta: dict[str, Any]) -> None:
+        """Register a new model; ModelExists if the name is taken."""
+        if name == STARTUP or self.exists(name):
+            raise ModelExists(f"a model named {name!r} exists; models never change")
+        final = None
         if self._folder is not None:
-            # NOTE: written under a temporary name, then renamed: readers see the
-            # old archive or the new one, never half of one.
+            # NOTE: written under a temporary name, then linked to its own: a
+            # link fails if the name exists, so no archive is ever overwritten.
             self._folder.mkdir(parents=True, exist_ok=True)
             partial = self._folder / f".{name}.{uuid.uuid4().hex}.part"
             partial.write_bytes(archive)
-            partial.replace(self._folder / f"{name}.tar.gz")
-        with unavailable(), self._redis().pipeline(transaction=True) as pipe:
-            if self._folder is None:
-                pipe.set(self._key("blob", name), archive)
-            pipe.hset(self._key("index"), name, json.dumps({**meta, "name": name}))
-            pipe.execute()
+            final = self._folder / f"{name}.tar.gz"
+            try:
+                os.link(partial, final)
+            except FileExistsError:
+                raise ModelExists(f"a model named {name!r} exists") from None
+            finally:
+                partial.unlink()
+        # the archive goes to Redis only without a model folder
+        keys = [self._key("index")]
+        if self._folder is None:
+            keys.append(self._key("blob", name))
+        try:
+            with unavailable():
+                done = self._redis().eval(
+                    _PUT,
+                    len(keys),
+                    *keys,
+                    name,
+                    json.dumps({**meta, "name": name}),
+                    archive if self._folder is None else b"",
+                )
+        except BaseException:
+            if final is not None:
+                final.unlink(missing_ok=True)
+            raise
+        if not done:
+            if final is not None:
+                final.unlink(missing_ok=True)
+            raise ModelExists(f"a model named {name!r} exists; models never change")
+
+    def exists(self, name: str) -> bool:
+        with unavailable():
+            return bool(self._redis().hexists(self._key("index"), name))
+
+    def register_startup(self, fingerprint: str, parts: list[str]) -> None:
+        """The server's startup model as `STARTUP`, so clients can switch back."""
+        meta = {"name": STARTUP, "fingerprint": fingerprint, "parts": parts}
+        with unavailable():
+            self._redis().hset(
+                self._key("index"), STARTUP, json.dumps({**meta, "startup": True})
+            )
 
     def meta(self, name: str) -> dict[str, Any]:
         with unavailable():
@@ -155,6 +224,8 @@ class ModelRegistry:
         return json.loads(raw) if raw else None
 
     def delete(self, name: str) -> None:
+        if name == STARTUP:
+            raise ModelInUse(f"{name!r} is the server's startup model")
         with unavailable():
             done = self._redis().eval(
                 _DELETE,
@@ -264,6 +335,24 @@ class ModelRegistry:
             out["error"] = state["error"]
             out["code"] = int(state.get("code", 500))
         return out
+
+    # ---- trainers --------------------------------------------------------------------
+    def trainer_beat(self, trainer: str) -> None:
+        """``trainer`` is alive now (it calls this every couple of seconds)."""
+        with unavailable():
+            self._redis().zadd(self._key("trainers"), {trainer: self._clock()})
+
+    def trainer_gone(self, trainer: str) -> None:
+        with unavailable():
+            self._redis().zrem(self._key("trainers"), trainer)
+
+    def trainers_alive(self) -> int:
+        """How many trainers beat within `TRAINER_TTL`; the silent are forgotten."""
+        key = self._key("trainers")
+        with unavailable(), self._redis().pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", self._clock() - TRAINER_TTL)
+            pipe.zcard(key)
+            return int(pipe.execute()[1])
 
     def ping(self) -> None:
         with unavailable():

@@ -58,14 +58,25 @@ def pack(
     model_dir: str | Path,
     *,
     name: str,
-    fingerprint: str,
+    fingerprint: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """``model_dir/core`` and/or ``model_dir/nlu`` as an archive with a manifest."""
+    """``model_dir/core`` and/or ``model_dir/nlu`` as an archive with a manifest;
+    its ``fingerprint`` is the content's hash unless given (a label then)."""
     root = Path(model_dir)
     parts = [p for p in PARTS if (root / p).is_dir()]
     if not parts:
         raise ModelError(f"{root} holds neither core/ nor nlu/")
+    members = {
+        f"{part}/{path.name}": path.read_bytes()
+        for part in parts
+        for path in sorted((root / part).iterdir())
+        if path.is_file() and _MEMBER.match(f"{part}/{path.name}")
+    }
+    if fingerprint is None:
+        fingerprint = content_fingerprint(
+            {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}
+        )
     manifest = {
         "format": ARCHIVE_FORMAT,
         "dialogd": __version__,
@@ -78,11 +89,8 @@ def pack(
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         _add(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
-        for part in parts:
-            for path in sorted((root / part).iterdir()):
-                member = f"{part}/{path.name}"
-                if path.is_file() and _MEMBER.match(member):
-                    _add(tar, member, path.read_bytes())
+        for member, content in members.items():
+            _add(tar, member, content)
     return buffer.getvalue()
 
 
