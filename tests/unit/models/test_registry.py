@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.data import RASA_EXAMPLES
 from trackerstore.registry import STALE_AFTER
+from trackerstore.registry import STARTUP
+from trackerstore.registry import TRAINER_TTL
 from trackerstore.registry import JobNotFound
+from trackerstore.registry import ModelExists
 from trackerstore.registry import ModelInUse
 from trackerstore.registry import ModelNotFound
 from trackerstore.registry import ModelRegistry
@@ -23,6 +28,7 @@ from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 from worker.trainer import apply_overrides
 from worker.trainer import check_request
+from worker.trainer import run as run_trainer
 from worker.trainer import run_one
 
 MOODBOT = RASA_EXAMPLES / "moodbot"
@@ -203,3 +209,52 @@ def _moodbot_model(tmp_path: Path) -> tuple[Path, Path]:
     NLUPipeline().fit(load_nlu_data(MOODBOT / "data" / "nlu.md")).save(tmp_path / "nlu")
     assert json.loads((tmp_path / "core" / "metadata.json").read_text())
     return tmp_path / "core", tmp_path / "nlu"
+
+
+def test_registered_models_never_change(registry):
+    registry.put("m", b"first", {"fingerprint": "a"})
+    with pytest.raises(ModelExists):
+        registry.put("m", b"second", {"fingerprint": "b"})
+    assert registry.archive("m") == b"first"
+    assert registry.meta("m")["fingerprint"] == "a"
+    registry.register_startup("startup-fp", ["core"])
+    with pytest.raises(ModelExists):
+        registry.put(STARTUP, b"x", {"fingerprint": "x"})
+    assert registry.activate(STARTUP)["fingerprint"] == "startup-fp"
+    with pytest.raises(ModelInUse):
+        registry.delete(STARTUP)
+    registry.delete("m")  # deleting frees the name
+    registry.put("m", b"third", {"fingerprint": "c"})
+    assert registry.archive("m") == b"third"
+
+
+def test_a_job_for_a_taken_name_fails_as_a_conflict(registry):
+    registry.put("taken", b"x", {"fingerprint": "x"})
+    job = registry.submit({"name": "taken", "nlu": NLU_JSON, "config": {}})
+    run_one(registry, timeout=1)
+    state = registry.job(job)
+    assert state["status"] == "failed" and state["code"] == 409
+    assert registry.archive("taken") == b"x"
+
+
+def test_trainers_are_alive_while_they_beat(registry, clock):
+    assert registry.trainers_alive() == 0
+    registry.trainer_beat("t1")
+    assert registry.trainers_alive() == 1
+    clock.now += TRAINER_TTL + 1
+    assert registry.trainers_alive() == 0  # killed: it never said goodbye
+
+
+def test_a_trainer_beats_from_start_to_stop(registry):
+    stop = threading.Event()
+    thread = threading.Thread(target=run_trainer, args=(registry, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not registry.trainers_alive():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join()
+    assert registry.trainers_alive() == 0
