@@ -76,6 +76,13 @@ return 1
 """
 
 
+#: a popped job becomes running only if it is still queued (not reaped meanwhile)
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started', ARGV[1],
+           'heartbeat', ARGV[1])
+return redis.call('HGET', KEYS[1], 'request')
+"""
 _ACTIVATE = """
 local meta = redis.call('HGET', KEYS[1], ARGV[1])
 if not meta then return false end
@@ -268,19 +275,10 @@ class ModelRegistry:
         if popped is None:
             return None
         job = popped[1].decode()
-        key = self._key("job", job)
         with unavailable():
-            raw = self._redis().hget(key, "request")
-            if raw is None:
-                return None  # expired meanwhile
-            self._redis().hset(
-                key,
-                mapping={
-                    "status": "running",
-                    "started": self._clock(),
-                    "heartbeat": self._clock(),
-                },
-            )
+            raw = self._redis().eval(_CLAIM, 1, self._key("job", job), self._clock())
+        if raw is None:
+            return None  # expired or reaped meanwhile
         return job, json.loads(raw)
 
     def heartbeat(self, job: str) -> None:
@@ -316,11 +314,8 @@ class ModelRegistry:
         if not raw:
             raise JobNotFound(f"no training job {job!r}")
         state = {k.decode(): v.decode() for k, v in raw.items()}
-        if (
-            state["status"] == "running"
-            and self._clock() - float(state["heartbeat"]) > STALE_AFTER
-        ):
-            error = "the trainer stopped while training (no heartbeat)"
+        error = self._reaped(job, state)
+        if error is not None:
             self.finish(job, error=error)
             state.update(status="failed", error=error)
         out: dict[str, Any] = {"id": state["id"], "status": state["status"]}
@@ -353,6 +348,22 @@ class ModelRegistry:
             pipe.zremrangebyscore(key, "-inf", self._clock() - TRAINER_TTL)
             pipe.zcard(key)
             return int(pipe.execute()[1])
+
+    def _reaped(self, job: str, state: dict[str, str]) -> str | None:
+        """Why a job that looks unfinished is failed: its trainer went silent while
+        training, or took it from the queue and stopped before it could start."""
+        now = self._clock()
+        if state["status"] == "running":
+            if now - float(state["heartbeat"]) > STALE_AFTER:
+                return "the trainer stopped while training (no heartbeat)"
+        elif state["status"] == "queued" and now - float(state["submitted"]) > (
+            STALE_AFTER
+        ):
+            with unavailable():
+                waiting = self._redis().lpos(self._key("queue"), job)
+            if waiting is None:
+                return "the trainer stopped as it took the job"
+        return None
 
     def ping(self) -> None:
         with unavailable():

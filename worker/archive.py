@@ -34,7 +34,9 @@ from typing import BinaryIO
 import numpy as np
 
 from worker.errors import ModelError
+from worker.errors import TrainingDataError
 from worker.version import __version__
+from worker.yamlfile import load_client_yaml
 
 ARCHIVE_FORMAT = 1
 MANIFEST = "model.json"
@@ -144,6 +146,8 @@ def unpack(
     for name in sorted(names):
         if name.endswith(".npz"):
             budget -= check_npz(root / name, budget, name)
+        elif name.endswith(".yml"):
+            _check_yaml(root / name, name)
     if MANIFEST not in names:
         raise InvalidArchive(f"no {MANIFEST}: not a dialogd model archive")
     manifest = _manifest((root / MANIFEST).read_bytes())
@@ -188,6 +192,16 @@ def check_npz(path: Path, budget: int, label: str) -> int:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise InvalidArchive(f"{label} is not a readable .npz: {err}") from err
     return total
+
+
+def _check_yaml(path: Path, label: str) -> None:
+    """A model's YAML is a client's: no anchors or aliases (see worker.yamlfile)."""
+    try:
+        load_client_yaml(path.read_text(encoding="utf-8"), label)
+    except UnicodeDecodeError as err:
+        raise InvalidArchive(f"{label} is not UTF-8") from err
+    except TrainingDataError as err:
+        raise InvalidArchive(str(err)) from err
 
 
 def _check_array_header(member: BinaryIO, info: zipfile.ZipInfo, label: str) -> None:

@@ -288,3 +288,11 @@ def test_weights_of_the_wrong_shapes_are_refused_at_load(model_dir, part):
     base = ModelSet.from_dirs(model_dir / "core", None)
     with pytest.raises(InvalidArchive, match=r"does not run|corrupt|shape"):
         ModelSet.from_archive(data, base)
+
+
+def test_yaml_in_a_model_has_no_aliases(model_dir, tmp_path):
+    files = {f"core/{p.name}": p.read_bytes() for p in (model_dir / "core").iterdir()}
+    files["core/domain.yml"] += b"\nx: &a [1, 2]\ny: *a\n"
+    data = tar_of({"model.json": manifest(parts=["core"]), **files})
+    with pytest.raises(InvalidArchive, match="aliases"):
+        unpack(data, tmp_path)

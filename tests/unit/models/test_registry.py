@@ -258,3 +258,19 @@ def test_a_trainer_beats_from_start_to_stop(registry):
         stop.set()
         thread.join()
     assert registry.trainers_alive() == 0
+
+
+def test_a_job_popped_by_a_trainer_that_died_at_once_is_failed(registry, clock):
+    """Taken from the queue, never marked running: failed, not queued forever; and
+    a trainer cannot start it any more."""
+    job = registry.submit({"name": "lost", "nlu": NLU_JSON})
+    registry._redis().lpop(registry._key("queue"))  # popped... and the trainer died
+    clock.now += STALE_AFTER + 1
+    state = registry.job(job)
+    assert state["status"] == "failed" and "took the job" in state["error"]
+    registry._redis().rpush(registry._key("queue"), job)
+    assert registry.claim(timeout=0.1) is None
+    assert registry.job(job)["status"] == "failed"
+    waiting = registry.submit({"name": "waiting", "nlu": NLU_JSON})
+    clock.now += STALE_AFTER + 1
+    assert registry.job(waiting)["status"] == "queued"  # still in the queue
