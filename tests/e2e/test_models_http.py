@@ -276,19 +276,24 @@ def test_switching_under_load_fails_no_request(cluster):
     assert final == {b}
 
 
-def test_models_never_change_and_the_startup_model_is_one_switch_away(cluster):
-    startup = requests.get(f"{cluster[0]}/models/default").json()
-    assert startup["startup"] is True
+def test_models_never_change_and_the_startup_model_is_one_switch_away(
+    cluster, moodbot_model, tmp_path
+):
     r = train(cluster[0], "fixed", NLU)
     assert r.status_code == 200, r.text
     fixed = r.json()["fingerprint"]
     assert requests.put(f"{cluster[0]}/model", json={"name": "fixed"}).ok
     assert settled(cluster, fixed) == fixed
     # neither training nor an upload may replace a registered (here: active) model
-    again = train(cluster[0], "fixed", {"rasa_nlu_data": {"common_examples": []}})
+    again = train(cluster[0], "fixed", NLU, epochs="2")
     assert again.status_code == 409 and again.json()["reason"] == "ModelExists"
-    up = requests.post(f"{cluster[1]}/model", params={"name": "fixed"}, data=b"x")
+    shutil.copytree(moodbot_model / "nlu", tmp_path / "m" / "nlu")
+    archive = pack(tmp_path / "m", name="fixed")
+    up = requests.post(f"{cluster[1]}/model", params={"name": "fixed"}, data=archive)
     assert up.status_code == 409, up.text
+    assert requests.get(f"{cluster[1]}/models/fixed").json()["fingerprint"] == fixed
+    startup = requests.get(f"{cluster[0]}/models/default").json()
+    assert startup["startup"] is True
     for name in ("default",):  # the startup model's name is taken too
         assert train(cluster[0], name, NLU).status_code == 409
         assert requests.delete(f"{cluster[0]}/models/{name}").status_code == 409
