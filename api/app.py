@@ -14,6 +14,7 @@ from api.middleware import RequestContext
 from api.middleware import TokenAuth
 from api.resources import models
 from trackerstore.registry import ModelRegistry
+from worker.archive import MAX_MODEL_BYTES
 from worker.turn import Engine
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -32,6 +33,7 @@ def create_app(
     registry: ModelRegistry | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_upload: int = DEFAULT_MAX_UPLOAD,
+    max_model: int = MAX_MODEL_BYTES,
     auth_token: str | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
@@ -67,5 +69,7 @@ def create_app(
         app.add_route("/train/{job}", models.TrainJob(registry))
         app.add_route("/models", models.Models(registry))
         app.add_route("/models/{name}", models.ModelItem(registry))
-        app.add_route("/model", models.ActiveModel(engine, registry, max_upload))
+        app.add_route(
+            "/model", models.ActiveModel(engine, registry, max_upload, max_model)
+        )
     return app

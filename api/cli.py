@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     progress = _Progress()
     if args.nlu:
-        data = load_nlu_data(args.nlu)
+        data = load_nlu_data(args.nlu, lookup_files=True)
         progress(f"training NLU on {len(data.examples)} examples")
         nlu_config = {k: v for k, v in config.items() if k in ("language", "pipeline")}
         NLUPipeline(nlu_config or None).fit(data).save(out / "nlu")
@@ -101,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_train_nlu(args: argparse.Namespace) -> int:
     config = _read_config(args.config)
     nlu_config = {k: v for k, v in config.items() if k in ("language", "pipeline")}
-    data = load_nlu_data(args.nlu)
+    data = load_nlu_data(args.nlu, lookup_files=True)
     progress = _Progress()
     progress(f"training NLU on {len(data.examples)} examples")
     start = time.monotonic()
@@ -113,7 +113,7 @@ def cmd_train_nlu(args: argparse.Namespace) -> int:
 def cmd_test_nlu(args: argparse.Namespace) -> int:
     """Evaluate an NLU model: report.json, predictions.jsonl and report.html."""
     pipeline = NLUPipeline.load(args.model)
-    report = evaluate_nlu(pipeline, load_nlu_data(args.nlu))
+    report = evaluate_nlu(pipeline, load_nlu_data(args.nlu, lookup_files=True))
     paths = write_nlu_reports(report, args.out)
     for line in nlu_summary_lines(report):
         print(line)

@@ -18,8 +18,10 @@ from trackerstore import StoreFull
 from trackerstore import StoreUnavailable
 from trackerstore import UnstorableValue
 from trackerstore.registry import JobNotFound
+from trackerstore.registry import ModelExists
 from trackerstore.registry import ModelInUse
 from trackerstore.registry import ModelNotFound
+from trackerstore.registry import NoTrainer
 from worker.archive import InvalidArchive
 from worker.errors import ConversationConflict
 from worker.errors import DialogdError
@@ -51,6 +53,8 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     ModelNotFound: (404, "ModelNotFound"),
     JobNotFound: (404, "JobNotFound"),
     ModelInUse: (409, "ModelInUse"),
+    ModelExists: (409, "ModelExists"),
+    NoTrainer: (503, "NoTrainer"),
     StoreError: (500, "StoreError"),
 }
 

@@ -29,7 +29,9 @@ from api.app import create_app
 from api.logs import logging_config
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
+from trackerstore.registry import STARTUP
 from trackerstore.registry import ModelRegistry
+from worker.archive import MAX_MODEL_BYTES
 from worker.models import ModelSet
 from worker.models import RegistryModels
 from worker.trainer import run as run_jobs
@@ -57,6 +59,7 @@ class ServeOptions:
     trainer: bool | None = None
     auth_token: str | None = None
     model_dir: str | None = None
+    max_model_size: int = MAX_MODEL_BYTES
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +110,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--access-log",
         action="store_true",
         help="log every request (JSON, with request id and cid)",
+    )
+    parser.add_argument(
+        "--max-model-size",
+        type=int,
+        default=MAX_MODEL_BYTES,
+        help="largest model in bytes, unpacked and its arrays apart (an upload, "
+        "a model a worker loads; default: 256 MiB)",
     )
     parser.add_argument(
         "--max-body",
@@ -169,13 +179,18 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
     registry = ModelRegistry(
         redis_url, prefix=options.key_prefix, folder=options.model_dir
     )
-    models = RegistryModels(ModelSet.from_dirs(options.core, options.nlu), registry)
+    startup = ModelSet.from_dirs(options.core, options.nlu, name=STARTUP)
+    models = RegistryModels(startup, registry, max_model_bytes=options.max_model_size)
+    # NOTE: the startup model is registered by name, so a client can switch back.
+    parts = ["core", "nlu"] if startup.has_nlu else ["core"]
+    registry.register_startup(startup.fingerprint, parts)
     models.refresh()
     store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
     return create_app(
         Engine(models, store),
         registry=registry,
         max_body=options.max_body,
+        max_model=options.max_model_size,
         auth_token=options.auth_token,
     )
 

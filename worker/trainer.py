@@ -1,33 +1,39 @@
 """Training jobs: what ``POST /train`` asks for, done by ``dialogd trainer``.
 
 A serving worker never trains: it validates the request and queues it; a trainer
-process takes jobs from the registry's queue, trains, and writes the finished model
-archive in one atomic step. A trainer that dies leaves no model behind, and its job
-is reported failed once its heartbeat goes quiet.
+process takes jobs from the registry's queue, trains, loads and smoke-tests the
+model as a worker would, and registers the archive in one atomic step. A trainer
+that dies leaves no model behind, and its job is reported failed once its heartbeat
+goes quiet. Every trainer also beats while idle, so a server can tell at once that
+no trainer is alive to take a job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import os
+import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from typing import Protocol
 
-import yaml
-
 from trackerstore import StoreUnavailable
+from trackerstore.registry import ModelExists
 from worker.archive import pack
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
 from worker.model import CoreModel
+from worker.models import load_archive
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 from worker.nlu.pipeline import DEFAULT_PIPELINE_CONFIG
@@ -36,6 +42,7 @@ from worker.policies.config import DEFAULT_POLICY_CONFIG
 from worker.policies.config import POLICY_REGISTRY
 from worker.policies.config import policies_from_config
 from worker.training import read_stories
+from worker.yamlfile import load_client_yaml
 
 log = logging.getLogger("dialogd.trainer")
 HEARTBEAT_INTERVAL = 2.0
@@ -43,6 +50,10 @@ HEARTBEAT_INTERVAL = 2.0
 
 class JobQueue(Protocol):
     def claim(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None: ...
+
+    def trainer_beat(self, trainer: str) -> None: ...
+
+    def trainer_gone(self, trainer: str) -> None: ...
 
     def heartbeat(self, job: str) -> None: ...
 
@@ -95,9 +106,9 @@ def apply_overrides(
                 f"unknown configuration parameter {key!r}; valid: {', '.join(valid)}"
             )
         try:
-            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        except yaml.YAMLError as err:
-            raise InvalidConfig(f"{key}: cannot read {raw!r}") from err
+            value = load_client_yaml(raw, key) if isinstance(raw, str) else raw
+        except TrainingDataError as err:
+            raise InvalidConfig(f"{key}: cannot read {raw!r}: {err.reason}") from err
         for entry in targets:
             entry[key] = value
     return out
@@ -144,6 +155,7 @@ def _write_inputs(request: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     if domain is not None:
         if not isinstance(domain, str) or not isinstance(stories, str):
             raise TrainingDataError("'domain' (YAML) and 'stories' (Markdown) are text")
+        load_client_yaml(domain, "domain.yml")  # no aliases: see worker.yamlfile
         paths["domain"] = folder / "domain.yml"
         paths["domain"].write_text(domain)
         paths["stories"] = folder / "stories.md"
@@ -162,7 +174,6 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="dialogd-train-") as folder:
         work = Path(folder)
         paths = _write_inputs(request, work / "input")
-        fingerprints = []
         if "nlu" in paths:
             data = load_nlu_data(paths["nlu"])
             nlu_config = {
@@ -170,7 +181,6 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
             }
             pipeline = NLUPipeline(nlu_config or None).fit(data)
             pipeline.save(work / "model" / "nlu")
-            fingerprints.append(pipeline.fingerprint_)
             figures.update(examples=len(data.examples), intents=len(data.intents))
         if "domain" in paths:
             policy_config = {
@@ -180,12 +190,10 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
                 Domain.load(paths["domain"]), paths["stories"], policy_config or None
             )
             core.save(work / "model" / "core")
-            fingerprints.insert(0, core.fingerprint)
             figures["actions"] = len(core.domain.action_names)
         figures["train_seconds"] = round(time.monotonic() - started, 3)
         meta = {
             "name": request["name"],
-            "fingerprint": "-".join(fingerprints),
             "parts": [p for p in ("core", "nlu") if (work / "model" / p).is_dir()],
             "figures": figures,
             "config": config,
@@ -193,9 +201,10 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
         archive = pack(
             work / "model",
             name=meta["name"],
-            fingerprint=meta["fingerprint"],
             extra={"figures": figures},
         )
+    # NOTE: loaded and smoke-tested as a worker would, before it is registered.
+    meta["fingerprint"] = load_archive(archive)[0]["fingerprint"]
     meta["created"] = time.time()
     meta["size"] = len(archive)
     return archive, meta
@@ -218,6 +227,9 @@ def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
     try:
         archive, meta = train_archive(request)
         queue.put(meta["name"], archive, meta)
+    except ModelExists as err:
+        queue.finish(job, error=str(err), code=409)
+        log.info("job %s failed: %s", job, err)
     except DialogdError as err:
         queue.finish(job, error=str(err), code=400)
         log.info("job %s failed: %s", job, err)
@@ -233,10 +245,26 @@ def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
 
 
 def run(queue: JobQueue, stop: threading.Event) -> None:
-    """Do jobs until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            run_one(queue)
-        except StoreUnavailable as err:
-            log.warning("Redis is unavailable, retrying: %s", err)
-            stop.wait(1.0)
+    """Do jobs until ``stop`` is set, beating all the while."""
+    trainer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(StoreUnavailable):  # the loop reports it
+                queue.trainer_beat(trainer)
+            if stop.wait(HEARTBEAT_INTERVAL):
+                return
+
+    beating = threading.Thread(target=beat, name="trainer-heartbeat", daemon=True)
+    beating.start()
+    try:
+        while not stop.is_set():
+            try:
+                run_one(queue)
+            except StoreUnavailable as err:
+                log.warning("Redis is unavailable, retrying: %s", err)
+                stop.wait(1.0)
+    finally:
+        beating.join()
+        with contextlib.suppress(StoreUnavailable):
+            queue.trainer_gone(trainer)

@@ -1,4 +1,11 @@
-"""YAML files read safely, with the line of any key at hand for error messages."""
+"""YAML files read safely, with the line of any key at hand for error messages.
+
+YAML a client sends (a training bundle's domain and config, a configuration
+override) may hold no anchors or aliases: 633 bytes of nested aliases expand to
+millions of nodes, and every copy of the expansion (the job record, the trainer,
+``GET /models``) pays again. Without aliases a document's size bounds its data.
+Files named on the command line are the operator's own and keep them.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,33 @@ import yaml
 from worker.errors import TrainingDataError
 
 
+class ClientLoader(yaml.SafeLoader):
+    """A safe loader that refuses anchors and aliases (data from clients)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (& and *) are not accepted in data sent to "
+                "the server",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def load_client_yaml(text: str, path: str = "<request>") -> Any:
+    """``text`` (from a client) as data; TrainingDataError names what is wrong."""
+    return YamlDoc(path, text, client=True).data
+
+
 class YamlDoc:
     """A parsed YAML document that can say on which line a value starts."""
 
-    def __init__(self, path: str, text: str):
+    def __init__(self, path: str, text: str, *, client: bool = False):
         self.path = path
-        loader = yaml.SafeLoader(text)
+        loader = (ClientLoader if client else yaml.SafeLoader)(text)
         try:
             self._node = loader.get_single_node()
             self.data: Any = (

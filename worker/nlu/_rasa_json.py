@@ -59,7 +59,8 @@ def _json_line(raw: str, keys: tuple[str | int, ...]) -> int:
 class _JsonReader:
     """Validates a parsed ``rasa_nlu_data`` document, with error lines on demand."""
 
-    def __init__(self, raw: str, path: Path) -> None:
+    def __init__(self, raw: str, path: Path, lookup_files: bool) -> None:
+        self.lookup_files = lookup_files
         self.raw = raw
         self.path = path
         self.synonyms: dict[str, str] = {}
@@ -164,7 +165,7 @@ class _JsonReader:
             raise self.fail("a lookup table needs a string name", "lookup_tables", i)
         if isinstance(elements, str):
             try:
-                elements = read_lookup_file(elements, self.path.parent)
+                elements = read_lookup_file(elements, self.path, self.lookup_files)
             except ValueError as err:
                 raise self.fail(str(err), "lookup_tables", i) from err
         elif not _is_str_list(elements):
@@ -184,12 +185,13 @@ def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def read_rasa_json(raw: str, path: Path) -> NLUData:
-    """Parse Rasa NLU JSON; ``path`` names errors and anchors lookup files."""
+def read_rasa_json(raw: str, path: Path, *, lookup_files: bool = False) -> NLUData:
+    """Parse Rasa NLU JSON; ``path`` names errors and anchors lookup files (read
+    only with ``lookup_files``: see `read_lookup_file`)."""
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as err:
         raise TrainingDataError(
             f"invalid JSON: {err.msg}", str(path), err.lineno
         ) from err
-    return _JsonReader(raw, path).read(doc)
+    return _JsonReader(raw, path, lookup_files).read(doc)

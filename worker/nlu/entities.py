@@ -22,12 +22,15 @@ from typing import Self
 
 import numpy as np
 
+from worker.errors import InvalidConfig
 from worker.nlu.base import Component
 from worker.nlu.base import Message
 from worker.nlu.base import Token
 from worker.nlu.base import check_param
 from worker.nlu.base import is_int
 from worker.nlu.base import is_number
+from worker.nlu.patterns import PatternError
+from worker.nlu.patterns import compile_data_pattern
 from worker.nlu.training_data import Entity
 from worker.nlu.training_data import NLUData
 
@@ -252,7 +255,12 @@ class PerceptronEntityExtractor(Component):
     def _compile_patterns(self, patterns: list[tuple[str, str]]) -> None:
         self.pattern_names_ = np.array([name for name, _ in patterns], dtype=str)
         self.pattern_sources_ = np.array([source for _, source in patterns], dtype=str)
-        self._patterns = [(name, re.compile(source)) for name, source in patterns]
+        try:
+            self._patterns = [
+                (name, compile_data_pattern(source)) for name, source in patterns
+            ]
+        except PatternError as err:
+            raise InvalidConfig(str(err)) from err
 
     def _hashed_features(
         self, message: Message, intent: str | None
