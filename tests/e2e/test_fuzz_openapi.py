@@ -102,14 +102,17 @@ def fuzz_server(
         server.stop()
         client.close()
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(SEEN.items()))
-        report = request.config.pluginmanager.get_plugin("terminalreporter")
-        if report is not None and SEEN:
-            report.write_line(
-                f"\nschemathesis: {SEEN.total()} requests ({statuses}); "
-                f"5xx: {len(SERVER_ERRORS)}"
-            )
-            for line in SERVER_ERRORS:
-                report.write_line(f"  5xx: {line}")
+        plugins = request.config.pluginmanager
+        report = plugins.get_plugin("terminalreporter")
+        capture = plugins.get_plugin("capturemanager")
+        if report is not None and capture is not None and SEEN:
+            with capture.global_and_fixture_disabled():
+                report.write_line(
+                    f"\nschemathesis: {SEEN.total()} requests ({statuses}); "
+                    f"5xx: {len(SERVER_ERRORS)}"
+                )
+                for line in SERVER_ERRORS:
+                    report.write_line(f"  5xx: {line}")
 
 
 def snapshot(client: redis.Redis, prefix: str) -> dict[bytes, bytes | None]:
