@@ -10,9 +10,11 @@ from falcon.media import JSONHandler
 
 from api import errors
 from api import resources
+from api.middleware import REQUEST_ID
+from api.middleware import Auth
 from api.middleware import RequestContext
-from api.middleware import TokenAuth
 from api.resources import models
+from api.resources.conversations import MODEL_HEADER
 from trackerstore.registry import ModelRegistry
 from worker.archive import MAX_MODEL_BYTES
 from worker.turn import Engine
@@ -35,12 +37,25 @@ def create_app(
     max_upload: int = DEFAULT_MAX_UPLOAD,
     max_model: int = MAX_MODEL_BYTES,
     auth_token: str | None = None,
+    jwt_secret: str | None = None,
+    jwt_method: str = "HS256",
+    cors_origins: list[str] | tuple[str, ...] | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
-    training and model routes exist when there is a model ``registry``."""
+    training and model routes exist when there is a model ``registry``.
+
+    ``cors_origins`` (``--cors``) lets browser pages of those origins (``*``: any)
+    call the API: Falcon answers their preflight ``OPTIONS`` and marks responses."""
     middleware: list = [RequestContext()]
-    if auth_token:
-        middleware.append(TokenAuth(auth_token))
+    if cors_origins:
+        middleware.append(
+            falcon.CORSMiddleware(
+                allow_origins="*" if "*" in cors_origins else list(cors_origins),
+                expose_headers=[REQUEST_ID, MODEL_HEADER],
+            )
+        )
+    if auth_token or jwt_secret:
+        middleware.append(Auth(auth_token, jwt_secret, jwt_method))
     app = falcon.App(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
@@ -48,6 +63,7 @@ def create_app(
     errors.install(app)
 
     app.add_route("/", resources.Root())
+    app.add_route("/openapi.json", resources.OpenAPI())
     app.add_route("/version", resources.Version())
     app.add_route("/status", resources.Status(engine))
     app.add_route("/domain", resources.DomainResource(engine))

@@ -58,6 +58,9 @@ class ServeOptions:
     max_body: int = DEFAULT_MAX_BODY
     trainer: bool | None = None
     auth_token: str | None = None
+    jwt_secret: str | None = None
+    jwt_method: str = "HS256"
+    cors: tuple[str, ...] | None = None
     model_dir: str | None = None
     max_model_size: int = MAX_MODEL_BYTES
 
@@ -94,6 +97,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("DIALOGD_AUTH_TOKEN") or None,
         help="require this token (?token= or Authorization: Bearer) on every route "
         "but /, /version and /status (default: $DIALOGD_AUTH_TOKEN, else none)",
+    )
+    parser.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("DIALOGD_JWT_SECRET") or None,
+        help="accept JWTs (Authorization: Bearer) signed with this key (the public "
+        "key for asymmetric methods); role admin may do everything, role user only "
+        "touch the conversation named user.username (default: $DIALOGD_JWT_SECRET)",
+    )
+    parser.add_argument(
+        "--jwt-method",
+        default=os.environ.get("DIALOGD_JWT_METHOD") or "HS256",
+        help="the JWTs' signing algorithm (default: HS256)",
+    )
+    parser.add_argument(
+        "--cors",
+        nargs="+",
+        metavar="ORIGIN",
+        help="let browser pages of these origins call the API ('*': any)",
     )
     parser.add_argument(
         "--model-dir",
@@ -192,6 +213,9 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
         max_body=options.max_body,
         max_model=options.max_model_size,
         auth_token=options.auth_token,
+        jwt_secret=options.jwt_secret,
+        jwt_method=options.jwt_method,
+        cors_origins=options.cors,
     )
 
 

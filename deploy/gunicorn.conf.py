@@ -30,6 +30,8 @@ from pathlib import Path
 from gunicorn import glogging
 from gunicorn.workers.gthread import ThreadWorker
 
+from api.logs import redact_access_atoms
+
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
@@ -225,7 +227,7 @@ class JsonAccessLogger(glogging.Logger):
         atoms["U"] = path
         match = _CONVERSATION_PATH.match(path)
         atoms["conversation_id"] = match.group(1) if match else ""
-        return atoms
+        return redact_access_atoms(atoms)
 
 
 logger_class = JsonAccessLogger

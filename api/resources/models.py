@@ -41,8 +41,9 @@ BUNDLE_KEYS = {"domain", "stories", "nlu", "config"}
 MAX_TRAIN_BODY = 64 * 1024 * 1024
 
 
-def model_name(value: str | None) -> str:
-    if not value or not NAME.match(value):
+def model_name(value: object) -> str:
+    """A name from the query or a JSON body (where it may be any JSON value)."""
+    if not isinstance(value, str) or not NAME.match(value):
         raise APIError(
             400,
             "InvalidParameter",
