@@ -625,9 +625,15 @@ def test_round_robin_request_ids_keepalive_and_body_limit(
                     headers["X_Request_Id"] = f"client-{i}"
                 elif i % 3 == 1:
                     headers["X_Request_Id"] = "not a token!"
+                # the last one carries a token and a message in its query string
+                query = "?token=s3cret&q=my+secret" if i == 11 else ""
                 answers.append(
                     _request(
-                        port, "POST", f"/conversations/c{i}/parse", b"{}", **headers
+                        port,
+                        "POST",
+                        f"/conversations/c{i}/parse{query}",
+                        b"{}",
+                        **headers,
                     )
                 )
             too_big = _request(
@@ -648,7 +654,7 @@ def test_round_robin_request_ids_keepalive_and_body_limit(
         else:
             assert re.fullmatch(r"[0-9a-f]{32}", rid)  # nginx's own otherwise
         assert rid in seen
-        assert seen[rid]["path"] == f"/conversations/c{i}/parse"
+        assert seen[rid]["path"].split("?")[0] == f"/conversations/c{i}/parse"
     for worker in workers:
         for request in worker.seen:
             assert request["version"] == "HTTP/1.1"
@@ -661,10 +667,14 @@ def test_round_robin_request_ids_keepalive_and_body_limit(
     assert sum(len(w.seen) for w in workers) == 12
     # The access log is JSON, with the ids.
     lines = [json.loads(x) for x in (tmp_path / "access.log").read_text().splitlines()]
-    parse = [x for x in lines if x["uri"] == "/conversations/c0/parse"]
+    parse = [x for x in lines if x["path"] == "/conversations/c0/parse"]
     assert parse and parse[0]["request_id"] == "client-0"
     assert parse[0]["conversation_id"] == "c0"
     assert parse[0]["status"] == 200 and parse[0]["upstream"]
+    # Neither a credential nor a message in a query string reaches the log.
+    logged = (tmp_path / "access.log").read_text()
+    assert "/conversations/c11/parse" in logged
+    assert "s3cret" not in logged and "secret" not in logged
 
 
 @pytest.mark.e2e
