@@ -54,7 +54,7 @@ def logging_config(log_file: str | None, level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "dialogd": logger,
             # NOTE: gunicorn.access is left alone: its lines are JSON already
-            # (deploy/gunicorn.conf.py) and go to stdout.
+            # (api/serving/access_log.py) and go to stdout.
             "gunicorn.error": logger,
         },
     }
