@@ -173,7 +173,7 @@ def test_available_cpus_follows_the_cgroup_limit(
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    values = run_conf(monkeypatch)
+    run_conf(monkeypatch)
     cpus = len(os.sched_getaffinity(0))
     expected = cpus if cap is None else min(cpus, cap)
     assert available_cpus(str(tmp_path)) == expected
