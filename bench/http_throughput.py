@@ -22,9 +22,9 @@ from pathlib import Path
 
 import requests
 
+from api.testing import Server
+from api.testing import free_port
 from bench.turn_latency import moodbot_model
-from tests.e2e.conftest import Server
-from tests.e2e.conftest import free_port
 from trackerstore import EmbeddedRedis
 
 LUA = Path(__file__).with_name("wrk_turn.lua")

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import requests
 
+from api.testing import Server
+from api.testing import free_port
 from bench.http_throughput import wrk
 from bench.resources import _memory
 from bench.turn_latency import moodbot_model
 from tests.data import SHARED_DATA
-from tests.e2e.conftest import Server
-from tests.e2e.conftest import free_port
 from trackerstore import EmbeddedRedis
 
 SNIPS = SHARED_DATA / "snips" / "rasa" / "train.json"

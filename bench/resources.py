@@ -25,8 +25,8 @@ from pathlib import Path
 import redis
 import requests
 
+from api.testing import Server
 from bench.turn_latency import moodbot_model
-from tests.e2e.conftest import Server
 from trackerstore import EmbeddedRedis
 from trackerstore import RedisStore
 from trackerstore.redis_store import conversation_keys

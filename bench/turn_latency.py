@@ -23,11 +23,11 @@ from pathlib import Path
 import requests
 
 from api.cli import main as dialogd
-from tests.e2e.conftest import MOODBOT
-from tests.e2e.conftest import Server
+from api.testing import Server
 from trackerstore import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
+MOODBOT = ROOT / "examples" / "moodbot"
 
 
 def moodbot_model(work: Path) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from api.testing import Server
 from bench.babi import dstc2
 from bench.babi import restaurant
 from bench.babi.client import play_all
@@ -26,7 +27,6 @@ from bench.babi.data import parse_dialogues
 from bench.babi.data import read_dialogues
 from bench.babi.data import task_file
 from bench.babi.oov import oov_text
-from tests.e2e.conftest import Server
 from trackerstore import EmbeddedRedis
 from worker.domain import Domain
 from worker.model import CoreModel
