@@ -1,4 +1,4 @@
-"""The original server's tests (reference 8.1-8.4), against two real instances that
+"""Rasa Core 0.10-0.14's server tests, against two real instances that
 share one Redis; consecutive requests of a scenario alternate between them."""
 
 from __future__ import annotations

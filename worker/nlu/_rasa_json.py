@@ -1,4 +1,5 @@
-"""Reader for Rasa NLU JSON (``{"rasa_nlu_data": {...}}``, reference §6.1)."""
+"""Reader for Rasa NLU JSON (``{"rasa_nlu_data": {...}}``; Rasa NLU 0.13-0.15 docs,
+"Training Data Format")."""
 
 from __future__ import annotations
 

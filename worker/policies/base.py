@@ -1,4 +1,4 @@
-"""The policy contract shared by every dialogue policy (STYLE.md, "dialogd" 10-11).
+"""The policy contract shared by every dialogue policy.
 
 ``__init__`` stores keyword hyperparameters only, ``fit`` learns attributes ending in
 ``_`` and returns ``self``, and persistence goes through plain arrays plus JSON, so a

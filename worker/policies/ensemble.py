@@ -1,4 +1,5 @@
-"""Several policies, one decision: the 0.14 rules of reference 5.6."""
+"""Several policies, one decision: Rasa Core 0.14's rules (the highest
+confidence wins; a tie goes to the higher priority)."""
 
 from __future__ import annotations
 

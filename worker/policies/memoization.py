@@ -1,4 +1,4 @@
-"""Memoization: replay exactly what the stories did (reference 5.5)."""
+"""Memoization: replay exactly what the stories did (Rasa Core 0.14, "Policies")."""
 
 from __future__ import annotations
 
