@@ -24,7 +24,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 from api.testing import Client
 from api.testing import Server
@@ -109,12 +108,7 @@ class SlowClients:
         for sock in list(self._socks):
             self._close(sock)
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
