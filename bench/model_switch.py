@@ -35,6 +35,7 @@ SNIPS = SHARED_DATA / "snips" / "rasa" / "train.json"
 
 def worker_pids(server: Server) -> list[int]:
     """The gunicorn workers (not the trainer process an instance may start)."""
+    assert server.proc is not None
     out = subprocess.run(
         ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
     ).stdout.split()

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -59,7 +60,7 @@ def moodbot_model(work: Path) -> Path:
 
 def turn_events(n: int) -> list[dict]:
     """``n`` events of moodbot turns: listen, user, action, bot, ..."""
-    pattern = [
+    pattern: list[dict[str, Any]] = [
         {"event": "action", "name": "action_listen"},
         {
             "event": "user",
@@ -72,7 +73,9 @@ def turn_events(n: int) -> list[dict]:
         {"event": "action", "name": "utter_greet"},
         {"event": "bot", "text": "Hey! How are you?"},
     ]
-    events = [dict(pattern[i % 4], timestamp=1e9 + i) for i in range(n)]
+    events: list[dict[str, Any]] = [
+        {**pattern[i % 4], "timestamp": 1e9 + i} for i in range(n)
+    ]
     events[-1] = {"event": "action", "name": "action_listen", "timestamp": 1e9 + n}
     return events
 

@@ -75,7 +75,8 @@ class _Client:
     """A client, valid only in the process ``pid``."""
 
     pid: int
-    redis: redis.Redis
+    #: Any: redis-py types each result as "awaitable or value" (sync and asyncio)
+    redis: Any
     #: per thread: the client of the turn's two commands (see ``_turn_client``)
     local: threading.local
 

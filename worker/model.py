@@ -175,7 +175,7 @@ class CoreModel:
         """Write the model directory (created if needed); returns its path."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # np.savez takes them as keywords
         policies = []
         for i, (name, policy) in enumerate(
             zip(self.ensemble.names, self.ensemble.policies, strict=True)

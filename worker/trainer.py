@@ -48,7 +48,12 @@ class JobQueue(Protocol):
     def heartbeat(self, job: str) -> None: ...
 
     def finish(
-        self, job: str, *, result: dict | None = None, error: str | None = None
+        self,
+        job: str,
+        *,
+        result: dict | None = None,
+        error: str | None = None,
+        code: int = 500,
     ) -> None: ...
 
     def put(self, name: str, archive: bytes, meta: dict[str, Any]) -> None: ...
@@ -63,9 +68,10 @@ def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
         pipeline = copy.deepcopy(DEFAULT_PIPELINE_CONFIG["pipeline"])
         config["pipeline"] = pipeline
     for entry in pipeline:
-        cls = REGISTRY.get(entry.get("name")) if isinstance(entry, dict) else None
-        if cls is not None:
-            out.append((entry, cls.param_names()))
+        name = entry.get("name") if isinstance(entry, dict) else None
+        component = REGISTRY.get(name) if isinstance(name, str) else None
+        if component is not None:
+            out.append((entry, component.param_names()))
     key = "policy" if "policy" in config else "policies"
     policies = config.get(key)
     if not isinstance(policies, list):

@@ -110,7 +110,7 @@ def _chunked_state(data: bytes | bytearray, pos: int) -> State:
             return more
 
 
-class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]
+class DrainingThreadWorker(ThreadWorker):
     """gthread that reads a whole request before a thread serves it, and stops
     listening as soon as SIGTERM arrives (the module's docstring says why)."""
 

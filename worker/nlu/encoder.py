@@ -633,5 +633,6 @@ def token_vectors(tokens: Sequence[Token], encoded: Encoded) -> np.ndarray:
 
 
 def _vocab_checksum(encoder: BertEncoder) -> int:
-    text = "\n".join(sorted(encoder.tokenizer.vocab, key=encoder.tokenizer.vocab.get))
+    vocab = encoder.tokenizer.vocab
+    text = "\n".join(sorted(vocab, key=lambda token: vocab[token]))
     return zlib.crc32(text.encode()) + (encoder.hidden << 32)

@@ -242,7 +242,7 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, Any]:
 def entity_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Micro precision/recall/F1 by exact span + type and by overlap + type,
     overall and per entity type."""
-    totals = Counter()
+    totals: Counter[str] = Counter()
     per_type: dict[str, Counter] = {}
     for record in records:
         gold = [(e["start"], e["end"], e["entity"]) for e in record["entities"]]
