@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from api import server
+from trackerstore.errors import StoreError
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.evaluation import curve_summary
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DialogdError as err:
+    except (DialogdError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
