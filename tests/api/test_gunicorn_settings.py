@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from gunicorn.config import Config
 
+from api.server import _Gunicorn
 from api.serving.access_log import JsonAccessLogger
 from api.serving.settings import available_cpus
 from api.serving.settings import gunicorn_settings
@@ -116,10 +117,18 @@ def test_a_bad_number_fails_at_start(
         run_conf(monkeypatch, **{name: value})
 
 
-def test_an_unknown_setting_fails_at_start() -> None:
-    """What used to be a missing file silently became no settings at all."""
-    with pytest.raises(AttributeError):
-        Config().set("graceful_timout", 20)
+def test_serve_runs_gunicorn_with_the_package_settings() -> None:
+    app = _Gunicorn(None, {"workers": 3})
+    assert app.cfg.worker_class is DrainingThreadWorker
+    assert app.cfg.logger_class is JsonAccessLogger
+    assert app.cfg.workers == 3
+
+
+def test_an_unknown_setting_fails_at_start(capsys: pytest.CaptureFixture) -> None:
+    """A setting gunicorn does not know used to be dropped without a word."""
+    with pytest.raises(SystemExit):
+        _Gunicorn(None, {"graceful_timout": 5})
+    assert "graceful_timout" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
