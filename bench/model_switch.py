@@ -25,12 +25,12 @@ import requests
 from api.testing import Server
 from api.testing import free_port
 from bench.http_throughput import wrk
-from bench.nlu.datasets import DATA_ROOT
 from bench.resources import _memory
 from bench.turn_latency import moodbot_model
+from tests.data import SHARED_DATA
 from trackerstore import EmbeddedRedis
 
-SNIPS = DATA_ROOT / "snips" / "rasa" / "train.json"
+SNIPS = SHARED_DATA / "snips" / "rasa" / "train.json"
 
 
 def worker_pids(server: Server) -> list[int]:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 from typing import Protocol
-from typing import TypeVar
 
 from trackerstore import PendingLoad
 from trackerstore import StoreUnavailable
@@ -41,7 +40,6 @@ from worker.tracker import applied_events
 from worker.tracker import events_after_restart
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PAUSED_INFO = "Bot is currently paused and no restart was received yet."
 LISTEN_INFO = (
@@ -126,9 +124,9 @@ class Turn:
     def _run(
         self,
         cid: str,
-        body: Callable[[_Session], T],
+        body: Callable[[_Session], Any],
         pending: PendingLoad | None = None,
-    ) -> T:
+    ) -> Any:
         """``body`` on a fresh load until its write wins; ``pending`` is the first
         attempt's load, asked for earlier."""
         for attempt in range(self.max_attempts):
