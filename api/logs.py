@@ -38,7 +38,7 @@ def redact_query(query: str) -> str:
 def redact_access_atoms(atoms: dict[str, Any]) -> dict[str, Any]:
     """gunicorn access log atoms without credentials: the query (``q``), the
     request line (``r``) and the credential headers. gunicorn's logger calls this
-    (deploy/gunicorn.conf.py), so no log format can print a token."""
+    (api/serving/access_log.py), so no log format can print a token."""
     query = atoms.get("q")
     if isinstance(query, str) and query:
         atoms["q"] = redact_query(query)
@@ -93,7 +93,7 @@ def logging_config(log_file: str | None, level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "dialogd": logger,
             # NOTE: gunicorn.access is left alone: its lines are JSON already
-            # (deploy/gunicorn.conf.py) and go to stdout.
+            # (api/serving/access_log.py) and go to stdout.
             "gunicorn.error": logger,
         },
     }

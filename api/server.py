@@ -1,5 +1,5 @@
 """Serving: load the models once, start the embedded Redis if no URL is given, and
-run gunicorn with ``deploy/gunicorn.conf.py``.
+run gunicorn with the settings of :mod:`api.serving.settings`.
 
 ``python -m api.server -d CORE [-u NLU] ...`` is the original command line; it is the
 same as ``dialogd serve``.
@@ -12,14 +12,12 @@ import gc
 import logging
 import logging.config
 import os
-import runpy
 import signal
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -27,6 +25,7 @@ from gunicorn.app.base import BaseApplication
 from api.app import DEFAULT_MAX_BODY
 from api.app import create_app
 from api.logs import logging_config
+from api.serving.settings import gunicorn_settings
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
 from trackerstore.registry import STARTUP
@@ -39,7 +38,6 @@ from worker.turn import Engine
 
 log = logging.getLogger("dialogd.server")
 TRAINER_NICENESS = 15
-GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 
 
 @dataclass(frozen=True)
@@ -220,7 +218,7 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
 
 
 class _Gunicorn(BaseApplication):
-    """gunicorn with our config file and an app built before forking."""
+    """gunicorn with our settings and an app built before forking."""
 
     def __init__(self, app: Any, settings: dict[str, Any]):
         self.app = app
@@ -228,11 +226,9 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        conf = os.environ.get("DIALOGD_GUNICORN_CONF", str(GUNICORN_CONF))
-        values = runpy.run_path(conf) if Path(conf).is_file() else {}
         given = {k: v for k, v in self.settings.items() if v is not None}
-        for key, value in {**values, **given}.items():
-            if key in self.cfg.settings and value is not None:
+        for key, value in {**gunicorn_settings(), **given}.items():
+            if value is not None:
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
@@ -260,7 +256,7 @@ def serve(options: ServeOptions) -> int:
             "bind": f"{options.host}:{options.port}",
             "workers": options.workers,
             "logconfig_dict": log_config,
-            # gunicorn's JSON access log (deploy/gunicorn.conf.py) on stdout
+            # gunicorn's JSON access log (api/serving/access_log.py) on stdout
             "accesslog": "-" if options.access_log else None,
             "proc_name": "dialogd",
             # NOTE: gunicorn >= 25 opens a control socket at one per-user path;

@@ -86,13 +86,12 @@ def npz_bomb(model: Path) -> bytes:
 
 def moodbot(folder: Path) -> Path:
     """moodbot trained (Memoization policy only) into ``folder``."""
-    from tests.data import RASA_EXAMPLES
     from worker.domain import Domain
     from worker.model import CoreModel
     from worker.nlu import NLUPipeline
     from worker.nlu import load_nlu_data
 
-    bot = RASA_EXAMPLES / "moodbot"
+    bot = Path(__file__).resolve().parents[1] / "examples" / "moodbot"
     CoreModel.train(
         Domain.load(bot / "domain.yml"),
         bot / "data" / "stories.md",

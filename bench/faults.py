@@ -43,9 +43,9 @@ from typing import Any
 import redis
 import requests
 
+from api.testing import Server
+from api.testing import free_port
 from bench.turn_latency import moodbot_model
-from tests.e2e.conftest import Server
-from tests.e2e.conftest import free_port
 from trackerstore.embedded import redis_server_binary
 
 TEXTS = ("hello", "I am sad", "yes", "great", "bye", "no", "very good", "hi there")
@@ -169,7 +169,7 @@ class Client(threading.Thread):
             n += 1
             key = uuid.uuid4().hex
             self.sent.setdefault(cid, []).append(key)
-            body = {"query": TEXTS[n % len(TEXTS)]}
+            body: dict[str, Any] = {"query": TEXTS[n % len(TEXTS)]}
             if not self.request(f"/conversations/{cid}/parse", body, key):
                 return
             self.acked.setdefault(cid, []).append(key)

@@ -22,17 +22,18 @@ from pathlib import Path
 
 import requests
 
+from api.testing import Server
+from api.testing import free_port
 from bench import data as bench_data
 from bench.http_throughput import wrk
 from bench.resources import _memory
 from bench.turn_latency import moodbot_model
-from tests.e2e.conftest import Server
-from tests.e2e.conftest import free_port
 from trackerstore import EmbeddedRedis
 
 
 def worker_pids(server: Server) -> list[int]:
     """The gunicorn workers (not the trainer process an instance may start)."""
+    assert server.proc is not None
     out = subprocess.run(
         ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
     ).stdout.split()

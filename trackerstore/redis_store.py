@@ -78,7 +78,8 @@ class _Client:
     """A client, valid only in the process ``pid``."""
 
     pid: int
-    redis: redis.Redis
+    #: Any: redis-py types each result as "awaitable or value" (sync and asyncio)
+    redis: Any
     #: per thread: the client of the turn's two commands (see ``_turn_client``)
     local: threading.local
 
@@ -112,9 +113,7 @@ class _SentLoad(PendingLoad):
 
     __slots__ = ("connection", "ticket")
 
-    def __init__(
-        self, store: RedisStore, cid: str, connection: redis.Connection, ticket: object
-    ):
+    def __init__(self, store: RedisStore, cid: str, connection: Any, ticket: object):
         super().__init__(store, cid)
         self.connection = connection
         self.ticket = ticket

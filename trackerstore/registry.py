@@ -32,8 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from trackerstore.clients import make_client
 from trackerstore.clients import process_id
 from trackerstore.clients import unavailable
@@ -120,9 +118,11 @@ class ModelRegistry:
         #: archives go to this shared folder instead of Redis (index stays in Redis)
         self._folder = Path(folder) if folder is not None else None
         self._clock = clock
-        self._client: tuple[int, redis.Redis] | None = None
+        self._client: tuple[int, Any] | None = None
 
-    def _redis(self) -> redis.Redis:
+    # NOTE: Any: redis-py types every command's result as "awaitable or value" (one
+    # class for sync and asyncio), which no sync caller can use without a cast.
+    def _redis(self) -> Any:
         if self._client is None or self._client[0] != process_id():
             self._client = (process_id(), make_client(self._url, socket_timeout=30.0))
         return self._client[1]

@@ -28,8 +28,8 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO
 from typing import Any
-from typing import BinaryIO
 
 import numpy as np
 
@@ -106,7 +106,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 class _Inflated(io.RawIOBase):
     """The inflated stream, refused once it has given more than ``limit`` bytes."""
 
-    def __init__(self, stream: BinaryIO, limit: int):
+    def __init__(self, stream: IO[bytes], limit: int):
         self._stream = stream
         self._left = limit
         self.limit = limit
@@ -132,9 +132,9 @@ def unpack(
     if len(data) > MAX_ARCHIVE_BYTES:
         raise InvalidArchive(f"the archive is over {MAX_ARCHIVE_BYTES} bytes")
     root = Path(dest)
-    raw: BinaryIO = io.BytesIO(data)
+    raw: IO[bytes] = io.BytesIO(data)
     if data.startswith(_GZIP_MAGIC):
-        raw = gzip.GzipFile(fileobj=raw, mode="rb")
+        raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
     try:
         stream = _Inflated(raw, max_bytes + _TAR_OVERHEAD)
         with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -204,7 +204,7 @@ def _check_yaml(path: Path, label: str) -> None:
         raise InvalidArchive(str(err)) from err
 
 
-def _check_array_header(member: BinaryIO, info: zipfile.ZipInfo, label: str) -> None:
+def _check_array_header(member: IO[bytes], info: zipfile.ZipInfo, label: str) -> None:
     version = np.lib.format.read_magic(member)
     if version == (1, 0):
         shape, _, dtype = np.lib.format.read_array_header_1_0(member)
@@ -250,7 +250,7 @@ def _write_members(tar: tarfile.TarFile, root: Path, max_bytes: int) -> dict[str
     return names
 
 
-def _copy(stream: BinaryIO | None, target: Path, member: tarfile.TarInfo) -> str:
+def _copy(stream: IO[bytes] | None, target: Path, member: tarfile.TarInfo) -> str:
     """``member`` copied to ``target`` a chunk at a time; its SHA-256."""
     digest = hashlib.sha256()
     written = 0

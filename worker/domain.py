@@ -125,7 +125,7 @@ class Domain:
         latest_action: str | None,
         active_form: str | None,
     ) -> dict[str, float]:
-        """The featurised state of reference 5.3, as ``feature name -> value``."""
+        """Rasa Core's featurised state, as ``feature name -> value``."""
         state: dict[str, float] = {}
         intent = (latest_message.get("intent") or {}).get("name")
         if intent:
@@ -145,8 +145,8 @@ class Domain:
         return state
 
     def auto_fill(self, entities: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-        """The slot values a message's entities set (reference 4.3): a list slot gets
-        every value of its entity type, any other slot the last one."""
+        """The slot values a message's entities set (Rasa Core 0.14, "Slots"): a list
+        slot gets every value of its entity type, any other slot the last one."""
         if not self.store_entities_as_slots:
             return []
         filled = []
@@ -160,7 +160,7 @@ class Domain:
 
     # ---- output ------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
-        """The JSON of ``GET /domain`` (reference 4.6); ``from_dict`` reads it back."""
+        """``GET /domain``'s JSON (as Rasa Core 0.14); ``from_dict`` reads it back."""
         intents = []
         for intent in self.intents:
             props: dict[str, Any] = {"use_entities": intent.use_entities}

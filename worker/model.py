@@ -13,6 +13,7 @@ import os
 import time
 import zipfile
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from worker.policies.config import policies_from_config
 from worker.policies.ensemble import PolicyEnsemble
 from worker.policies.ensemble import Prediction
 from worker.tracker import Tracker
+from worker.training.generator import TrainingDialogue
 from worker.training.generator import generate_dialogues
+from worker.training.stories import StoryStep
 from worker.training.stories import read_stories
 from worker.version import __version__
 
@@ -113,12 +116,42 @@ class CoreModel:
         augmentation_factor: int = 20,
         seed: int = 42,
         progress: Progress | None = None,
+        validation: Sequence[TrainingDialogue] | None = None,
     ) -> CoreModel:
         """Read the stories, generate dialogues and fit every configured policy."""
         config = config if config is not None else DEFAULT_POLICY_CONFIG
-        policies = policies_from_config(config)
+        policies_from_config(config)  # a bad config fails before the stories are read
         path = Path(story_path)
-        steps = read_stories(path, domain)
+        return cls.from_steps(
+            domain,
+            read_stories(path, domain),
+            config,
+            augmentation_factor=augmentation_factor,
+            seed=seed,
+            progress=progress,
+            validation=validation,
+            fingerprint=training_fingerprint(
+                domain, path, config, augmentation_factor, seed
+            ),
+        )
+
+    @classmethod
+    def from_steps(
+        cls,
+        domain: Domain,
+        steps: Sequence[StoryStep],
+        config: dict[str, Any] | None = None,
+        *,
+        augmentation_factor: int = 20,
+        seed: int = 42,
+        progress: Progress | None = None,
+        validation: Sequence[TrainingDialogue] | None = None,
+        fingerprint: str = "",
+    ) -> CoreModel:
+        """The one way a Core model is trained (``dialogd train``, the trainer, the
+        learning curves): dialogues generated from story steps, every policy fit."""
+        config = config if config is not None else DEFAULT_POLICY_CONFIG
+        policies = policies_from_config(config)
         if progress is not None:
             progress("stories", len(steps), len(steps))
         dialogues = generate_dialogues(
@@ -126,13 +159,13 @@ class CoreModel:
         )
         if progress is not None:
             progress("dialogues", len(dialogues), len(dialogues))
-        ensemble = PolicyEnsemble(policies).fit(dialogues, domain, progress)
+        ensemble = PolicyEnsemble(policies).fit(
+            dialogues, domain, progress, validation=validation
+        )
         return cls(
             domain=domain,
             ensemble=ensemble,
-            fingerprint=training_fingerprint(
-                domain, path, config, augmentation_factor, seed
-            ),
+            fingerprint=fingerprint,
             trained_at=time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
             config=config,
         )
@@ -142,7 +175,7 @@ class CoreModel:
         """Write the model directory (created if needed); returns its path."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # np.savez takes them as keywords
         policies = []
         for i, (name, policy) in enumerate(
             zip(self.ensemble.names, self.ensemble.policies, strict=True)

@@ -1,4 +1,5 @@
-"""Slot types and how each one turns its value into policy features (reference 4.2)."""
+"""Slot types and how each one turns its value into policy features
+(Rasa Core 0.14 docs, "Slots")."""
 
 from __future__ import annotations
 

@@ -32,7 +32,6 @@ from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
-from worker.model import CoreModel
 from worker.models import load_archive
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
@@ -41,6 +40,8 @@ from worker.nlu.pipeline import REGISTRY
 from worker.policies.config import DEFAULT_POLICY_CONFIG
 from worker.policies.config import POLICY_REGISTRY
 from worker.policies.config import policies_from_config
+from worker.train import split_config
+from worker.train import train_models
 from worker.training import read_stories
 from worker.yamlfile import load_client_yaml
 
@@ -58,7 +59,12 @@ class JobQueue(Protocol):
     def heartbeat(self, job: str) -> None: ...
 
     def finish(
-        self, job: str, *, result: dict | None = None, error: str | None = None
+        self,
+        job: str,
+        *,
+        result: dict | None = None,
+        error: str | None = None,
+        code: int = 500,
     ) -> None: ...
 
     def put(self, name: str, archive: bytes, meta: dict[str, Any]) -> None: ...
@@ -73,9 +79,10 @@ def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
         pipeline = copy.deepcopy(DEFAULT_PIPELINE_CONFIG["pipeline"])
         config["pipeline"] = pipeline
     for entry in pipeline:
-        cls = REGISTRY.get(entry.get("name")) if isinstance(entry, dict) else None
-        if cls is not None:
-            out.append((entry, cls.param_names()))
+        name = entry.get("name") if isinstance(entry, dict) else None
+        component = REGISTRY.get(name) if isinstance(name, str) else None
+        if component is not None:
+            out.append((entry, component.param_names()))
     key = "policy" if "policy" in config else "policies"
     policies = config.get(key)
     if not isinstance(policies, list):
@@ -122,15 +129,11 @@ def check_request(request: Mapping[str, Any]) -> None:
             load_nlu_data(paths["nlu"])
         if "domain" in paths:
             read_stories(paths["stories"], Domain.load(paths["domain"]))
-        config = request.get("config") or {}
-        if "pipeline" in config:
-            NLUPipeline(
-                {k: v for k, v in config.items() if k in ("language", "pipeline")}
-            )
-        if "policies" in config or "policy" in config:
-            policies_from_config(
-                {k: v for k, v in config.items() if k in ("policies", "policy")}
-            )
+        nlu_config, core_config = split_config(request.get("config"))
+        if nlu_config is not None:
+            NLUPipeline(nlu_config)
+        if core_config is not None:
+            policies_from_config(core_config)
 
 
 def _write_inputs(request: Mapping[str, Any], folder: Path) -> dict[str, Path]:
@@ -174,23 +177,17 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="dialogd-train-") as folder:
         work = Path(folder)
         paths = _write_inputs(request, work / "input")
-        if "nlu" in paths:
-            data = load_nlu_data(paths["nlu"])
-            nlu_config = {
-                k: v for k, v in config.items() if k in ("language", "pipeline")
-            }
-            pipeline = NLUPipeline(nlu_config or None).fit(data)
-            pipeline.save(work / "model" / "nlu")
-            figures.update(examples=len(data.examples), intents=len(data.intents))
-        if "domain" in paths:
-            policy_config = {
-                k: v for k, v in config.items() if k in ("policies", "policy")
-            }
-            core = CoreModel.train(
-                Domain.load(paths["domain"]), paths["stories"], policy_config or None
-            )
-            core.save(work / "model" / "core")
-            figures["actions"] = len(core.domain.action_names)
+        trained = train_models(
+            work / "model",
+            config,
+            nlu=paths.get("nlu"),
+            domain=paths.get("domain"),
+            stories=paths.get("stories"),
+        )
+        if trained.core is not None:
+            figures["actions"] = len(trained.core.domain.action_names)
+        if trained.nlu is not None:
+            figures.update(examples=trained.nlu_examples, intents=trained.nlu_intents)
         figures["train_seconds"] = round(time.monotonic() - started, 3)
         meta = {
             "name": request["name"],

@@ -76,7 +76,7 @@ def form_parts(
                 parameter=part.name or "",
                 **{"in": "body"},
             )
-        out[part.name] = part.stream.read(limit + 1)
+        out[str(part.name)] = part.stream.read(limit + 1)
     return out
 
 
@@ -125,7 +125,13 @@ def training_request(req: falcon.Request, limit: int) -> dict[str, Any]:
             raise APIError(400, "InvalidConfig", f"config: {err}") from err
     if config is not None and not isinstance(config, dict):
         raise APIError(400, "InvalidConfig", "config must be a mapping")
-    overrides = {k: v for k, v in req.params.items() if k not in RESERVED}
+    params = {k: v for k, v in req.params.items() if k not in RESERVED}
+    repeated = sorted(k for k, v in params.items() if not isinstance(v, str))
+    if repeated:
+        raise APIError(
+            400, "InvalidParameter", f"given more than once: {', '.join(repeated)}"
+        )
+    overrides = {k: v for k, v in params.items() if isinstance(v, str)}
     bundle["config"] = apply_overrides(config, overrides) if overrides else config or {}
     return bundle
 

@@ -33,7 +33,8 @@ from worker.nlu import DEFAULT_PIPELINE_CONFIG
 from worker.nlu import NLUPipeline
 from worker.nlu.evaluation import evaluate
 from worker.nlu.evaluation import write_reports
-from worker.yamlfile import read_yaml
+from worker.train import read_config as read_any_config
+from worker.train import split_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -52,8 +53,7 @@ def config_path(name: str, encoder: bool) -> Path | None:
 def read_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return DEFAULT_PIPELINE_CONFIG
-    data = read_yaml(str(path)).data or {}
-    return {k: v for k, v in data.items() if k in ("language", "pipeline")}
+    return split_config(read_any_config(path))[0] or DEFAULT_PIPELINE_CONFIG
 
 
 def _shown(path: Path | None) -> str:

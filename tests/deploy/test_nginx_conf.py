@@ -11,7 +11,6 @@ import http.client
 import http.server
 import json
 import re
-import runpy
 import socket
 import subprocess
 import threading
@@ -23,10 +22,10 @@ from typing import Any
 
 import pytest
 
+from api.serving.settings import gunicorn_settings
 from tests.data import ROOT
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 RESOLVE_SINCE = (1, 27, 3)  # `resolve` and `resolver` in upstream{} (open source)
 
 
@@ -52,7 +51,7 @@ def _directive(body: str, name: str) -> list[str]:
 
 
 def _gunicorn() -> dict[str, Any]:
-    return runpy.run_path(str(GUNICORN_CONF))
+    return gunicorn_settings()
 
 
 def _check_upstream(upstream: str, gunicorn: dict[str, Any]) -> list[str]:

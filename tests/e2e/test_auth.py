@@ -35,7 +35,7 @@ def bearer(value: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def secured(fixture_model, redis_url, tmp_path_factory) -> Iterator[Server]:
     """One instance with a static token, JWTs, CORS for one origin and an access
-    log in a file (DIALOGD_ACCESS_LOG, read by deploy/gunicorn.conf.py)."""
+    log in a file (DIALOGD_ACCESS_LOG, read by api/serving/settings.py)."""
     log_dir = tmp_path_factory.mktemp("auth")
     extra = (
         *("--auth-token", STATIC, "--jwt-secret", SECRET),

@@ -135,6 +135,15 @@ def test_config_overrides(cluster):
     assert "epochs" in bad.json()["message"]
 
 
+def test_an_override_given_twice_is_refused(cluster):
+    """``?epochs=1&epochs=2`` set the parameter to a list of strings, queued a job
+    and failed it in the trainer; it is refused where it enters, nothing queued."""
+    r = train(cluster[0], "twice", NLU, epochs=["1", "2"])
+    assert r.status_code == 400, r.text
+    assert r.json()["reason"] == "InvalidParameter", r.json()
+    assert "epochs" in r.json()["message"]
+
+
 def test_bad_training_requests(cluster):
     assert train(cluster[0], "bad name!", NLU).status_code == 400
     assert train(cluster[0], "x", {"rasa_nlu_data": {"nope": []}}).status_code == 400

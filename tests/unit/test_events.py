@@ -19,7 +19,7 @@ def now() -> float:
     return 1514764800.0
 
 
-# One example per type, in the wire form of reference 3.1.
+# One example per type, in Rasa Core 0.14's wire form.
 EXAMPLES = [
     {"event": "slot", "name": "departure_airport", "value": "BER"},
     {"event": "restart"},

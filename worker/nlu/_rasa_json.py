@@ -1,10 +1,12 @@
-"""Reader for Rasa NLU JSON (``{"rasa_nlu_data": {...}}``, reference §6.1)."""
+"""Reader for Rasa NLU JSON (``{"rasa_nlu_data": {...}}``; Rasa NLU 0.13-0.15 docs,
+"Training Data Format")."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+from typing import TypeGuard
 
 from worker.errors import TrainingDataError
 from worker.nlu.training_data import Entity
@@ -37,13 +39,13 @@ def _json_line(raw: str, keys: tuple[str | int, ...]) -> int:
     """Line of the JSON object at ``keys``; re-parses slowly, so only on errors."""
 
     def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
-        obj, end = json.decoder.JSONObject(s_and_end, *args)
+        obj, end = json.decoder.JSONObject(s_and_end, *args)  # type: ignore[attr-defined]
         positioned = _PositionedDict(obj)
         positioned.pos = s_and_end[1] - 1
         return positioned, end
 
     decoder = json.JSONDecoder()
-    decoder.parse_object = parse_object  # type: ignore[assignment]
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
     decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
     node: Any = decoder.decode(raw)
     pos = getattr(node, "pos", 0)
@@ -177,11 +179,11 @@ class _JsonReader:
         return name, tuple(elements)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_str_list(value: Any) -> bool:
+def _is_str_list(value: Any) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 

@@ -1,6 +1,6 @@
 """Loading NLU training data: files and folders in Rasa JSON or Markdown.
 
-Both readers follow rasa_nlu 0.13-0.15 (`reference/rasa_core_http.md` §6.1-6.2) but are
+Both readers follow rasa_nlu 0.13-0.15 (their docs' "Training Data Format") but are
 stricter: anything they cannot read is a `TrainingDataError` naming the file and line,
 never a silently dropped example.
 """

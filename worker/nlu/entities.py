@@ -232,7 +232,8 @@ class PerceptronEntityExtractor(Component):
             ]
         )
         index = {tag: i for i, tag in enumerate(self.tags_)}
-        sentences, dense = [], []
+        sentences: list[tuple[np.ndarray, ...]] = []
+        dense: list[np.ndarray | None] = []
         for message, example in zip(messages, data.examples, strict=True):
             if message.tokens:
                 hashes, owner = self._hashed_features(message, example.intent)
@@ -331,7 +332,8 @@ class PerceptronEntityExtractor(Component):
         mask = np.where(allowed_transitions(list(self.tags_)), 0.0, _FORBIDDEN)
         weights = np.zeros(self.pair_tags_.size)
         trans = np.zeros((n_tags + 1, n_tags + 1))
-        width = 0 if any(d is None for d in dense) or not dense else dense[0].shape[1]
+        first = dense[0] if dense else None
+        width = 0 if first is None or any(d is None for d in dense) else first.shape[1]
         dense_w = np.zeros((n_tags, width), np.float32)
         dense_totals = np.zeros(dense_w.shape)
         # Daumé's trick: averaged = current - totals / count, with no per-step copy.

