@@ -30,6 +30,8 @@ from pathlib import Path
 from gunicorn import glogging
 from gunicorn.workers.gthread import ThreadWorker
 
+from api.http_errors import JsonErrors
+
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
@@ -70,7 +72,7 @@ def available_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
 # --- Processes ----------------------------------------------------------------------
 
 
-class DrainingThreadWorker(ThreadWorker):
+class DrainingThreadWorker(JsonErrors, ThreadWorker):
     """gunicorn's gthread worker that stops listening as soon as SIGTERM arrives.
 
     The stock worker only stops *accepting* and keeps its listening socket open until
@@ -86,7 +88,8 @@ class DrainingThreadWorker(ThreadWorker):
     Only this process's file descriptor is closed: on SIGHUP or TTOU, where the
     master stops some workers and keeps serving, the master and the other workers
     keep the socket open. On a gunicorn without the pieces used here it behaves as
-    the stock worker.
+    the stock worker. What gunicorn refuses itself is answered in JSON
+    (``api.http_errors``).
     """
 
     def handle_exit(self, sig, frame) -> None:

@@ -15,8 +15,10 @@ import falcon
 import yaml
 
 from api.body import json_object
+from api.body import loads
 from api.body import read_body
 from api.body import read_json
+from api.body import utf8
 from api.errors import APIError
 from trackerstore.registry import ModelRegistry
 from worker.models import ModelSet
@@ -31,8 +33,8 @@ BUNDLE_KEYS = {"domain", "stories", "nlu", "config"}
 MAX_TRAIN_BODY = 64 * 1024 * 1024
 
 
-def model_name(value: str | None) -> str:
-    if not value or not NAME.match(value):
+def model_name(value: Any) -> str:
+    if not isinstance(value, str) or not NAME.match(value):
         raise APIError(
             400,
             "InvalidParameter",
@@ -49,7 +51,7 @@ def _form(req: falcon.Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in req.get_media():
         if part.name in BUNDLE_KEYS:
-            out[part.name] = part.stream.read().decode("utf-8")
+            out[part.name] = utf8(part.stream.read(), f"part {part.name!r}")
     return out
 
 
@@ -58,12 +60,9 @@ def training_request(req: falcon.Request, limit: int) -> dict[str, Any]:
     if (req.content_type or "").startswith("multipart/form-data"):
         bundle = _form(req)
     else:
+        text = utf8(read_body(req, limit))
         try:
-            text = read_body(req, limit).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise APIError(400, "InvalidEncoding", "the body is not UTF-8") from err
-        try:
-            body = json.loads(text)
+            body = loads(text)
         except json.JSONDecodeError:
             body = text  # Markdown NLU data
         if isinstance(body, dict) and "rasa_nlu_data" in body:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from worker import jsonlimits
 from worker.errors import TrainingDataError
 from worker.nlu.training_data import Entity
 from worker.nlu.training_data import Example
@@ -187,9 +188,11 @@ def _is_str_list(value: Any) -> bool:
 def read_rasa_json(raw: str, path: Path) -> NLUData:
     """Parse Rasa NLU JSON; ``path`` names errors and anchors lookup files."""
     try:
-        doc = json.loads(raw)
+        doc = jsonlimits.loads(raw)
     except json.JSONDecodeError as err:
         raise TrainingDataError(
             f"invalid JSON: {err.msg}", str(path), err.lineno
         ) from err
+    except jsonlimits.JSONLimitError as err:
+        raise TrainingDataError(f"the JSON has {err}", str(path)) from err
     return _JsonReader(raw, path).read(doc)
