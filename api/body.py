@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import falcon
+from gunicorn.http.errors import ParseException
 
 from api.errors import APIError
 from worker import jsonlimits
@@ -42,7 +43,10 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
             413, "PayloadTooLarge", f"the body is {length} bytes; the limit is {limit}"
         )
     stream = req.stream if length is None and is_chunked(req) else req.bounded_stream
-    data = stream.read(limit + 1)
+    try:
+        data = stream.read(limit + 1)
+    except (OSError, ParseException) as err:  # a malformed chunked body
+        raise APIError(400, "MalformedBody", f"the body cannot be read: {err}") from err
     if len(data) > limit:
         raise APIError(413, "PayloadTooLarge", f"the body is over {limit} bytes")
     return data
