@@ -24,6 +24,7 @@ from typing import Protocol
 import yaml
 
 from trackerstore import StoreUnavailable
+from worker import yamlfile
 from worker.archive import pack
 from worker.domain import Domain
 from worker.errors import DialogdError
@@ -134,7 +135,7 @@ def apply_overrides(
         if not isinstance(raw, str):
             raise InvalidConfig(f"{key}: give one value, not {raw!r}")
         try:
-            value = yaml.safe_load(raw)
+            value = yamlfile.safe_load(raw)
         except yaml.YAMLError as err:
             raise InvalidConfig(f"{key}: cannot read {raw!r}") from err
         for entry, annotation in targets:

@@ -1,4 +1,11 @@
-"""YAML files read safely, with the line of any key at hand for error messages."""
+"""YAML files read safely, with the line of any key at hand for error messages.
+
+YAML comes from clients too (``POST /train`` bundles and forms), so every document
+is read by ``BoundedLoader``: nesting deeper than ``MAX_DEPTH`` (PyYAML composes
+recursively: a deep document is a RecursionError) and documents whose aliases would
+expand past ``MAX_NODES`` nodes (a "billion laughs" config is a few hundred bytes
+and gigabytes once written out as JSON for the trainer) are a ``YAMLError``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,48 @@ from typing import Any
 import yaml
 
 from worker.errors import TrainingDataError
+from worker.jsonlimits import MAX_DEPTH
+
+#: the most nodes a document may have with every alias expanded
+MAX_NODES = 1_000_000
+
+
+class YAMLLimitError(yaml.YAMLError):
+    """A document within the syntax but beyond what the server reads."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """``SafeLoader`` that bounds nesting and the size of the expanded document."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise YAMLLimitError(f"nesting deeper than {MAX_DEPTH} levels")
+        start = self._expanded
+        try:
+            alias = self.check_event(yaml.AliasEvent)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if alias:
+            self._expanded += self._sizes.get(id(node), 1)
+        else:
+            self._expanded += 1
+            self._sizes[id(node)] = self._expanded - start
+        if self._expanded > MAX_NODES:
+            raise YAMLLimitError(f"more than {MAX_NODES} nodes with aliases expanded")
+        return node
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` within the limits of ``BoundedLoader``."""
+    return yaml.load(text, Loader=BoundedLoader)
 
 
 class YamlDoc:
@@ -15,7 +64,7 @@ class YamlDoc:
 
     def __init__(self, path: str, text: str):
         self.path = path
-        loader = yaml.SafeLoader(text)
+        loader = BoundedLoader(text)
         try:
             self._node = loader.get_single_node()
             self.data: Any = (

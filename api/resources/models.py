@@ -21,6 +21,7 @@ from api.body import read_json
 from api.body import utf8
 from api.errors import APIError
 from trackerstore.registry import ModelRegistry
+from worker import yamlfile
 from worker.models import ModelSet
 from worker.trainer import apply_overrides
 from worker.trainer import check_request
@@ -81,7 +82,7 @@ def training_request(req: falcon.Request, limit: int) -> dict[str, Any]:
     config = bundle.get("config")
     if isinstance(config, str):
         try:
-            config = yaml.safe_load(config) or {}
+            config = yamlfile.safe_load(config) or {}
         except yaml.YAMLError as err:
             raise APIError(400, "InvalidConfig", f"config is not YAML: {err}") from err
     if config is not None and not isinstance(config, dict):

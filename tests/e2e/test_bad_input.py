@@ -75,6 +75,8 @@ CASES = [
     ),
     ("tracker/events", b'[{"event": "action"}]', 400, "InvalidEvent"),
     ("tracker/events", b"", 400, "InvalidJSON"),
+    # past Python's own int-string limit (4300 digits), which raises ValueError
+    ("parse", b'{"query": 1' + b"0" * 5000 + b"}", 400, "InvalidJSON"),
 ]
 
 
@@ -159,7 +161,7 @@ VERY_DEEP = "[" * 1000 + "]" * 1000  # past Python's own recursion limit
 HOSTILE_VALUES = {
     "depth": DEEP,
     "depth-1000": VERY_DEEP,
-    "integer-digits": "1" + "0" * 5000,
+    "integer-digits": "1" + "0" * 4000,
     "integer-64bit": str(2**64),
     "float-overflow": "1e999",
     "nan": "NaN",
@@ -234,6 +236,44 @@ def test_the_deepest_storable_event_can_be_answered_for_ever(started):
         ).ok
     r = requests.post(f"{url}/conversations/{cid}/parse", json={"query": "/greet"})
     assert r.status_code == 200, r.text
+
+
+def test_json_inside_a_message_text_is_bounded_too(started):
+    """``/intent{...}`` entities are client JSON as well: beyond the limits they are
+    ignored like any invalid entity JSON, and the conversation still answers."""
+    url, cid = started
+    for value in ("[" * 300 + "]" * 300, "1" + "0" * 5000, "1e999", str(2**64)):
+        text = '/greet{"location": ' + value + "}"
+        r = requests.post(f"{url}/conversations/{cid}/parse", json={"query": text})
+        assert r.status_code == 200, r.text
+        assert r.json()["tracker"]["latest_message"]["entities"] == []
+        nlu = requests.post(f"{url}/parse", json={"q": text})
+        assert nlu.status_code == 200 and nlu.json()["entities"] == []
+        assert requests.get(f"{url}/conversations/{cid}/tracker").status_code == 200
+
+
+def test_json_and_yaml_in_stories_domains_and_configs_are_bounded(pair):
+    url = pair[0].url
+    deep = '{"location": ' + "[" * 1000 + "]" * 1000 + "}"
+    r = requests.post(f"{url}/evaluate", data=f"## s\n* greet{deep}\n  - utter_greet\n")
+    check_error(r, 400, "InvalidTrainingData")
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n"
+        for p, n in zip("abcdef", "bcdefg", strict=True)
+    )  # 9**7 nodes expanded: over the limit, yet small enough for the old code
+    stories = "## s\n* greet\n  - utter_greet\n"
+    for bundle, reason in (
+        (
+            {"domain": "intents: " + "[" * 5000, "stories": stories},
+            "InvalidTrainingData",
+        ),
+        ({"domain": "intents: [greet]", "stories": f"## s\n* greet{deep}\n"}, None),
+        ({"nlu": "## intent:greet\n- hi\n", "config": laughs}, "InvalidConfig"),
+    ):
+        r = requests.post(
+            f"{url}/train", params={"name": "bounded", "wait": "false"}, json=bundle
+        )
+        check_error(r, 400, reason)
 
 
 # Events that pass the old validation but break the engine: refused, nothing stored,

@@ -56,3 +56,32 @@ def test_what_passes_can_be_stored_and_answered():
 def test_syntax_errors_stay_json_decode_errors():
     with pytest.raises(json.JSONDecodeError):
         loads('{"a": ')
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n"
+    for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "intents: " + "[" * 5000 + "]" * 5000,  # past Python's recursion limit
+        "x: " + "{a: " * 65 + "1" + "}" * 65,
+        LAUGHS,  # 9**9 nodes once expanded
+    ],
+)
+def test_yaml_beyond_the_limits_is_a_yaml_error(text):
+    import yaml
+
+    from worker.yamlfile import safe_load
+
+    with pytest.raises(yaml.YAMLError):
+        safe_load(text)
+
+
+def test_yaml_aliases_within_the_limits_still_work():
+    from worker.yamlfile import safe_load
+
+    assert safe_load("a: &x {b: 1}\nc: *x") == {"a": {"b": 1}, "c": {"b": 1}}
