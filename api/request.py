@@ -44,6 +44,13 @@ class Request(falcon.Request):
         return super().bounded_stream
 
 
+def _raw(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # a server that decoded it already
+        return text.encode()
+
+
 def _utf8(raw: bytes, where: str) -> None:
     try:
         raw.decode("utf-8")
@@ -60,18 +67,13 @@ class InputCheck:
     """The URL's encoding and the path's ids, for every route."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        # NOTE: WSGI hands the path over as latin-1 text of the raw bytes.
+        # NOTE: WSGI hands the path and query over as latin-1 text of the raw bytes.
         path = req.env.get("PATH_INFO", "")
         if not path.isascii():
-            try:
-                raw = path.encode("latin-1")
-            except UnicodeEncodeError:
-                raw = None  # a server that already decoded it
-            if raw is not None:
-                _utf8(raw, "path")
+            _utf8(_raw(path), "path")
         query = req.env.get("QUERY_STRING", "")
-        if "%" in query:
-            _utf8(unquote_to_bytes(query), "query")
+        if "%" in query or not query.isascii():
+            _utf8(unquote_to_bytes(_raw(query)), "query")
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
