@@ -13,6 +13,8 @@ from api import resources
 from api.middleware import REQUEST_ID
 from api.middleware import Auth
 from api.middleware import RequestContext
+from api.request import InputCheck
+from api.request import Request
 from api.resources import models
 from api.resources.conversations import MODEL_HEADER
 from trackerstore.registry import ModelRegistry
@@ -27,6 +29,20 @@ def dump_json(value: Any) -> bytes:
     """Response JSON. PERF: orjson renders a turn's answer (the tracker with the
     latest parse) in a tenth of the time of ``json``."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def add_route(app: falcon.App, path: str, resource: Any) -> None:
+    """``app.add_route`` that also answers ``HEAD`` wherever ``GET`` is a read:
+    Falcon adds no HEAD of its own, and drops the body of a HEAD answer itself. A
+    resource whose GET writes (the legacy ``GET .../parse``) says so with
+    ``GET_WRITES`` and gets no HEAD."""
+    if (
+        hasattr(resource, "on_get")
+        and not hasattr(resource, "on_head")
+        and not getattr(resource, "GET_WRITES", False)
+    ):
+        resource.on_head = resource.on_get
+    app.add_route(path, resource)
 
 
 def create_app(
@@ -46,7 +62,7 @@ def create_app(
 
     ``cors_origins`` (``--cors``) lets browser pages of those origins (``*``: any)
     call the API: Falcon answers their preflight ``OPTIONS`` and marks responses."""
-    middleware: list = [RequestContext()]
+    middleware: list = [RequestContext(), InputCheck()]
     if cors_origins:
         middleware.append(
             falcon.CORSMiddleware(
@@ -56,21 +72,21 @@ def create_app(
         )
     if auth_token or jwt_secret:
         middleware.append(Auth(auth_token, jwt_secret, jwt_method))
-    app = falcon.App(middleware=middleware, cors_enable=False)
+    app = falcon.App(middleware=middleware, cors_enable=False, request_type=Request)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSONHandler(dumps=dump_json)
     errors.install(app)
 
-    app.add_route("/", resources.Root())
-    app.add_route("/openapi.json", resources.OpenAPI())
-    app.add_route("/version", resources.Version())
-    app.add_route("/status", resources.Status(engine))
-    app.add_route("/domain", resources.DomainResource(engine))
-    app.add_route("/parse", resources.NLUParse(engine, max_body))
-    app.add_route("/evaluate", resources.Evaluate(engine, max_body))
+    add_route(app, "/", resources.Root())
+    add_route(app, "/openapi.json", resources.OpenAPI())
+    add_route(app, "/version", resources.Version())
+    add_route(app, "/status", resources.Status(engine))
+    add_route(app, "/domain", resources.DomainResource(engine))
+    add_route(app, "/parse", resources.NLUParse(engine, max_body))
+    add_route(app, "/evaluate", resources.Evaluate(engine, max_body))
     conversations = resources.ConversationList(engine, max_body)
-    app.add_route("/conversations", conversations)
+    add_route(app, "/conversations", conversations)
     per_conversation = {
         "parse": resources.Parse(engine, max_body),
         "continue": resources.Continue(engine, max_body),
@@ -79,13 +95,13 @@ def create_app(
     }
     for prefix in ("/conversations", "/conversation"):
         for path, resource in per_conversation.items():
-            app.add_route(f"{prefix}/{{cid}}/{path}", resource)
+            add_route(app, f"{prefix}/{{cid}}/{path}", resource)
     if registry is not None:
-        app.add_route("/train", models.Train(registry))
-        app.add_route("/train/{job}", models.TrainJob(registry))
-        app.add_route("/models", models.Models(registry))
-        app.add_route("/models/{name}", models.ModelItem(registry))
-        app.add_route(
-            "/model", models.ActiveModel(engine, registry, max_upload, max_model)
+        add_route(app, "/train", models.Train(registry))
+        add_route(app, "/train/{job}", models.TrainJob(registry))
+        add_route(app, "/models", models.Models(registry))
+        add_route(app, "/models/{name}", models.ModelItem(registry))
+        add_route(
+            app, "/model", models.ActiveModel(engine, registry, max_upload, max_model)
         )
     return app

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import json
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -32,11 +34,14 @@ from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
+from worker.errors import public_message
 from worker.models import load_archive
+from worker.nlu import Component
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 from worker.nlu.pipeline import DEFAULT_PIPELINE_CONFIG
 from worker.nlu.pipeline import REGISTRY
+from worker.policies.base import Policy
 from worker.policies.config import DEFAULT_POLICY_CONFIG
 from worker.policies.config import POLICY_REGISTRY
 from worker.policies.config import policies_from_config
@@ -71,8 +76,9 @@ class JobQueue(Protocol):
 
 
 # ---- the request ---------------------------------------------------------------------
-def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
-    """Each configured component and policy with the parameter names it accepts."""
+def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """Each configured component and policy with the parameters it accepts (name ->
+    annotation, a string under ``from __future__ import annotations``)."""
     out = []
     pipeline = config.get("pipeline")
     if not isinstance(pipeline, list):
@@ -82,7 +88,7 @@ def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
         name = entry.get("name") if isinstance(entry, dict) else None
         component = REGISTRY.get(name) if isinstance(name, str) else None
         if component is not None:
-            out.append((entry, component.param_names()))
+            out.append((entry, _param_types(component)))
     key = "policy" if "policy" in config else "policies"
     policies = config.get(key)
     if not isinstance(policies, list):
@@ -90,33 +96,70 @@ def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
         config[key] = policies
     for entry in policies:
         name = entry.get("name") if isinstance(entry, dict) else None
-        cls = POLICY_REGISTRY.get(str(name).rsplit(".", 1)[-1])
-        if cls is not None:
-            out.append((entry, cls.param_names()))
+        policy = POLICY_REGISTRY.get(str(name).rsplit(".", 1)[-1])
+        if policy is not None:
+            out.append((entry, _param_types(policy)))
     return out
 
 
+def _param_types(cls: type[Component] | type[Policy]) -> dict[str, str]:
+    params = inspect.signature(cls).parameters
+    return {name: str(params[name].annotation) for name in cls.param_names()}
+
+
+_SCALARS: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "str": str,
+    "bool": bool,
+    "None": type(None),
+}
+
+
+def _accepts(annotation: str, value: Any) -> bool:
+    """Whether ``value`` fits a parameter annotated ``annotation`` (the scalar types
+    and ``Sequence[int]`` of our components; anything else is not checked here)."""
+    for kind in (k.strip() for k in annotation.split("|")):
+        if kind == "Sequence[int]":
+            if isinstance(value, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            ):
+                return True
+        elif kind not in _SCALARS:
+            return True
+        elif isinstance(value, bool) and kind != "bool":
+            continue
+        elif isinstance(value, _SCALARS[kind]):
+            return not isinstance(value, float) or math.isfinite(value)
+    return False
+
+
 def apply_overrides(
-    config: Mapping[str, Any] | None, overrides: Mapping[str, str]
+    config: Mapping[str, Any] | None, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     """``config`` with each ``key=value`` set on every component that takes ``key``.
 
-    Values are read as YAML scalars (``50`` is a number, ``true`` a boolean).
+    Values are read as YAML scalars (``50`` is a number, ``true`` a boolean) and must
+    fit the parameter's type, so a mistyped value is a 400 now, not a failed job.
     """
     out = copy.deepcopy(dict(config or {}))
     entries = _entries(out)
     valid = sorted({p for _, params in entries for p in params})
     for key, raw in overrides.items():
-        targets = [entry for entry, params in entries if key in params]
+        targets = [(entry, params[key]) for entry, params in entries if key in params]
         if not targets:
             raise InvalidConfig(
                 f"unknown configuration parameter {key!r}; valid: {', '.join(valid)}"
             )
+        if not isinstance(raw, str):
+            raise InvalidConfig(f"{key}: give one value, not {raw!r}")
         try:
-            value = load_client_yaml(raw, key) if isinstance(raw, str) else raw
+            value = load_client_yaml(raw, key)
         except TrainingDataError as err:
             raise InvalidConfig(f"{key}: cannot read {raw!r}: {err.reason}") from err
-        for entry in targets:
+        for entry, annotation in targets:
+            if not _accepts(annotation, value):
+                raise InvalidConfig(f"{key}: {raw!r} is not of type {annotation}")
             entry[key] = value
     return out
 
@@ -228,11 +271,13 @@ def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
         queue.finish(job, error=str(err), code=409)
         log.info("job %s failed: %s", job, err)
     except DialogdError as err:
-        queue.finish(job, error=str(err), code=400)
+        queue.finish(job, error=public_message(str(err)), code=400)
         log.info("job %s failed: %s", job, err)
     except Exception as err:
         log.exception("job %s failed", job)
-        queue.finish(job, error=f"{type(err).__name__}: {err}", code=500)
+        queue.finish(
+            job, error=public_message(f"{type(err).__name__}: {err}"), code=500
+        )
     else:
         queue.finish(job, result=meta)
         log.info("job %s done: %s %s", job, meta["name"], meta["fingerprint"])

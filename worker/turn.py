@@ -182,16 +182,6 @@ class Turn:
             f"conversation '{cid}' changed under {self.max_attempts} attempts in a row"
         )
 
-    def _read(self, cid: str) -> Tracker:
-        """The current tracker; an unknown conversation is created and saved."""
-        session = _Session(self, cid)
-        if session.is_new:
-            try:
-                session.commit()
-            except VersionConflict:
-                session = _Session(self, cid)  # created meanwhile by someone else
-        return session.tracker
-
     def _events(self, items: Any) -> list[Event]:
         if not isinstance(items, list):
             raise InvalidInput("'events' must be a list of event objects", "events")
@@ -283,12 +273,13 @@ class Turn:
         include_events: str = "AFTER_RESTART",
         until: float | None = None,
     ) -> dict[str, Any]:
-        """The tracker dump; creates (and saves) an unknown conversation, as before."""
+        """The tracker dump. An unknown conversation answers as a new one (with its
+        first ``action_listen``) but is not stored: a read never writes."""
         verbosity = _verbosity(include_events)
-        tracker = self._read(cid)
+        session = _Session(self, cid)
         if verbosity == "NONE" and until is None:
-            return _dump(tracker)
-        events = self.read_events(cid)
+            return _dump(session.tracker)
+        events = session.new if session.is_new else self.read_events(cid)
         if until is not None:
             cut = next(
                 (i for i, e in enumerate(events) if e.timestamp > until), len(events)

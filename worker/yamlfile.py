@@ -1,10 +1,13 @@
 """YAML files read safely, with the line of any key at hand for error messages.
 
-YAML a client sends (a training bundle's domain and config, a configuration
-override) may hold no anchors or aliases: 633 bytes of nested aliases expand to
-millions of nodes, and every copy of the expansion (the job record, the trainer,
-``GET /models``) pays again. Without aliases a document's size bounds its data.
-Files named on the command line are the operator's own and keep them.
+Every document is read by ``BoundedLoader``: nesting deeper than ``MAX_DEPTH``
+(PyYAML composes recursively: a deep document is a RecursionError) and documents
+whose aliases would expand past ``MAX_NODES`` nodes are a ``YAMLError``. YAML a
+client sends (a training bundle's domain and config, a configuration override, the
+files of a model archive) may hold no anchors or aliases at all (``ClientLoader``):
+633 bytes of nested aliases expand to millions of nodes, and every copy of the
+expansion (the job record, the trainer, ``GET /models``) pays again. Files named on
+the command line are the operator's own and keep them.
 """
 
 from __future__ import annotations
@@ -15,9 +18,51 @@ from typing import Any
 import yaml
 
 from worker.errors import TrainingDataError
+from worker.jsonlimits import MAX_DEPTH
+
+#: the most nodes a document may have with every alias expanded
+MAX_NODES = 1_000_000
 
 
-class ClientLoader(yaml.SafeLoader):
+class YAMLLimitError(yaml.YAMLError):
+    """A document within the syntax but beyond what the server reads."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """``SafeLoader`` that bounds nesting and the size of the expanded document."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise YAMLLimitError(f"nesting deeper than {MAX_DEPTH} levels")
+        start = self._expanded
+        try:
+            alias = self.check_event(yaml.AliasEvent)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if alias:
+            self._expanded += self._sizes.get(id(node), 1)
+        else:
+            self._expanded += 1
+            self._sizes[id(node)] = self._expanded - start
+        if self._expanded > MAX_NODES:
+            raise YAMLLimitError(f"more than {MAX_NODES} nodes with aliases expanded")
+        return node
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` within the limits of ``BoundedLoader``."""
+    return yaml.load(text, Loader=BoundedLoader)
+
+
+class ClientLoader(BoundedLoader):
     """A safe loader that refuses anchors and aliases (data from clients)."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
@@ -43,7 +88,7 @@ class YamlDoc:
 
     def __init__(self, path: str, text: str, *, client: bool = False):
         self.path = path
-        loader = (ClientLoader if client else yaml.SafeLoader)(text)
+        loader = (ClientLoader if client else BoundedLoader)(text)
         try:
             self._node = loader.get_single_node()
             self.data: Any = (

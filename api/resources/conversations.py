@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import falcon
@@ -61,6 +62,9 @@ def include_events(req: falcon.Request) -> str:
 class Parse(_Base):
     """Log the user's message and answer the next action (not logged unless listen)."""
 
+    #: the legacy GET logs a message: no HEAD for it
+    GET_WRITES = True
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         text = req.get_param("query") or req.get_param("q")
         key = req.get_header(KEY_HEADER)
@@ -91,6 +95,14 @@ class TrackerResource(_Base):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         until = req.get_param_as_float("until")
+        if until is not None and not math.isfinite(until):
+            raise APIError(
+                400,
+                "InvalidParameter",
+                "'until' must be a finite number of seconds",
+                parameter="until",
+                **{"in": "query"},
+            )
         resp.media = self.turn(resp).tracker(cid, include_events(req), until)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:

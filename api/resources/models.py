@@ -20,8 +20,10 @@ from typing import Any
 import falcon
 
 from api.body import json_object
+from api.body import loads
 from api.body import read_body
 from api.body import read_json
+from api.body import utf8
 from api.errors import APIError
 from trackerstore.registry import ModelExists
 from trackerstore.registry import ModelRegistry
@@ -82,13 +84,8 @@ def form_parts(
 
 def _form(req: falcon.Request) -> dict[str, Any]:
     """A multipart body: each part (file or field) is one bundle item, as text."""
-    try:
-        return {
-            name: data.decode("utf-8")
-            for name, data in form_parts(req, BUNDLE_KEYS, MAX_TRAIN_BODY).items()
-        }
-    except UnicodeDecodeError as err:
-        raise APIError(400, "InvalidEncoding", "a form part is not UTF-8") from err
+    parts = form_parts(req, BUNDLE_KEYS, MAX_TRAIN_BODY)
+    return {name: utf8(data, f"part {name!r}") for name, data in parts.items()}
 
 
 def training_request(req: falcon.Request, limit: int) -> dict[str, Any]:
@@ -96,12 +93,9 @@ def training_request(req: falcon.Request, limit: int) -> dict[str, Any]:
     if (req.content_type or "").startswith("multipart/form-data"):
         bundle = _form(req)
     else:
+        text = utf8(read_body(req, limit))
         try:
-            text = read_body(req, limit).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise APIError(400, "InvalidEncoding", "the body is not UTF-8") from err
-        try:
-            body = json.loads(text)
+            body = loads(text)
         except json.JSONDecodeError:
             body = text  # Markdown NLU data
         if isinstance(body, dict) and "rasa_nlu_data" in body:

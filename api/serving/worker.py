@@ -48,6 +48,8 @@ from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
+from api.http_errors import JsonErrors
+
 #: The largest request head (request line and headers) read before serving.
 HEAD_LIMIT = 64 * 1024
 #: The largest body read before serving; dialogd's default --max-body.
@@ -110,9 +112,10 @@ def _chunked_state(data: bytes | bytearray, pos: int) -> State:
             return more
 
 
-class DrainingThreadWorker(ThreadWorker):
+class DrainingThreadWorker(JsonErrors, ThreadWorker):
     """gthread that reads a whole request before a thread serves it, and stops
-    listening as soon as SIGTERM arrives (the module's docstring says why)."""
+    listening as soon as SIGTERM arrives (the module's docstring says why); what
+    gunicorn refuses itself is answered in JSON (``api.http_errors``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

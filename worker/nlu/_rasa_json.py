@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from typing import TypeGuard
 
+from worker import jsonlimits
 from worker.errors import TrainingDataError
 from worker.nlu.training_data import Entity
 from worker.nlu.training_data import Example
@@ -191,9 +192,11 @@ def read_rasa_json(raw: str, path: Path, *, lookup_files: bool = False) -> NLUDa
     """Parse Rasa NLU JSON; ``path`` names errors and anchors lookup files (read
     only with ``lookup_files``: see `read_lookup_file`)."""
     try:
-        doc = json.loads(raw)
+        doc = jsonlimits.loads(raw)
     except json.JSONDecodeError as err:
         raise TrainingDataError(
             f"invalid JSON: {err.msg}", str(path), err.lineno
         ) from err
+    except jsonlimits.JSONLimitError as err:
+        raise TrainingDataError(f"the JSON has {err}", str(path)) from err
     return _JsonReader(raw, path, lookup_files).read(doc)

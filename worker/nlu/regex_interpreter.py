@@ -12,6 +12,8 @@ import logging
 import re
 from typing import Any
 
+from worker import jsonlimits
+
 logger = logging.getLogger(__name__)
 
 INTENT_MESSAGE_PREFIX = "/"
@@ -56,8 +58,8 @@ def _entities(raw: str | None, start: int, end: int, text: str) -> list[dict[str
     if raw is None or not raw.strip():
         return []
     try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as err:
+        parsed = jsonlimits.loads(raw)
+    except (json.JSONDecodeError, jsonlimits.JSONLimitError) as err:
         logger.warning("ignoring the entities of %r: invalid JSON (%s)", text, err)
         return []
     if not isinstance(parsed, dict):

@@ -16,6 +16,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from worker import jsonlimits
 from worker.domain import Domain
 from worker.errors import InvalidEvent
 from worker.errors import TrainingDataError
@@ -262,9 +263,11 @@ class _Reader:
         if text is None:
             return None
         try:
-            data = json.loads(text)
+            data = jsonlimits.loads(text)
         except json.JSONDecodeError as err:
             raise self.fail(f"invalid JSON {text!r}: {err.msg}") from err
+        except jsonlimits.JSONLimitError as err:
+            raise self.fail(f"the JSON {text[:80]!r} has {err}") from err
         if not isinstance(data, dict):
             raise self.fail(f"expected a JSON object, got {text!r}")
         return data

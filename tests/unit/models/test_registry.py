@@ -132,6 +132,39 @@ def test_overrides_reach_every_component_that_takes_them():
         apply_overrides(None, {"epochz": "1"})
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"epochs": "abc"},
+        {"epochs": "1.5"},
+        {"epochs": "true"},
+        {"epochs": ["1", "2"]},  # a repeated query parameter
+        {"learning_rate": "fast"},
+        {"learning_rate": ".nan"},
+        {"sublinear_tf": "1"},
+        {"hidden_layers_sizes": "[a]"},
+        {"pattern": "[1]"},
+    ],
+)
+def test_overrides_must_fit_the_parameter_type(override):
+    with pytest.raises(InvalidConfig, match=next(iter(override))):
+        apply_overrides(None, override)
+
+
+def test_overrides_of_the_right_type_pass():
+    config = apply_overrides(
+        None,
+        {
+            "learning_rate": "1",
+            "hidden_layers_sizes": "[8, 4]",
+            "max_training_samples": "null",
+            "class_weight": "null",
+        },
+    )
+    keras = next(p for p in config["policies"] if p["name"] == "KerasPolicy")
+    assert keras["hidden_layers_sizes"] == [8, 4] and keras["learning_rate"] == 1
+
+
 def test_requests_are_checked_before_queueing():
     with pytest.raises(TrainingDataError):
         check_request({"nlu": {"rasa_nlu_data": {"wrong": 1}}})
