@@ -133,9 +133,10 @@ def training_request(req: falcon.Request, limit: int) -> dict[str, Any]:
 class Train:
     """``POST /train?name=NAME``: queue a training job, and by default wait for it.
 
-    No live trainer: 503 at once, nothing queued. Waiting holds a worker thread, so
-    only ``waiters`` requests per process wait (the original behaviour); any other,
-    and one whose trainer goes quiet, is answered 202 with the job's Location.
+    No live trainer: 503 once the request is checked, nothing queued. Waiting holds
+    a worker thread, so only ``waiters`` requests per process wait (the original
+    behaviour); any other, and one whose trainer goes quiet, is answered 202 with
+    the job's Location.
     """
 
     def __init__(
@@ -147,11 +148,13 @@ class Train:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         name = model_name(req.get_param("name"))
-        if not self.registry.trainers_alive():
-            raise NoTrainer("no trainer process is running: start `dialogd trainer`")
+        # NOTE: the request is read and checked (bounded) before any answer, so a
+        # malformed one is a 400 whether or not a trainer runs.
         request = training_request(req, MAX_TRAIN_BODY)
         request["name"] = name
         check_request(request)
+        if not self.registry.trainers_alive():
+            raise NoTrainer("no trainer process is running: start `dialogd trainer`")
         if self.registry.exists(name):
             raise ModelExists(f"a model named {name!r} exists; models never change")
         job = self.registry.submit(request)

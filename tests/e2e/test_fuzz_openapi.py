@@ -30,6 +30,7 @@ from api.resources.service import OPENAPI_DOCUMENT
 from api.server import ServeOptions
 from api.server import build_app
 from tests.e2e.conftest import Server
+from trackerstore.registry import ModelRegistry
 
 SECRET = "fuzz-secret-" + "0123456789abcdef" * 4
 ADMIN = {
@@ -84,8 +85,10 @@ def test_every_route_is_documented(fixture_model, redis_url):
 def fuzz_server(
     fixture_model, redis_url, tmp_path_factory, request
 ) -> Iterator[tuple[Server, redis.Redis, str]]:
-    """A real server with JWTs on (every call carries an admin token) and no trainer;
-    its Redis keys under a prefix of its own, to see what a request wrote."""
+    """A real server with JWTs on (every call carries an admin token); its Redis keys
+    under a prefix of its own, to see what a request wrote. No trainer process runs:
+    the test beats for one (see ``test_fuzz``), so training requests are queued and
+    never trained, and nothing but the requests writes to Redis."""
     prefix = f"fuzz:{uuid.uuid4().hex[:8]}:"
     server = Server(
         fixture_model,
@@ -96,6 +99,7 @@ def fuzz_server(
         extra=("--jwt-secret", SECRET),
     ).start()
     client = redis.Redis.from_url(redis_url)
+    REGISTRIES[prefix] = redis_url
     try:
         yield server, client, prefix
     finally:
@@ -113,6 +117,10 @@ def fuzz_server(
                 )
                 for line in SERVER_ERRORS:
                     report.write_line(f"  5xx: {line}")
+
+
+#: the Redis URL of each fuzz server's prefix (its registry)
+REGISTRIES: dict[str, str] = {}
 
 
 def snapshot(client: redis.Redis, prefix: str) -> dict[bytes, bytes | None]:
@@ -139,8 +147,9 @@ def test_every_route_served_as_documented(fuzz_server):
 def test_fuzz(case, fuzz_server):
     server, client, prefix = fuzz_server
     if case.operation.method.upper() == "POST" and case.operation.path == "/train":
-        # no trainer here: waiting would take the server's whole wait timeout
+        # the trainer is a heartbeat only: waiting would take the whole wait timeout
         case.query = {**(case.query or {}), "wait": "false"}
+    ModelRegistry(REGISTRIES[prefix], prefix=prefix).trainer_beat("fuzz")
     before = snapshot(client, prefix)
     response = case.call(base_url=server.url, headers=ADMIN, timeout=30)
     SEEN[response.status_code] += 1
