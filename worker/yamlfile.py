@@ -88,21 +88,23 @@ class YamlDoc:
 
     def __init__(self, path: str, text: str, *, client: bool = False):
         self.path = path
-        loader = (ClientLoader if client else BoundedLoader)(text)
         try:
-            self._node = loader.get_single_node()
-            self.data: Any = (
-                loader.construct_document(self._node)
-                if self._node is not None
-                else None
-            )
+            # NOTE: the reader checks the characters as it is made: inside the try.
+            loader = (ClientLoader if client else BoundedLoader)(text)
+            try:
+                self._node = loader.get_single_node()
+                self.data: Any = (
+                    loader.construct_document(self._node)
+                    if self._node is not None
+                    else None
+                )
+            finally:
+                loader.dispose()
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
             problem = getattr(err, "problem", None) or str(err)
             raise TrainingDataError(f"invalid YAML: {problem}", path, line) from err
-        finally:
-            loader.dispose()
 
     def line(self, *keys: Any) -> int | None:
         """1-based line of the value at ``keys`` (mapping keys or list indices)."""

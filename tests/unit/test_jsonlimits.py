@@ -85,3 +85,13 @@ def test_yaml_aliases_within_the_limits_still_work():
     from worker.yamlfile import safe_load
 
     assert safe_load("a: &x {b: 1}\nc: *x") == {"a": {"b": 1}, "c": {"b": 1}}
+
+
+@pytest.mark.parametrize("text", ["a: \x13", "\x00", "x: \ufffe", "- \x7f\x85"])
+def test_yaml_with_characters_yaml_forbids_is_a_training_data_error(text):
+    """PyYAML's reader refuses them as it is made, before parsing (was a 500)."""
+    from worker.errors import TrainingDataError
+    from worker.yamlfile import load_client_yaml
+
+    with pytest.raises(TrainingDataError, match="invalid YAML"):
+        load_client_yaml(text, "config")
