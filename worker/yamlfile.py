@@ -1,7 +1,13 @@
-"""YAML files read safely, with the line of any key at hand for error messages."""
+"""YAML files read safely, with the line of any key at hand for error messages.
+
+Scalars resolve as YAML 1.2 (what Rasa's ruamel reader uses), not PyYAML's 1.1:
+``yes``, ``no``, ``on``, ``off`` are strings (a categorical slot with values
+``[yes, no]`` keeps them), ``0777`` is 777 and ``10:30`` is a string.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +16,58 @@ import yaml
 from worker.errors import TrainingDataError
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 core-schema booleans and numbers."""
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        value = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if value.startswith(("0o", "+0o", "-0o")):
+            return int(value.replace("0o", ""), 8)
+        if value.startswith(("0x", "+0x", "-0x")):
+            return int(value.replace("0x", ""), 16)
+        return int(value, 10)
+
+
+def _yaml12_resolvers() -> None:
+    resolvers = {
+        key: [
+            (tag, rx) for tag, rx in items if not tag.endswith(("bool", "int", "float"))
+        ]
+        for key, items in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Yaml12Loader.yaml_implicit_resolvers = resolvers
+    Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:int",
+        re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+        list("-+0123456789"),
+    )
+    Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
+    Yaml12Loader.add_constructor(
+        "tag:yaml.org,2002:int", Yaml12Loader.construct_yaml_int
+    )
+
+
+_yaml12_resolvers()
+
+
 class YamlDoc:
     """A parsed YAML document that can say on which line a value starts."""
 
     def __init__(self, path: str, text: str):
         self.path = path
-        loader = yaml.SafeLoader(text)
+        loader = Yaml12Loader(text)
         try:
             self._node = loader.get_single_node()
             self.data: Any = (
@@ -49,6 +101,10 @@ class YamlDoc:
             if node is None:
                 return None
         return node.start_mark.line + 1 if node is not None else None
+
+    def where(self, *keys: Any) -> tuple[str, int | None]:
+        """The file and line of the value at ``keys``."""
+        return self.path, self.line(*keys) if keys else None
 
     def error(self, message: str, *keys: Any) -> TrainingDataError:
         return TrainingDataError(message, self.path, self.line(*keys) if keys else None)

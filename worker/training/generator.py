@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
+from typing import Any
 
 from worker.domain import ACTION_LISTEN
 from worker.domain import Domain
@@ -85,7 +86,7 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
             out.append(event)
             out.extend(
                 SlotSet(name=name, value=value)
-                for name, value in domain.auto_fill(event.entities)
+                for name, value in user_fills(domain, event)
             )
             continue
         if opening and isinstance(event, ActionExecuted):
@@ -95,6 +96,11 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
     if not step.end_checkpoints and (not out or not _is_listen(out[-1])):
         out.append(ActionExecuted(name=ACTION_LISTEN))
     return out, unpredictable
+
+
+def user_fills(domain: Domain, event: UserUttered) -> list[tuple[str, Any]]:
+    """The slot fills a story's user message implies (no form is active in it)."""
+    return domain.auto_fill(event.entities, intent=event.intent_name, text=event.text)
 
 
 def story_step(dialogue: TrainingDialogue, domain: Domain) -> StoryStep:
@@ -110,9 +116,7 @@ def story_step(dialogue: TrainingDialogue, domain: Domain) -> StoryStep:
             continue
         fills = []
         if isinstance(event, UserUttered):
-            fills = [
-                SlotSet(name=n, value=v) for n, v in domain.auto_fill(event.entities)
-            ]
+            fills = [SlotSet(name=n, value=v) for n, v in user_fills(domain, event)]
         elif _is_listen(event) and (
             i == last or isinstance(dialogue.events[i + 1], UserUttered)
         ):
