@@ -317,11 +317,19 @@ class _DomainReader:
         self.version()
         actions = [str(_item_name(a)) for a in self.names("actions")]
         forms = self.forms()
+        templates = self.templates()
+        if "responses" in self.data or self.major_version() >= 2:
+            # NOTE: from Rasa 2 on a response is its own action, listed or not.
+            actions += [
+                name
+                for name in templates
+                if name.startswith("utter_") and "/" not in name and name not in actions
+            ]
         domain = Domain(
             intents=self.intents(),
             entities=tuple(_item_name(e) for e in self.names("entities")),
             slots=self.slots(forms),
-            templates=self.templates(),
+            templates=templates,
             # NOTE: a default action listed again is dropped, as in the original.
             user_actions=tuple(a for a in actions if a not in DEFAULT_ACTIONS),
             forms=tuple(forms),

@@ -29,8 +29,8 @@ from worker.policies.config import policies_from_config
 from worker.policies.ensemble import PolicyEnsemble
 from worker.policies.ensemble import Prediction
 from worker.tracker import Tracker
+from worker.training.files import read_stories
 from worker.training.generator import generate_dialogues
-from worker.training.stories import read_stories
 from worker.version import __version__
 
 RESTART_INTENT = "restart"

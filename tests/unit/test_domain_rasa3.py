@@ -91,7 +91,13 @@ def load(tmp_path: Path, text: str, name: str = "domain.yml") -> Domain:
 
 def test_rasa3_domain_loads(tmp_path):
     domain = load(tmp_path, RASA3)
-    assert domain.user_actions == ("action_check", "action_send")
+    # responses are actions in Rasa 2+, listed or not
+    assert domain.user_actions == (
+        "action_check",
+        "action_send",
+        "utter_greet",
+        "utter_ask_size",
+    )
     assert domain.forms == ("order_form",)
     assert domain.form_specs["order_form"].required_slots == ("size",)
     assert domain.form_specs["order_form"].ignored_intents == ("chitchat",)
@@ -205,7 +211,7 @@ def test_domain_folder_is_merged(tmp_path):
     (tmp_path / "domain" / "nlu.yml").write_text("nlu:\n- intent: greet\n")
     domain = Domain.load(tmp_path / "domain")
     assert domain.intent_names == ("greet", "bye")
-    assert domain.user_actions == ("action_x",)
+    assert domain.user_actions == ("action_x", "utter_hi")
     assert "utter_hi" in domain.templates
 
 

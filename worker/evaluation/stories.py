@@ -30,12 +30,12 @@ from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.tracker import NeedsHistory
 from worker.tracker import Tracker
+from worker.training.files import read_stories
 from worker.training.generator import TrainingDialogue
 from worker.training.generator import generate_dialogues
 from worker.training.generator import user_fills
 from worker.training.stories import StoryStep
 from worker.training.stories import parse_stories
-from worker.training.stories import read_stories
 
 #: Policies whose predictions come straight from the training stories.
 MEMO_POLICIES = ("MemoizationPolicy", "AugmentedMemoizationPolicy")

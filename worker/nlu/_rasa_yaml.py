@@ -174,71 +174,78 @@ class _YamlNLUReader:
         return out
 
     def parse_example(self, item: str, intent: str, line: int | None) -> Example:
-        pieces: list[str] = []
-        entities: list[Entity] = []
-        cursor = length = 0
-        for match in _ANNOTATION.finditer(item):
-            pieces.append(item[cursor : match.start()])
-            length += match.start() - cursor
-            surface = match.group("surface")
-            for spec in self.entity_specs(match, line):
-                value = spec.get("value", surface)
-                if value != surface:
-                    add_synonym(self.synonyms, surface, value)
-                entity = Entity(
-                    start=length,
-                    end=length + len(surface),
-                    value=value,
-                    entity=spec["entity"],
-                )
-                for key in ("role", "group"):
-                    if key in spec:
-                        entity[key] = spec[key]  # type: ignore[literal-required]
-                entities.append(entity)
-            pieces.append(surface)
-            length += len(surface)
-            cursor = match.end()
-        pieces.append(item[cursor:])
-        if "](" in _ANNOTATION.sub("", item) or "]{" in _ANNOTATION.sub("", item):
-            raise TrainingDataError(
-                f"cannot parse the entity annotation in {item!r}; expected "
-                '[text](entity), [text](entity:value) or [text]{"entity": ...}',
-                self.doc.path,
-                line,
-            )
-        return Example("".join(pieces), intent, tuple(entities))
-
-    def entity_specs(self, match: re.Match[str], line: int | None) -> list[dict]:
-        if match.group("entity") is not None:
-            spec = {"entity": match.group("entity").strip()}
-            if match.group("value") is not None:
-                spec["value"] = match.group("value")
-            return [spec]
-        raw = match.group("dict") or f"[{match.group('list')}]"
         try:
-            parsed = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise TrainingDataError(
-                f"entity annotation {raw!r} is not valid JSON: {err.msg}",
-                self.doc.path,
-                line,
-            ) from err
-        specs = parsed if isinstance(parsed, list) else [parsed]
-        for spec in specs:
-            ok = (
-                isinstance(spec, dict)
-                and set(spec) <= _ENTITY_KEYS
-                and isinstance(spec.get("entity"), str)
-                and all(isinstance(spec.get(k, ""), str) for k in _ENTITY_KEYS)
+            text, entities = parse_annotations(item)
+        except ValueError as err:
+            raise TrainingDataError(str(err), self.doc.path, line) from err
+        for entity in entities:
+            surface = text[entity["start"] : entity["end"]]
+            if entity["value"] != surface:
+                add_synonym(self.synonyms, surface, entity["value"])
+        return Example(text, intent, tuple(entities))
+
+
+def parse_annotations(item: str) -> tuple[str, list[Entity]]:
+    """The plain text of an annotated example and its entities (with role and
+    group); ValueError says what markup is broken."""
+    pieces: list[str] = []
+    entities: list[Entity] = []
+    cursor = length = 0
+    for match in _ANNOTATION.finditer(item):
+        pieces.append(item[cursor : match.start()])
+        length += match.start() - cursor
+        surface = match.group("surface")
+        for spec in _entity_specs(match):
+            entity = Entity(
+                start=length,
+                end=length + len(surface),
+                value=spec.get("value", surface),
+                entity=spec["entity"],
             )
-            if not ok:
-                raise TrainingDataError(
-                    f"entity annotation {raw!r}: each entity is an object with a "
-                    "string 'entity' and optional string 'value', 'role', 'group'",
-                    self.doc.path,
-                    line,
-                )
-        return specs
+            for key in ("role", "group"):
+                if key in spec:
+                    entity[key] = spec[key]  # type: ignore[literal-required]
+            entities.append(entity)
+        pieces.append(surface)
+        length += len(surface)
+        cursor = match.end()
+    pieces.append(item[cursor:])
+    rest = _ANNOTATION.sub("", item)
+    if "](" in rest or "]{" in rest:
+        raise ValueError(
+            f"cannot parse the entity annotation in {item!r}; expected "
+            '[text](entity), [text](entity:value) or [text]{"entity": ...}'
+        )
+    return "".join(pieces), entities
+
+
+def _entity_specs(match: re.Match[str]) -> list[dict[str, str]]:
+    if match.group("entity") is not None:
+        spec = {"entity": match.group("entity").strip()}
+        if match.group("value") is not None:
+            spec["value"] = match.group("value")
+        return [spec]
+    raw = match.group("dict") or f"[{match.group('list')}]"
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"entity annotation {raw!r} is not valid JSON: {err.msg}"
+        ) from err
+    specs = parsed if isinstance(parsed, list) else [parsed]
+    for spec in specs:
+        ok = (
+            isinstance(spec, dict)
+            and set(spec) <= _ENTITY_KEYS
+            and isinstance(spec.get("entity"), str)
+            and all(isinstance(spec.get(k, ""), str) for k in _ENTITY_KEYS)
+        )
+        if not ok:
+            raise ValueError(
+                f"entity annotation {raw!r}: each entity is an object with a "
+                "string 'entity' and optional string 'value', 'role', 'group'"
+            )
+    return specs
 
 
 def read_rasa_yaml(raw: str, path: Path) -> NLUData:
