@@ -15,13 +15,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from worker.errors import InvalidDomain
 from worker.errors import UnknownAction
 from worker.slots import Slot
 from worker.slots import slot_from_spec
 from worker.yamlfile import YamlDoc
+from worker.yamlfile import dump_yaml
 from worker.yamlfile import read_yaml
 
 ACTION_LISTEN = "action_listen"
@@ -266,7 +265,7 @@ class Domain:
         return out
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.as_dict(), allow_unicode=True, sort_keys=False)
+        return dump_yaml(self.as_dict())
 
     # ---- input -------------------------------------------------------------------
     @classmethod

@@ -24,6 +24,7 @@ from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import ModelError
 from worker.policies.config import DEFAULT_POLICY_CONFIG
+from worker.policies.config import DEFAULT_RULES_POLICY_CONFIG
 from worker.policies.config import POLICY_REGISTRY
 from worker.policies.config import policies_from_config
 from worker.policies.ensemble import PolicyEnsemble
@@ -31,6 +32,7 @@ from worker.policies.ensemble import Prediction
 from worker.tracker import Tracker
 from worker.training.files import read_stories
 from worker.training.generator import generate_dialogues
+from worker.training.generator import rule_dialogues
 from worker.version import __version__
 
 RESTART_INTENT = "restart"
@@ -45,7 +47,9 @@ Progress = Callable[[str, int, int], None]
 
 
 def _story_files(path: Path) -> list[Path]:
-    return sorted(path.rglob("*.md")) if path.is_dir() else [path]
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.suffix in (".md", ".yml", ".yaml"))
 
 
 def training_fingerprint(
@@ -115,15 +119,17 @@ class CoreModel:
         progress: Progress | None = None,
     ) -> CoreModel:
         """Read the stories, generate dialogues and fit every configured policy."""
-        config = config if config is not None else DEFAULT_POLICY_CONFIG
-        policies = policies_from_config(config)
         path = Path(story_path)
         steps = read_stories(path, domain)
+        rules = any(s.rule is not None for s in steps)
+        if config is None:
+            config = DEFAULT_RULES_POLICY_CONFIG if rules else DEFAULT_POLICY_CONFIG
+        policies = policies_from_config(config, rules=rules)
         if progress is not None:
             progress("stories", len(steps), len(steps))
         dialogues = generate_dialogues(
             steps, domain, augmentation_factor=augmentation_factor, seed=seed
-        )
+        ) + rule_dialogues(steps, domain)
         if progress is not None:
             progress("dialogues", len(dialogues), len(dialogues))
         ensemble = PolicyEnsemble(policies).fit(dialogues, domain, progress)

@@ -62,6 +62,20 @@ def _yaml12_resolvers() -> None:
 _yaml12_resolvers()
 
 
+class _Yaml12Dumper(yaml.SafeDumper):
+    """Quotes every string that either YAML 1.1 or 1.2 would read as another type,
+    so what ``dump_yaml`` writes reads back the same with either."""
+
+
+for _key, _items in Yaml12Loader.yaml_implicit_resolvers.items():
+    for _tag, _regexp in _items:
+        _Yaml12Dumper.add_implicit_resolver(_tag, _regexp, [_key])
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Yaml12Dumper, allow_unicode=True, sort_keys=False)
+
+
 class YamlDoc:
     """A parsed YAML document that can say on which line a value starts."""
 

@@ -65,11 +65,30 @@ def test_featurizer_block_sets_max_history():
     assert policy.max_history == 3
 
 
+@pytest.mark.parametrize("config", [None, {}, {"policies": []}, {"policies": None}])
+def test_no_policies_means_the_defaults(config):
+    """As Rasa: ``policies: null`` (what ``rasa init`` writes) or an empty list."""
+    plain = [type(p).__name__ for p in policies_from_config(config)]
+    with_rules = [type(p).__name__ for p in policies_from_config(config, rules=True)]
+    assert plain == [
+        "NeuralPolicy",
+        "FallbackPolicy",
+        "MemoizationPolicy",
+        "MappingPolicy",
+    ]
+    assert with_rules == ["MemoizationPolicy", "RulePolicy", "NeuralPolicy"]
+
+
+def test_rules_need_a_rule_policy():
+    config = {"policies": [{"name": "MemoizationPolicy"}]}
+    with pytest.raises(InvalidConfig, match="RulePolicy"):
+        policies_from_config(config, rules=True)
+
+
 @pytest.mark.parametrize(
     ("config", "fragment"),
     [
-        ({}, "non-empty list"),
-        ({"policies": []}, "non-empty list"),
+        ({"policies": "MemoizationPolicy"}, "non-empty list"),
         ([], "must be a mapping"),
         (
             {"policies": [{"name": "FormPolicy"}]},
