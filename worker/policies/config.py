@@ -12,6 +12,7 @@ from typing import Any
 
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
+from worker.nlu.rasa_components import NETWORK_PARAMS
 from worker.policies.base import Policy
 from worker.policies.memoization import AugmentedMemoizationPolicy
 from worker.policies.memoization import MemoizationPolicy
@@ -96,10 +97,30 @@ def _featurizer_history(spec: Any, where: str) -> int | None:
     return history
 
 
+#: TEDPolicy's transformer settings: NeuralPolicy is another network with its own
+#: tuned defaults, so they have no effect (``max_history`` and ``epochs`` do).
+_TED_NETWORK_PARAMS = NETWORK_PARAMS - {"epochs"}
+
+
+def _rasa_policy(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    """Rasa 3 policy names: TEDPolicy is our NeuralPolicy."""
+    name = str(kwargs.get("name", "")).rsplit(".", 1)[-1]
+    if name == "UnexpecTEDIntentPolicy":
+        raise InvalidConfig(
+            f"{where}: UnexpecTEDIntentPolicy has no dialogd counterpart; remove it"
+        )
+    if name != "TEDPolicy":
+        return kwargs
+    return {
+        "name": "NeuralPolicy",
+        **{k: v for k, v in kwargs.items() if k not in _TED_NETWORK_PARAMS | {"name"}},
+    }
+
+
 def _build(item: Any, where: str) -> Policy:
     if not isinstance(item, dict) or "name" not in item:
         raise InvalidConfig(f"{where}: each policy needs a 'name'")
-    kwargs = dict(item)
+    kwargs = _rasa_policy(dict(item), where)
     cls = _policy_class(kwargs.pop("name"), where)
     valid = cls.param_names()
     if "featurizer" in kwargs:

@@ -130,3 +130,24 @@ def test_bad_yaml_file_is_invalid_config(tmp_path: Path):
         read_policy_config(path)
     with pytest.raises(InvalidConfig, match="not found"):
         read_policy_config(tmp_path / "nope.yml")
+
+
+def test_rasa3_policy_names():
+    config = {
+        "policies": [
+            {"name": "MemoizationPolicy"},
+            {"name": "RulePolicy", "core_fallback_threshold": 0.4},
+            {
+                "name": "TEDPolicy",
+                "max_history": 4,
+                "epochs": 7,
+                "constrain_similarities": True,
+            },
+        ]
+    }
+    _, rule, ted = policies_from_config(config)
+    assert isinstance(ted, NeuralPolicy)
+    assert (ted.max_history, ted.epochs) == (4, 7)
+    assert rule.core_fallback_threshold == 0.4
+    with pytest.raises(InvalidConfig, match="UnexpecTEDIntentPolicy"):
+        policies_from_config({"policies": [{"name": "UnexpecTEDIntentPolicy"}]})
