@@ -137,3 +137,39 @@ def test_trains_and_parses_roles_data(tmp_path):
     data = load_nlu_data(FIXTURES / "rasa_init" / "data" / "nlu.yml")
     pipeline = NLUPipeline().fit(data)
     assert pipeline.parse("hello there")["intent"]["name"] == "greet"
+
+
+def _roles_data() -> str:
+    """Flights between cities, the cities' roles given by their place."""
+    cities = ["Berlin", "Rome", "Paris", "Oslo", "Madrid", "Vienna", "Lisbon", "Bern"]
+    lines = []
+    for a, b in zip(cities, cities[1:] + cities[:1], strict=True):
+        origin = f'[{a}]{{"entity": "city", "role": "from"}}'
+        target = f'[{b}]{{"entity": "city", "role": "to"}}'
+        lines += [f"from {origin} to {target}", f"to {target} from {origin}"]
+    for one, two in (("two", "one"), ("three", "two"), ("one", "four")):
+        lines.append(
+            f'[{one}]{{"entity": "count", "group": "1"}} pizzas and '
+            f'[{two}]{{"entity": "count", "group": "2"}} salads'
+        )
+    examples = "".join(f"    - {line}\n" for line in lines)
+    return (
+        f"nlu:\n- intent: fly\n  examples: |\n{examples}"
+        "- intent: greet\n  examples: |\n    - hello\n    - hi there\n"
+    )
+
+
+def test_roles_and_groups_reach_the_parse_output(tmp_path):
+    from worker.nlu import NLUPipeline
+
+    pipeline = NLUPipeline().fit(load_nlu_data(write(tmp_path, _roles_data())))
+    entities = pipeline.parse("from Prague to Athens")["entities"]
+    assert [(e["value"], e["entity"], e.get("role")) for e in entities] == [
+        ("Prague", "city", "from"),
+        ("Athens", "city", "to"),
+    ]
+    counts = pipeline.parse("two pizzas and three salads")["entities"]
+    assert [(e["value"], e.get("group")) for e in counts] == [
+        ("two", "1"),
+        ("three", "2"),
+    ]
