@@ -72,6 +72,15 @@ for _key, _items in Yaml12Loader.yaml_implicit_resolvers.items():
         _Yaml12Dumper.add_implicit_resolver(_tag, _regexp, [_key])
 
 
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Multi-line text as a literal block (``examples: |``), as Rasa writes it."""
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Yaml12Dumper.add_representer(str, _represent_str)
+
+
 def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Yaml12Dumper, allow_unicode=True, sort_keys=False)
 
