@@ -11,7 +11,7 @@ PORT ?= 5005
 $(BIN)/dialogd: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[embedded,test]'
 	touch $@
 
 install: $(BIN)/dialogd
@@ -27,10 +27,17 @@ run: $(MODEL)/core/metadata.json
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The whole public datasets (benchmarks, and the tests marked `data`): bench/README.md.
+.PHONY: data
+data: install
+	$(BIN)/python -m bench.data fetch
 
 clean:
 	rm -rf $(VENV) models data .pytest_cache

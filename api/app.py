@@ -10,10 +10,15 @@ from falcon.media import JSONHandler
 
 from api import errors
 from api import resources
+from api.middleware import REQUEST_ID
+from api.middleware import Auth
 from api.middleware import RequestContext
-from api.middleware import TokenAuth
+from api.request import InputCheck
+from api.request import Request
 from api.resources import models
+from api.resources.conversations import MODEL_HEADER
 from trackerstore.registry import ModelRegistry
+from worker.archive import MAX_MODEL_BYTES
 from worker.turn import Engine
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -26,33 +31,62 @@ def dump_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
+def add_route(app: falcon.App, path: str, resource: Any) -> None:
+    """``app.add_route`` that also answers ``HEAD`` wherever ``GET`` is a read:
+    Falcon adds no HEAD of its own, and drops the body of a HEAD answer itself. A
+    resource whose GET writes (the legacy ``GET .../parse``) says so with
+    ``GET_WRITES`` and gets no HEAD."""
+    if (
+        hasattr(resource, "on_get")
+        and not hasattr(resource, "on_head")
+        and not getattr(resource, "GET_WRITES", False)
+    ):
+        resource.on_head = resource.on_get
+    app.add_route(path, resource)
+
+
 def create_app(
     engine: Engine,
     *,
     registry: ModelRegistry | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_upload: int = DEFAULT_MAX_UPLOAD,
+    max_model: int = MAX_MODEL_BYTES,
     auth_token: str | None = None,
+    jwt_secret: str | None = None,
+    jwt_method: str = "HS256",
+    cors_origins: list[str] | tuple[str, ...] | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
-    training and model routes exist when there is a model ``registry``."""
-    middleware: list = [RequestContext()]
-    if auth_token:
-        middleware.append(TokenAuth(auth_token))
-    app = falcon.App(middleware=middleware, cors_enable=False)
+    training and model routes exist when there is a model ``registry``.
+
+    ``cors_origins`` (``--cors``) lets browser pages of those origins (``*``: any)
+    call the API: Falcon answers their preflight ``OPTIONS`` and marks responses."""
+    middleware: list = [RequestContext(), InputCheck()]
+    if cors_origins:
+        middleware.append(
+            falcon.CORSMiddleware(
+                allow_origins="*" if "*" in cors_origins else list(cors_origins),
+                expose_headers=[REQUEST_ID, MODEL_HEADER],
+            )
+        )
+    if auth_token or jwt_secret:
+        middleware.append(Auth(auth_token, jwt_secret, jwt_method))
+    app = falcon.App(middleware=middleware, cors_enable=False, request_type=Request)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = False
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSONHandler(dumps=dump_json)
     errors.install(app)
 
-    app.add_route("/", resources.Root())
-    app.add_route("/version", resources.Version())
-    app.add_route("/status", resources.Status(engine))
-    app.add_route("/domain", resources.DomainResource(engine))
-    app.add_route("/parse", resources.NLUParse(engine, max_body))
-    app.add_route("/evaluate", resources.Evaluate(engine, max_body))
+    add_route(app, "/", resources.Root())
+    add_route(app, "/openapi.json", resources.OpenAPI())
+    add_route(app, "/version", resources.Version())
+    add_route(app, "/status", resources.Status(engine))
+    add_route(app, "/domain", resources.DomainResource(engine))
+    add_route(app, "/parse", resources.NLUParse(engine, max_body))
+    add_route(app, "/evaluate", resources.Evaluate(engine, max_body))
     conversations = resources.ConversationList(engine, max_body)
-    app.add_route("/conversations", conversations)
+    add_route(app, "/conversations", conversations)
     per_conversation = {
         "parse": resources.Parse(engine, max_body),
         "continue": resources.Continue(engine, max_body),
@@ -61,11 +95,13 @@ def create_app(
     }
     for prefix in ("/conversations", "/conversation"):
         for path, resource in per_conversation.items():
-            app.add_route(f"{prefix}/{{cid}}/{path}", resource)
+            add_route(app, f"{prefix}/{{cid}}/{path}", resource)
     if registry is not None:
-        app.add_route("/train", models.Train(registry))
-        app.add_route("/train/{job}", models.TrainJob(registry))
-        app.add_route("/models", models.Models(registry))
-        app.add_route("/models/{name}", models.ModelItem(registry))
-        app.add_route("/model", models.ActiveModel(engine, registry, max_upload))
+        add_route(app, "/train", models.Train(registry))
+        add_route(app, "/train/{job}", models.TrainJob(registry))
+        add_route(app, "/models", models.Models(registry))
+        add_route(app, "/models/{name}", models.ModelItem(registry))
+        add_route(
+            app, "/model", models.ActiveModel(engine, registry, max_upload, max_model)
+        )
     return app

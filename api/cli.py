@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from api import server
+from trackerstore.errors import StoreError
 from worker.domain import Domain
 from worker.errors import DialogdError
-from worker.errors import InvalidConfig
 from worker.evaluation import curve_summary
 from worker.evaluation import curve_svg
 from worker.evaluation import evaluate_stories
@@ -30,19 +30,12 @@ from worker.nlu import load_nlu_data
 from worker.nlu.evaluation import evaluate as evaluate_nlu
 from worker.nlu.evaluation import summary_lines as nlu_summary_lines
 from worker.nlu.evaluation import write_reports as write_nlu_reports
+from worker.train import read_config
+from worker.train import split_config
+from worker.train import train_models
+from worker.train import train_nlu
 from worker.training import read_stories
 from worker.version import __version__
-from worker.yamlfile import read_yaml
-
-
-def _read_config(path: str | None) -> dict[str, Any]:
-    """One YAML for both models: ``pipeline:`` (NLU) and ``policies:`` (Core)."""
-    if path is None:
-        return {}
-    data = read_yaml(path).data or {}
-    if not isinstance(data, dict):
-        raise InvalidConfig(f"{path}: the config must be a mapping")
-    return data
 
 
 class _Progress:
@@ -71,26 +64,22 @@ class _Progress:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config = _read_config(args.config)
-    domain = Domain.load(args.domain)
     out = Path(args.out)
     progress = _Progress()
-    if args.nlu:
-        data = load_nlu_data(args.nlu)
-        progress(f"training NLU on {len(data.examples)} examples")
-        nlu_config = {k: v for k, v in config.items() if k in ("language", "pipeline")}
-        NLUPipeline(nlu_config or None).fit(data).save(out / "nlu")
-        progress.done(f"NLU model written to {out / 'nlu'}")
-    policy_config = {k: v for k, v in config.items() if k in ("policies", "policy")}
-    core = CoreModel.train(
-        domain,
-        args.stories,
-        policy_config or None,
+    trained = train_models(
+        out,
+        read_config(args.config),
+        nlu=args.nlu,
+        domain=args.domain,
+        stories=args.stories,
         augmentation_factor=args.augmentation,
         progress=progress,
+        lookup_files=True,
     )
-    core.save(out / "core")
-    progress.done(f"Core model written to {out / 'core'} ({core.fingerprint})")
+    if trained.nlu is not None:
+        progress.done(f"NLU model written to {out / 'nlu'}")
+    assert trained.core is not None
+    progress.done(f"Core model written to {out / 'core'} ({trained.core.fingerprint})")
     return 0
 
 
@@ -99,13 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_train_nlu(args: argparse.Namespace) -> int:
-    config = _read_config(args.config)
-    nlu_config = {k: v for k, v in config.items() if k in ("language", "pipeline")}
-    data = load_nlu_data(args.nlu)
     progress = _Progress()
-    progress(f"training NLU on {len(data.examples)} examples")
     start = time.monotonic()
-    out = NLUPipeline(nlu_config or None).fit(data).save(args.out)
+    out = Path(args.out)
+    train_nlu(out, read_config(args.config), args.nlu, progress, lookup_files=True)
     progress.done(f"NLU model written to {out} ({time.monotonic() - start:.1f}s)")
     return 0
 
@@ -113,7 +99,7 @@ def cmd_train_nlu(args: argparse.Namespace) -> int:
 def cmd_test_nlu(args: argparse.Namespace) -> int:
     """Evaluate an NLU model: report.json, predictions.jsonl and report.html."""
     pipeline = NLUPipeline.load(args.model)
-    report = evaluate_nlu(pipeline, load_nlu_data(args.nlu))
+    report = evaluate_nlu(pipeline, load_nlu_data(args.nlu, lookup_files=True))
     paths = write_nlu_reports(report, args.out)
     for line in nlu_summary_lines(report):
         print(line)
@@ -142,8 +128,7 @@ def cmd_trainer(args: argparse.Namespace) -> int:
 
 
 def _policy_config(path: str) -> dict[str, Any] | None:
-    config = _read_config(path)
-    return {k: v for k, v in config.items() if k in ("policies", "policy")} or None
+    return split_config(read_config(path))[1]
 
 
 def _learning_curve(args: argparse.Namespace) -> int:
@@ -290,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DialogdError as err:
+    except (DialogdError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

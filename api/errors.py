@@ -12,13 +12,17 @@ from typing import Any
 
 import falcon
 
+from api.http_errors import status_reason
 from trackerstore import CorruptRecord
 from trackerstore import StoreError
+from trackerstore import StoreFull
 from trackerstore import StoreUnavailable
 from trackerstore import UnstorableValue
 from trackerstore.registry import JobNotFound
+from trackerstore.registry import ModelExists
 from trackerstore.registry import ModelInUse
 from trackerstore.registry import ModelNotFound
+from trackerstore.registry import NoTrainer
 from worker.archive import InvalidArchive
 from worker.errors import ConversationConflict
 from worker.errors import DialogdError
@@ -28,6 +32,7 @@ from worker.errors import InvalidInput
 from worker.errors import ModelError
 from worker.errors import TrainingDataError
 from worker.errors import UnknownAction
+from worker.errors import public_message
 from worker.version import __version__
 
 log = logging.getLogger("dialogd.api")
@@ -43,12 +48,15 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     InvalidArchive: (400, "InvalidModel"),
     ModelError: (500, "ModelError"),
     DialogdError: (500, "ServerError"),
+    StoreFull: (503, "StoreFull"),
     StoreUnavailable: (503, "StoreUnavailable"),
     UnstorableValue: (400, "InvalidEvent"),
     CorruptRecord: (500, "CorruptRecord"),
     ModelNotFound: (404, "ModelNotFound"),
     JobNotFound: (404, "JobNotFound"),
     ModelInUse: (409, "ModelInUse"),
+    ModelExists: (409, "ModelExists"),
+    NoTrainer: (503, "NoTrainer"),
     StoreError: (500, "StoreError"),
 }
 
@@ -76,15 +84,37 @@ def log_context(req: falcon.Request) -> dict[str, Any]:
 
 
 def error_body(code: int, reason: str, message: str, details: Any = None) -> dict:
+    """The one error shape; the message never names a server path."""
     return {
         "version": __version__,
         "status": "failure",
         "reason": reason,
-        "message": message,
+        "message": public_message(message),
         "details": details or {},
         "help": None,
         "code": code,
     }
+
+
+#: Falcon's errors whose reason is not their status's (most specific first)
+FALCON_REASONS: tuple[tuple[type[falcon.HTTPError], str], ...] = (
+    (falcon.HTTPInvalidParam, "InvalidParameter"),
+    (falcon.HTTPMissingParam, "InvalidParameter"),
+    (falcon.HTTPInvalidHeader, "InvalidHeader"),
+    (falcon.HTTPMissingHeader, "InvalidHeader"),
+    (falcon.MediaMalformedError, "MalformedBody"),
+)
+
+
+def reason_of(exc: falcon.HTTPError) -> str:
+    """Ours name their reason; Falcon's get one stable spelling, not their title."""
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return reason
+    for cls, name in FALCON_REASONS:
+        if isinstance(exc, cls):
+            return name
+    return status_reason(exc.status_code)
 
 
 def _serialize(
@@ -92,7 +122,7 @@ def _serialize(
 ) -> None:
     """Falcon's own errors (404, 405, ...) in our shape too."""
     code = exc.status_code
-    reason = getattr(exc, "reason", None) or (exc.title or "Error").replace(" ", "")
+    reason = reason_of(exc)
     message = exc.description or exc.title or ""
     resp.content_type = falcon.MEDIA_JSON
     resp.text = json.dumps(

@@ -11,9 +11,48 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 #: LogRecord attributes that are not ours to copy into the JSON object.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+#: query parameters that are credentials (``?token=``, as the original took it)
+SECRET_PARAMS = frozenset({"token"})
+#: request headers that are credentials, as gunicorn's access log atoms name them
+SECRET_HEADER_ATOMS = ("{authorization}i", "{cookie}i")
+REDACTED = "[REDACTED]"
+
+
+def redact_query(query: str) -> str:
+    """``query`` with the value of every credential parameter replaced. Names are
+    compared decoded (``%74oken=`` is the token to the app too) and without case."""
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, sep, _ = part.partition("=")
+        if sep and unquote_plus(name).strip().lower() in SECRET_PARAMS:
+            parts[i] = f"{name}={REDACTED}"
+    return "&".join(parts)
+
+
+def redact_access_atoms(atoms: dict[str, Any]) -> dict[str, Any]:
+    """gunicorn access log atoms without credentials: the query (``q``), the
+    request line (``r``) and the credential headers. gunicorn's logger calls this
+    (api/serving/access_log.py), so no log format can print a token."""
+    query = atoms.get("q")
+    if isinstance(query, str) and query:
+        atoms["q"] = redact_query(query)
+    line = atoms.get("r")
+    if isinstance(line, str) and "?" in line:
+        head, _, rest = line.partition("?")
+        query, space, version = rest.rpartition(" ")
+        if not space:  # no HTTP version: the rest is all query
+            query, version = version, ""
+        atoms["r"] = f"{head}?{redact_query(query)}{space}{version}"
+    for key in SECRET_HEADER_ATOMS:
+        if atoms.get(key) not in (None, "-"):
+            atoms[key] = REDACTED
+    return atoms
 
 
 class JSONFormatter(logging.Formatter):
@@ -54,7 +93,7 @@ def logging_config(log_file: str | None, level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "dialogd": logger,
             # NOTE: gunicorn.access is left alone: its lines are JSON already
-            # (deploy/gunicorn.conf.py) and go to stdout.
+            # (api/serving/access_log.py) and go to stdout.
             "gunicorn.error": logger,
         },
     }

@@ -1,5 +1,5 @@
 """Serving: load the models once, start the embedded Redis if no URL is given, and
-run gunicorn with ``deploy/gunicorn.conf.py``.
+run gunicorn with the settings of :mod:`api.serving.settings`.
 
 ``python -m api.server -d CORE [-u NLU] ...`` is the original command line; it is the
 same as ``dialogd serve``.
@@ -12,14 +12,12 @@ import gc
 import logging
 import logging.config
 import os
-import runpy
 import signal
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -27,9 +25,12 @@ from gunicorn.app.base import BaseApplication
 from api.app import DEFAULT_MAX_BODY
 from api.app import create_app
 from api.logs import logging_config
+from api.serving.settings import gunicorn_settings
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
+from trackerstore.registry import STARTUP
 from trackerstore.registry import ModelRegistry
+from worker.archive import MAX_MODEL_BYTES
 from worker.models import ModelSet
 from worker.models import RegistryModels
 from worker.trainer import run as run_jobs
@@ -37,7 +38,6 @@ from worker.turn import Engine
 
 log = logging.getLogger("dialogd.server")
 TRAINER_NICENESS = 15
-GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,11 @@ class ServeOptions:
     max_body: int = DEFAULT_MAX_BODY
     trainer: bool | None = None
     auth_token: str | None = None
+    jwt_secret: str | None = None
+    jwt_method: str = "HS256"
+    cors: tuple[str, ...] | None = None
     model_dir: str | None = None
+    max_model_size: int = MAX_MODEL_BYTES
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +97,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "but /, /version and /status (default: $DIALOGD_AUTH_TOKEN, else none)",
     )
     parser.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("DIALOGD_JWT_SECRET") or None,
+        help="accept JWTs (Authorization: Bearer) signed with this key (the public "
+        "key for asymmetric methods); role admin may do everything, role user only "
+        "touch the conversation named user.username (default: $DIALOGD_JWT_SECRET)",
+    )
+    parser.add_argument(
+        "--jwt-method",
+        default=os.environ.get("DIALOGD_JWT_METHOD") or "HS256",
+        help="the JWTs' signing algorithm (default: HS256)",
+    )
+    parser.add_argument(
+        "--cors",
+        nargs="+",
+        metavar="ORIGIN",
+        help="let browser pages of these origins call the API ('*': any)",
+    )
+    parser.add_argument(
         "--model-dir",
         help="keep model archives in this shared folder instead of Redis",
     )
@@ -107,6 +129,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--access-log",
         action="store_true",
         help="log every request (JSON, with request id and cid)",
+    )
+    parser.add_argument(
+        "--max-model-size",
+        type=int,
+        default=MAX_MODEL_BYTES,
+        help="largest model in bytes, unpacked and its arrays apart (an upload, "
+        "a model a worker loads; default: 256 MiB)",
     )
     parser.add_argument(
         "--max-body",
@@ -169,19 +198,27 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
     registry = ModelRegistry(
         redis_url, prefix=options.key_prefix, folder=options.model_dir
     )
-    models = RegistryModels(ModelSet.from_dirs(options.core, options.nlu), registry)
+    startup = ModelSet.from_dirs(options.core, options.nlu, name=STARTUP)
+    models = RegistryModels(startup, registry, max_model_bytes=options.max_model_size)
+    # NOTE: the startup model is registered by name, so a client can switch back.
+    parts = ["core", "nlu"] if startup.has_nlu else ["core"]
+    registry.register_startup(startup.fingerprint, parts)
     models.refresh()
     store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
     return create_app(
         Engine(models, store),
         registry=registry,
         max_body=options.max_body,
+        max_model=options.max_model_size,
         auth_token=options.auth_token,
+        jwt_secret=options.jwt_secret,
+        jwt_method=options.jwt_method,
+        cors_origins=options.cors,
     )
 
 
 class _Gunicorn(BaseApplication):
-    """gunicorn with our config file and an app built before forking."""
+    """gunicorn with our settings and an app built before forking."""
 
     def __init__(self, app: Any, settings: dict[str, Any]):
         self.app = app
@@ -189,11 +226,9 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        conf = os.environ.get("DIALOGD_GUNICORN_CONF", str(GUNICORN_CONF))
-        values = runpy.run_path(conf) if Path(conf).is_file() else {}
         given = {k: v for k, v in self.settings.items() if v is not None}
-        for key, value in {**values, **given}.items():
-            if key in self.cfg.settings and value is not None:
+        for key, value in {**gunicorn_settings(), **given}.items():
+            if value is not None:
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
@@ -221,7 +256,7 @@ def serve(options: ServeOptions) -> int:
             "bind": f"{options.host}:{options.port}",
             "workers": options.workers,
             "logconfig_dict": log_config,
-            # gunicorn's JSON access log (deploy/gunicorn.conf.py) on stdout
+            # gunicorn's JSON access log (api/serving/access_log.py) on stdout
             "accesslog": "-" if options.access_log else None,
             "proc_name": "dialogd",
             # NOTE: gunicorn >= 25 opens a control socket at one per-user path;

@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import runpy
 import sys
-from pathlib import Path
 
 import falcon
 import redis
 from gunicorn.app.base import BaseApplication
 
-GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+from api.serving.settings import gunicorn_settings
 
 
 class Turn:
@@ -47,9 +45,8 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        values = runpy.run_path(str(GUNICORN_CONF))
-        for key, value in {**values, **self.settings}.items():
-            if key in self.cfg.settings and value is not None:
+        for key, value in {**gunicorn_settings(), **self.settings}.items():
+            if value is not None:
                 self.cfg.set(key, value)
 
     def load(self) -> falcon.App:

@@ -1,7 +1,7 @@
 """Throughput and latency of ``/parse`` and ``/continue`` under wrk, next to the floor.
 
 One private Redis; the floor app (``bench/floor_app.py``) and dialogd serving moodbot,
-each under ``deploy/gunicorn.conf.py`` with the same worker count, measured in the same
+each under ``api/serving/settings.py`` with the same worker count, measured in the same
 run at 1, 8 and 32 connections, over many conversations and over one hot one.
 
     python -m bench.http_throughput [--workers 2] [--seconds 8] [--out FILE]
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import requests
 
+from api.testing import Server
+from api.testing import free_port
 from bench.turn_latency import moodbot_model
-from tests.e2e.conftest import Server
-from tests.e2e.conftest import free_port
 from trackerstore import EmbeddedRedis
 
 LUA = Path(__file__).with_name("wrk_turn.lua")

@@ -22,19 +22,18 @@ from pathlib import Path
 
 import requests
 
+from api.testing import Server
+from api.testing import free_port
+from bench import data as bench_data
 from bench.http_throughput import wrk
 from bench.resources import _memory
 from bench.turn_latency import moodbot_model
-from tests.data import SHARED_DATA
-from tests.e2e.conftest import Server
-from tests.e2e.conftest import free_port
 from trackerstore import EmbeddedRedis
-
-SNIPS = SHARED_DATA / "snips" / "rasa" / "train.json"
 
 
 def worker_pids(server: Server) -> list[int]:
     """The gunicorn workers (not the trainer process an instance may start)."""
+    assert server.proc is not None
     out = subprocess.run(
         ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
     ).stdout.split()
@@ -47,13 +46,13 @@ def worker_pids(server: Server) -> list[int]:
     ]
 
 
-def latency(servers: list[Server], seconds: int) -> dict:
+def latency(servers: list[Server], seconds: int, snips: Path) -> dict:
     base = servers[0].url
     quiet = wrk(base, "parse", 8, 1000, seconds, "quiet")
     r = requests.post(
         f"{base}/train",
         params={"name": "snips", "wait": "false"},
-        data=SNIPS.read_bytes(),
+        data=snips.read_bytes(),
         timeout=60,
     )
     r.raise_for_status()
@@ -113,6 +112,10 @@ def main() -> int:
     parser.add_argument("--switches", type=int, default=20)
     parser.add_argument("--out")
     args = parser.parse_args()
+    try:
+        snips = bench_data.path("snips") / "rasa" / "train.json"
+    except bench_data.DataMissing as exc:
+        parser.error(str(exc))
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedRedis(Path(tmp) / "redis", port=free_port()) as redis,
@@ -127,7 +130,7 @@ def main() -> int:
         ]
         try:
             result = {
-                "latency": latency(servers, args.seconds),
+                "latency": latency(servers, args.seconds, snips),
                 "memory": memory(servers, args.switches),
             }
         finally:

@@ -21,12 +21,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
 
+from api.testing import Server
 from bench.turn_latency import moodbot_model
-from tests.e2e.conftest import Server
 from trackerstore import EmbeddedRedis
 from trackerstore import RedisStore
 from trackerstore.redis_store import conversation_keys
@@ -45,7 +46,7 @@ def redis_per_turn(model: Path, url: str) -> dict:
     )
     client = redis.Redis.from_url(url)
     keys = conversation_keys("mem:", "c")
-    usage = {}
+    usage: dict[int, dict[str, Any]] = {}
     for turn in range(1, CHECKPOINTS[-1] + 1):
         reply = engine.parse("c", MESSAGES[turn % len(MESSAGES)])
         action = reply["next_action"]
@@ -104,6 +105,7 @@ def workers(model: Path, url: str, tmp: Path) -> dict:
                 f"{base}/conversations/w{i % 20}/parse",
                 json={"query": MESSAGES[i % len(MESSAGES)]},
             )
+        assert server.proc is not None
         children = subprocess.run(
             ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
         ).stdout.split()

@@ -19,15 +19,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from api.cli import main as dialogd
-from tests.e2e.conftest import MOODBOT
-from tests.e2e.conftest import Server
+from api.testing import Server
 from trackerstore import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
+MOODBOT = ROOT / "examples" / "moodbot"
 
 
 def moodbot_model(work: Path) -> Path:
@@ -59,7 +60,7 @@ def moodbot_model(work: Path) -> Path:
 
 def turn_events(n: int) -> list[dict]:
     """``n`` events of moodbot turns: listen, user, action, bot, ..."""
-    pattern = [
+    pattern: list[dict[str, Any]] = [
         {"event": "action", "name": "action_listen"},
         {
             "event": "user",
@@ -72,7 +73,9 @@ def turn_events(n: int) -> list[dict]:
         {"event": "action", "name": "utter_greet"},
         {"event": "bot", "text": "Hey! How are you?"},
     ]
-    events = [dict(pattern[i % 4], timestamp=1e9 + i) for i in range(n)]
+    events: list[dict[str, Any]] = [
+        {**pattern[i % 4], "timestamp": 1e9 + i} for i in range(n)
+    ]
     events[-1] = {"event": "action", "name": "action_listen", "timestamp": 1e9 + n}
     return events
 

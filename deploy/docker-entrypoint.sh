@@ -10,8 +10,8 @@
 # They are put BEFORE the command line's own flags, so a flag given on the command
 # line wins (argparse keeps the last value). An empty or unset variable adds nothing.
 # The other gunicorn knobs (DIALOGD_THREADS, DIALOGD_TIMEOUT, ...) are read by
-# /etc/dialogd/gunicorn.conf.py itself, which also picks the number of workers from
-# the CPUs when DIALOGD_WORKERS is unset.
+# `dialogd serve` itself (api/serving/settings.py), which also picks the number of
+# workers from the CPUs when DIALOGD_WORKERS is unset.
 set -eu
 
 if [ "${1:-}" = "serve" ]; then

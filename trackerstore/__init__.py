@@ -8,6 +8,7 @@ from trackerstore.embedded import EmbeddedRedis
 from trackerstore.errors import CorruptRecord
 from trackerstore.errors import EmbeddedRedisError
 from trackerstore.errors import StoreError
+from trackerstore.errors import StoreFull
 from trackerstore.errors import StoreUnavailable
 from trackerstore.errors import UnstorableValue
 from trackerstore.errors import VersionConflict
@@ -23,6 +24,7 @@ __all__ = [
     "PendingLoad",
     "RedisStore",
     "StoreError",
+    "StoreFull",
     "StoreUnavailable",
     "TrackerStore",
     "UnstorableValue",

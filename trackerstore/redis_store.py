@@ -4,7 +4,8 @@ Layout, for conversation ``cid`` under ``prefix``:
 
 - ``{prefix}dlg:{cid}:log``: list of encoded events, oldest first.
 - ``{prefix}dlg:{cid}:meta``: hash of ``v`` (version, a write counter), ``s``
-  (encoded snapshot) and ``w`` (token of the last write, see ``append.lua``).
+  (encoded snapshot), ``w`` (token of the last write, see ``append.lua``) and
+  ``k`` (the clients' latest idempotency keys, if any).
 
 The braces are a Redis Cluster hash tag, so both keys live in one slot and the
 write script may touch them together.
@@ -34,8 +35,10 @@ from trackerstore.base import PendingLoad
 from trackerstore.base import TrackerStore
 from trackerstore.base import check_cid
 from trackerstore.base import check_ttl
+from trackerstore.base import decode_keys_of
 from trackerstore.base import decode_log
 from trackerstore.base import decode_snapshot_of
+from trackerstore.base import encode_keys
 from trackerstore.clients import check_redis_url
 from trackerstore.clients import make_client
 from trackerstore.clients import process_id
@@ -75,7 +78,8 @@ class _Client:
     """A client, valid only in the process ``pid``."""
 
     pid: int
-    redis: redis.Redis
+    #: Any: redis-py types each result as "awaitable or value" (sync and asyncio)
+    redis: Any
     #: per thread: the client of the turn's two commands (see ``_turn_client``)
     local: threading.local
 
@@ -100,27 +104,32 @@ def _call(client: redis.Redis | RedisCluster, command: tuple) -> Any:
 
 
 class _SentLoad(PendingLoad):
-    """An ``HMGET`` sent on ``connection`` whose answer has not been read yet."""
+    """An ``HMGET`` sent on ``connection`` whose answer has not been read yet.
 
-    __slots__ = ("connection",)
+    The connection holds the answer for ``ticket`` only until its next command:
+    a load that is dropped, or outlived by another command, loses its answer
+    and ``result`` loads again (see ``clients._OwedReply``).
+    """
 
-    def __init__(self, store: RedisStore, cid: str, connection: redis.Connection):
+    __slots__ = ("connection", "ticket")
+
+    def __init__(self, store: RedisStore, cid: str, connection: Any, ticket: object):
         super().__init__(store, cid)
         self.connection = connection
+        self.ticket = ticket
 
     def result(self) -> Loaded:
         store = self.store
         assert isinstance(store, RedisStore)
         try:
-            version, snapshot = self.connection.read_response()
+            reply = self.connection.read_deferred(self.ticket)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            # read_response has dropped the connection: load again, with retries
+            # dropped, or read_response has dropped the connection: load again
             return store.load(self.cid)
-        return store._loaded(self.cid, version, snapshot)
+        return store._loaded(self.cid, *reply)
 
     def cancel(self) -> None:
-        # NOTE: the unread answer would be taken for the next command's.
-        self.connection.disconnect()
+        """Nothing to do: the connection drops the answer before its next command."""
 
 
 class RedisStore(TrackerStore):
@@ -200,10 +209,8 @@ class RedisStore(TrackerStore):
         _, meta = conversation_keys(self._prefix, cid)
         client = self._conn()
         with unavailable():
-            version, snapshot = _call(
-                self._turn_client(client), ("HMGET", meta, "v", "s")
-            )
-        return self._loaded(cid, version, snapshot)
+            reply = _call(self._turn_client(client), ("HMGET", meta, "v", "s", "k"))
+        return self._loaded(cid, *reply)
 
     def prefetch(self, cid: str) -> PendingLoad:
         """Send the load's ``HMGET`` now on the thread's own connection and read
@@ -221,13 +228,17 @@ class RedisStore(TrackerStore):
             connection = getattr(turn, "connection", None)
             if connection is None:  # Cluster: routed per key, no connection of ours
                 return pending
-            connection.send_command("HMGET", meta, "v", "s")
+            ticket = connection.send_deferred("HMGET", meta, "v", "s", "k")
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             return pending  # redis-py has dropped the connection
-        return _SentLoad(self, cid, connection)
+        return _SentLoad(self, cid, connection, ticket)
 
     def _loaded(
-        self, cid: str, version: bytes | None, snapshot: bytes | None
+        self,
+        cid: str,
+        version: bytes | None,
+        snapshot: bytes | None,
+        keys: bytes | None = None,
     ) -> Loaded:
         if version is None:
             return Loaded(0, None)
@@ -237,7 +248,9 @@ class RedisStore(TrackerStore):
             number = int(version)
         except ValueError as exc:
             raise CorruptRecord(cid, -1, f"bad version {version!r}") from exc
-        return Loaded(number, decode_snapshot_of(cid, snapshot))
+        return Loaded(
+            number, decode_snapshot_of(cid, snapshot), decode_keys_of(cid, keys)
+        )
 
     def _write(
         self,
@@ -247,6 +260,7 @@ class RedisStore(TrackerStore):
         expected_version: int | None,
         *,
         replace: bool,
+        keys: Mapping[str, Any] | None = None,
     ) -> int:
         """Run ``append.lua``: the compare, the write and the TTL in one trip."""
         check_cid(cid)
@@ -258,6 +272,7 @@ class RedisStore(TrackerStore):
             random.getrandbits(_TOKEN_BITS).to_bytes(_TOKEN_BITS // 8, "little"),
             self._ttl or 0,
             encode_snapshot(snapshot),
+            "" if keys is None else encode_keys(keys),
             *(encode_event(event) for event in events),
         ]
         log, meta = conversation_keys(self._prefix, cid)
@@ -284,11 +299,19 @@ class RedisStore(TrackerStore):
             # NOTE: LRANGE's stop is inclusive, and -1 would mean "to the end".
             return []
         log, _ = conversation_keys(self._prefix, cid)
+        end = -1 if stop is None else stop - 1
+        if start >= 0 and (stop is None or stop > 0):
+            # NOTE: no MULTI where no length is needed: a Redis out of memory
+            # refuses every command queued in a transaction, and a full Redis
+            # should still answer what it holds.
+            with unavailable():
+                records = self._conn().redis.lrange(log, start, end)
+            return decode_log(cid, start, records)
         with unavailable(), self._conn().redis.pipeline(transaction=True) as pipe:
             # NOTE: LRANGE clamps indices like a Python slice does; LLEN, read in the
             # same transaction, turns a negative start into an absolute index.
             pipe.llen(log)
-            pipe.lrange(log, start, -1 if stop is None else stop - 1)
+            pipe.lrange(log, start, end)
             length, records = pipe.execute()
         first = slice(start, stop).indices(length)[0]
         return decode_log(cid, first, records)

@@ -9,20 +9,28 @@ Keys, under the store's prefix:
 - ``reg:queue``: list of job ids waiting for a trainer
 - ``reg:job:{id}``: hash of the job (status, request, result or error, heartbeat)
 
-Models are written blob first, index last, in one MULTI: a model is either fully
-there or not there at all.
+Models are written blob first, index last, in one script: a model is either fully
+there or not there at all. A registered model is immutable: its name is never
+written again (a second upload or training of the name is ``ModelExists``), so
+every worker that loads a name loads the same bytes, before and after a restart.
+Only deleting it (when it is not active) frees the name.
+
+The server's startup model is in the index as ``default`` (`STARTUP`), without an
+archive: ``PUT /model {"name": "default"}`` switches the cluster back to it.
+
+Trainers announce themselves in ``reg:trainers`` (a sorted set: trainer id ->
+last heartbeat time); one not heard from for `TRAINER_TTL` seconds is gone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import redis
 
 from trackerstore.clients import make_client
 from trackerstore.clients import process_id
@@ -32,6 +40,10 @@ from trackerstore.errors import StoreError
 #: a running job whose trainer has not been heard from for this long has failed
 STALE_AFTER = 15.0
 JOB_TTL = 7 * 24 * 3600
+#: a trainer not heard from for this long is not alive (it beats every 2 s)
+TRAINER_TTL = 10.0
+#: the name of the model the server started with (never uploaded or trained)
+STARTUP = "default"
 
 
 class ModelNotFound(StoreError):
@@ -46,6 +58,29 @@ class JobNotFound(StoreError):
     """No training job with that id."""
 
 
+class ModelExists(StoreError):
+    """A model of that name is registered: registered models never change."""
+
+
+class NoTrainer(StoreError):
+    """No trainer process is alive to take a training job."""
+
+
+_PUT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[3]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+#: a popped job becomes running only if it is still queued (not reaped meanwhile)
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started', ARGV[1],
+           'heartbeat', ARGV[1])
+return redis.call('HGET', KEYS[1], 'request')
+"""
 _ACTIVATE = """
 local meta = redis.call('HGET', KEYS[1], ARGV[1])
 if not meta then return false end
@@ -83,9 +118,11 @@ class ModelRegistry:
         #: archives go to this shared folder instead of Redis (index stays in Redis)
         self._folder = Path(folder) if folder is not None else None
         self._clock = clock
-        self._client: tuple[int, redis.Redis] | None = None
+        self._client: tuple[int, Any] | None = None
 
-    def _redis(self) -> redis.Redis:
+    # NOTE: Any: redis-py types every command's result as "awaitable or value" (one
+    # class for sync and asyncio), which no sync caller can use without a cast.
+    def _redis(self) -> Any:
         if self._client is None or self._client[0] != process_id():
             self._client = (process_id(), make_client(self._url, socket_timeout=30.0))
         return self._client[1]
@@ -95,18 +132,57 @@ class ModelRegistry:
 
     # ---- models ------------------------------------------------------------------
     def put(self, name: str, archive: bytes, meta: dict[str, Any]) -> None:
+        """Register a new model; ModelExists if the name is taken."""
+        if name == STARTUP or self.exists(name):
+            raise ModelExists(f"a model named {name!r} exists; models never change")
+        final = None
         if self._folder is not None:
-            # NOTE: written under a temporary name, then renamed: readers see the
-            # old archive or the new one, never half of one.
+            # NOTE: written under a temporary name, then linked to its own: a
+            # link fails if the name exists, so no archive is ever overwritten.
             self._folder.mkdir(parents=True, exist_ok=True)
             partial = self._folder / f".{name}.{uuid.uuid4().hex}.part"
             partial.write_bytes(archive)
-            partial.replace(self._folder / f"{name}.tar.gz")
-        with unavailable(), self._redis().pipeline(transaction=True) as pipe:
-            if self._folder is None:
-                pipe.set(self._key("blob", name), archive)
-            pipe.hset(self._key("index"), name, json.dumps({**meta, "name": name}))
-            pipe.execute()
+            final = self._folder / f"{name}.tar.gz"
+            try:
+                os.link(partial, final)
+            except FileExistsError:
+                raise ModelExists(f"a model named {name!r} exists") from None
+            finally:
+                partial.unlink()
+        # the archive goes to Redis only without a model folder
+        keys = [self._key("index")]
+        if self._folder is None:
+            keys.append(self._key("blob", name))
+        try:
+            with unavailable():
+                done = self._redis().eval(
+                    _PUT,
+                    len(keys),
+                    *keys,
+                    name,
+                    json.dumps({**meta, "name": name}),
+                    archive if self._folder is None else b"",
+                )
+        except BaseException:
+            if final is not None:
+                final.unlink(missing_ok=True)
+            raise
+        if not done:
+            if final is not None:
+                final.unlink(missing_ok=True)
+            raise ModelExists(f"a model named {name!r} exists; models never change")
+
+    def exists(self, name: str) -> bool:
+        with unavailable():
+            return bool(self._redis().hexists(self._key("index"), name))
+
+    def register_startup(self, fingerprint: str, parts: list[str]) -> None:
+        """The server's startup model as `STARTUP`, so clients can switch back."""
+        meta = {"name": STARTUP, "fingerprint": fingerprint, "parts": parts}
+        with unavailable():
+            self._redis().hset(
+                self._key("index"), STARTUP, json.dumps({**meta, "startup": True})
+            )
 
     def meta(self, name: str) -> dict[str, Any]:
         with unavailable():
@@ -155,6 +231,8 @@ class ModelRegistry:
         return json.loads(raw) if raw else None
 
     def delete(self, name: str) -> None:
+        if name == STARTUP:
+            raise ModelInUse(f"{name!r} is the server's startup model")
         with unavailable():
             done = self._redis().eval(
                 _DELETE,
@@ -197,19 +275,10 @@ class ModelRegistry:
         if popped is None:
             return None
         job = popped[1].decode()
-        key = self._key("job", job)
         with unavailable():
-            raw = self._redis().hget(key, "request")
-            if raw is None:
-                return None  # expired meanwhile
-            self._redis().hset(
-                key,
-                mapping={
-                    "status": "running",
-                    "started": self._clock(),
-                    "heartbeat": self._clock(),
-                },
-            )
+            raw = self._redis().eval(_CLAIM, 1, self._key("job", job), self._clock())
+        if raw is None:
+            return None  # expired or reaped meanwhile
         return job, json.loads(raw)
 
     def heartbeat(self, job: str) -> None:
@@ -245,11 +314,8 @@ class ModelRegistry:
         if not raw:
             raise JobNotFound(f"no training job {job!r}")
         state = {k.decode(): v.decode() for k, v in raw.items()}
-        if (
-            state["status"] == "running"
-            and self._clock() - float(state["heartbeat"]) > STALE_AFTER
-        ):
-            error = "the trainer stopped while training (no heartbeat)"
+        error = self._reaped(job, state)
+        if error is not None:
             self.finish(job, error=error)
             state.update(status="failed", error=error)
         out: dict[str, Any] = {"id": state["id"], "status": state["status"]}
@@ -264,6 +330,40 @@ class ModelRegistry:
             out["error"] = state["error"]
             out["code"] = int(state.get("code", 500))
         return out
+
+    # ---- trainers --------------------------------------------------------------------
+    def trainer_beat(self, trainer: str) -> None:
+        """``trainer`` is alive now (it calls this every couple of seconds)."""
+        with unavailable():
+            self._redis().zadd(self._key("trainers"), {trainer: self._clock()})
+
+    def trainer_gone(self, trainer: str) -> None:
+        with unavailable():
+            self._redis().zrem(self._key("trainers"), trainer)
+
+    def trainers_alive(self) -> int:
+        """How many trainers beat within `TRAINER_TTL`; the silent are forgotten."""
+        key = self._key("trainers")
+        with unavailable(), self._redis().pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", self._clock() - TRAINER_TTL)
+            pipe.zcard(key)
+            return int(pipe.execute()[1])
+
+    def _reaped(self, job: str, state: dict[str, str]) -> str | None:
+        """Why a job that looks unfinished is failed: its trainer went silent while
+        training, or took it from the queue and stopped before it could start."""
+        now = self._clock()
+        if state["status"] == "running":
+            if now - float(state["heartbeat"]) > STALE_AFTER:
+                return "the trainer stopped while training (no heartbeat)"
+        elif state["status"] == "queued" and now - float(state["submitted"]) > (
+            STALE_AFTER
+        ):
+            with unavailable():
+                waiting = self._redis().lpos(self._key("queue"), job)
+            if waiting is None:
+                return "the trainer stopped as it took the job"
+        return None
 
     def ping(self) -> None:
         with unavailable():

@@ -27,7 +27,7 @@ YAML_VERSION = "3.1"
 
 
 # ---- NLU ------------------------------------------------------------------------
-def annotate(text: str, entities: Sequence[Entity]) -> str:
+def annotate(text: str, entities: Sequence[Entity] | Sequence[dict[str, Any]]) -> str:
     """The example text with its entities marked up as Rasa writes them."""
     out, cursor = [], 0
     for entity in sorted(entities, key=lambda e: e["start"]):

@@ -163,7 +163,7 @@ class Domain:
         latest_action: str | None,
         active_form: str | None,
     ) -> dict[str, float]:
-        """The featurised state of reference 5.3, as ``feature name -> value``."""
+        """Rasa Core's featurised state, as ``feature name -> value``."""
         state: dict[str, float] = {}
         intent = (latest_message.get("intent") or {}).get("name")
         if intent:
@@ -217,7 +217,7 @@ class Domain:
 
     # ---- output ------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
-        """The JSON of ``GET /domain`` (reference 4.6); ``from_dict`` reads it back."""
+        """``GET /domain``'s JSON (as Rasa Core 0.14); ``from_dict`` reads it back."""
         intents = []
         for intent in self.intents:
             use = intent.use_entities
@@ -735,8 +735,8 @@ class _MergedDoc:
             return self.folder, None
         key, rest = keys[0], keys[1:]
         if rest and (key, rest[0]) in self.offsets:
-            doc, index = self.offsets[(key, rest[0])]
-            return doc.path, doc.line(key, index, *rest[1:])
+            listed, index = self.offsets[(key, rest[0])]
+            return listed.path, listed.line(key, index, *rest[1:])
         doc = self.origin.get((key, rest[0] if rest else None)) or self.origin.get(
             (key, None)
         )

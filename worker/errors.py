@@ -5,6 +5,18 @@
 
 from __future__ import annotations
 
+import re
+
+#: the folders of an absolute path two or more deep (not of a URL, not an intent
+#: like ``/greet``): ``/tmp/dialogd-check-x/``
+_FOLDERS = re.compile(r"(?<![\w.:/~-])/(?:[^/\s'\"()\[\],:]+/){2,}")
+
+
+def public_message(message: str) -> str:
+    """``message`` without the folders of the server paths it names: an error
+    answered to a client says which file, never where the server keeps it."""
+    return _FOLDERS.sub("", message) if "/" in message else message
+
 
 class DialogdError(Exception):
     """Root of every error the engine raises on purpose."""

@@ -72,16 +72,55 @@ def _str(d: Mapping[str, Any], key: str, *, required: bool, null: bool = False) 
     return value
 
 
-def _confidence(d: Mapping[str, Any]) -> float | None:
+def _number(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+    )
+
+
+def _confidence(d: Mapping[str, Any], event: str, where: str = "") -> float | None:
+    """An optional finite number; ``where`` names it inside a user message, where it
+    is a probability the policies compare with thresholds."""
     value = d.get("confidence")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidEvent(f"'{d.get('event')}' event: 'confidence' must be a number")
+    if not _number(value):
+        raise InvalidEvent(f"'{event}' event: '{where}confidence' must be a number")
+    if where and not 0 <= value <= 1:
+        raise InvalidEvent(f"'{event}' event: '{where}confidence' must be 0 to 1")
     return float(value)
 
 
+def _intent(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str | None):
+        raise InvalidEvent(
+            f"'user' event: '{where}' must be an object with a string or null 'name'"
+        )
+    _confidence(value, "user", f"{where}.")
+    return value
+
+
+def _entity(value: Any, i: int) -> None:
+    where = f"'user' event: 'parse_data.entities[{i}]'"
+    if not isinstance(value, dict) or not isinstance(value.get("entity"), str):
+        raise InvalidEvent(f"{where} must be an object with a string 'entity'")
+    for key in ("start", "end"):
+        position = value.get(key)
+        if position is not None and (
+            isinstance(position, bool) or not isinstance(position, int) or position < 0
+        ):
+            raise InvalidEvent(f"{where}: '{key}' must be a character offset")
+    if value.get("confidence") is not None and not _number(value["confidence"]):
+        raise InvalidEvent(f"{where}: 'confidence' must be a finite number")
+    if not isinstance(value.get("extractor"), str | None):
+        raise InvalidEvent(f"{where}: 'extractor' must be a string")
+
+
 def _parse_data(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field of a message the engine reads (intent, confidences, entities, the
+    ranking, the text) is checked here, so a stored message can always be answered."""
     data = d.get("parse_data")
     if data is None:
         return {
@@ -91,18 +130,22 @@ def _parse_data(d: Mapping[str, Any]) -> dict[str, Any]:
         }
     if not isinstance(data, dict):
         raise InvalidEvent("'user' event: 'parse_data' must be an object")
-    intent = data.get("intent", {})
-    if not isinstance(intent, dict) or not isinstance(intent.get("name"), str | None):
-        raise InvalidEvent(
-            "'user' event: 'parse_data.intent' must be an object with a name"
-        )
+    intent = _intent(data.get("intent", {}), "parse_data.intent")
     entities = data.get("entities", [])
-    if not isinstance(entities, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("entity"), str) for e in entities
-    ):
+    if not isinstance(entities, list):
         raise InvalidEvent(
             "'user' event: 'parse_data.entities' must be a list of entity objects"
         )
+    for i, entity in enumerate(entities):
+        _entity(entity, i)
+    ranking = data.get("intent_ranking")
+    if ranking is not None:
+        if not isinstance(ranking, list):
+            raise InvalidEvent("'user' event: 'parse_data.intent_ranking' is a list")
+        for i, item in enumerate(ranking):
+            _intent(item, f"parse_data.intent_ranking[{i}]")
+    if not isinstance(data.get("text"), str | None):
+        raise InvalidEvent("'user' event: 'parse_data.text' must be a string")
     return {**data, "intent": intent, "entities": entities}
 
 
@@ -151,7 +194,7 @@ def event_from_dict(d: Any, now: Callable[[], float]) -> Event:
         return cls(
             name=_str(d, "name", required=True),
             policy=_str(d, "policy", required=False),
-            confidence=_confidence(d),
+            confidence=_confidence(d, cls.type_name),
             timestamp=ts,
         )
     if cls is FollowupAction:

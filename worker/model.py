@@ -13,6 +13,7 @@ import os
 import time
 import zipfile
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ from worker.policies.ensemble import PolicyEnsemble
 from worker.policies.ensemble import Prediction
 from worker.tracker import Tracker
 from worker.training.files import read_stories
+from worker.training.generator import TrainingDialogue
 from worker.training.generator import generate_dialogues
 from worker.training.generator import rule_dialogues
+from worker.training.stories import StoryStep
 from worker.version import __version__
 
 RESTART_INTENT = "restart"
@@ -50,6 +53,14 @@ def _story_files(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
     return sorted(p for p in path.rglob("*") if p.suffix in (".md", ".yml", ".yaml"))
+
+
+def default_policy_config(steps: Sequence[StoryStep]) -> dict[str, Any]:
+    """The policies of a config that names none: with RulePolicy when the training
+    data has rules (as Rasa 3's defaults), else rasa_core 0.14's."""
+    if any(s.rule is not None for s in steps):
+        return DEFAULT_RULES_POLICY_CONFIG
+    return DEFAULT_POLICY_CONFIG
 
 
 def training_fingerprint(
@@ -117,14 +128,47 @@ class CoreModel:
         augmentation_factor: int = 20,
         seed: int = 42,
         progress: Progress | None = None,
+        validation: Sequence[TrainingDialogue] | None = None,
     ) -> CoreModel:
         """Read the stories, generate dialogues and fit every configured policy."""
         path = Path(story_path)
+        if config is not None:
+            policies_from_config(config)  # a bad config fails before the stories
         steps = read_stories(path, domain)
-        rules = any(s.rule is not None for s in steps)
-        if config is None:
-            config = DEFAULT_RULES_POLICY_CONFIG if rules else DEFAULT_POLICY_CONFIG
-        policies = policies_from_config(config, rules=rules)
+        config = config if config is not None else default_policy_config(steps)
+        return cls.from_steps(
+            domain,
+            steps,
+            config,
+            augmentation_factor=augmentation_factor,
+            seed=seed,
+            progress=progress,
+            validation=validation,
+            fingerprint=training_fingerprint(
+                domain, path, config, augmentation_factor, seed
+            ),
+        )
+
+    @classmethod
+    def from_steps(
+        cls,
+        domain: Domain,
+        steps: Sequence[StoryStep],
+        config: dict[str, Any] | None = None,
+        *,
+        augmentation_factor: int = 20,
+        seed: int = 42,
+        progress: Progress | None = None,
+        validation: Sequence[TrainingDialogue] | None = None,
+        fingerprint: str = "",
+    ) -> CoreModel:
+        """The one way a Core model is trained (``dialogd train``, the trainer, the
+        learning curves): dialogues generated from story steps, every policy fit;
+        rules (Rasa 2+) train the rule policy only."""
+        config = config if config is not None else default_policy_config(steps)
+        policies = policies_from_config(
+            config, rules=any(s.rule is not None for s in steps)
+        )
         if progress is not None:
             progress("stories", len(steps), len(steps))
         dialogues = generate_dialogues(
@@ -132,13 +176,13 @@ class CoreModel:
         ) + rule_dialogues(steps, domain)
         if progress is not None:
             progress("dialogues", len(dialogues), len(dialogues))
-        ensemble = PolicyEnsemble(policies).fit(dialogues, domain, progress)
+        ensemble = PolicyEnsemble(policies).fit(
+            dialogues, domain, progress, validation=validation
+        )
         return cls(
             domain=domain,
             ensemble=ensemble,
-            fingerprint=training_fingerprint(
-                domain, path, config, augmentation_factor, seed
-            ),
+            fingerprint=fingerprint,
             trained_at=time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
             config=config,
         )
@@ -148,7 +192,7 @@ class CoreModel:
         """Write the model directory (created if needed); returns its path."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # np.savez takes them as keywords
         policies = []
         for i, (name, policy) in enumerate(
             zip(self.ensemble.names, self.ensemble.policies, strict=True)

@@ -7,6 +7,7 @@ value in the tracker but gives the policies no feature, as in Rasa 2+.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -84,6 +85,8 @@ class Slot:
             try:
                 v = float(value)
             except (TypeError, ValueError):
+                return [0.0]
+            if math.isnan(v):  # "nan" reads as a float: not a value to featurize
                 return [0.0]
             span = self.max_value - self.min_value
             v = min(max(v, self.min_value), self.max_value)

@@ -1,4 +1,4 @@
-"""The conversation state, derived from events (reference 2 and 3).
+"""The conversation state, derived from events (Rasa Core 0.14 docs, "Events").
 
 ``Tracker.update`` folds one event into the state; ``applied_events`` is the one place
 where ``restart``, ``undo`` and ``rewind`` are resolved. A tracker round-trips through
@@ -274,7 +274,7 @@ class Tracker:
         return [*past, self.current_state()]
 
     def dump(self) -> dict[str, Any]:
-        """The tracker JSON of reference 2, without ``events``."""
+        """The tracker JSON of Rasa Core 0.14's HTTP API, without ``events``."""
         return {
             "sender_id": self.sender_id,
             "slots": dict(self.slots),

@@ -1,41 +1,54 @@
 """Training jobs: what ``POST /train`` asks for, done by ``dialogd trainer``.
 
 A serving worker never trains: it validates the request and queues it; a trainer
-process takes jobs from the registry's queue, trains, and writes the finished model
-archive in one atomic step. A trainer that dies leaves no model behind, and its job
-is reported failed once its heartbeat goes quiet.
+process takes jobs from the registry's queue, trains, loads and smoke-tests the
+model as a worker would, and registers the archive in one atomic step. A trainer
+that dies leaves no model behind, and its job is reported failed once its heartbeat
+goes quiet. Every trainer also beats while idle, so a server can tell at once that
+no trainer is alive to take a job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import inspect
 import json
 import logging
+import math
+import os
+import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from typing import Protocol
 
-import yaml
-
 from trackerstore import StoreUnavailable
+from trackerstore.registry import ModelExists
 from worker.archive import pack
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
-from worker.model import CoreModel
+from worker.errors import public_message
+from worker.models import load_archive
+from worker.nlu import Component
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 from worker.nlu.pipeline import DEFAULT_PIPELINE_CONFIG
 from worker.nlu.pipeline import REGISTRY
+from worker.policies.base import Policy
 from worker.policies.config import DEFAULT_POLICY_CONFIG
 from worker.policies.config import POLICY_REGISTRY
 from worker.policies.config import policies_from_config
+from worker.train import split_config
+from worker.train import train_models
 from worker.training import read_stories
+from worker.yamlfile import load_client_yaml
 
 log = logging.getLogger("dialogd.trainer")
 HEARTBEAT_INTERVAL = 2.0
@@ -44,27 +57,38 @@ HEARTBEAT_INTERVAL = 2.0
 class JobQueue(Protocol):
     def claim(self, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | None: ...
 
+    def trainer_beat(self, trainer: str) -> None: ...
+
+    def trainer_gone(self, trainer: str) -> None: ...
+
     def heartbeat(self, job: str) -> None: ...
 
     def finish(
-        self, job: str, *, result: dict | None = None, error: str | None = None
+        self,
+        job: str,
+        *,
+        result: dict | None = None,
+        error: str | None = None,
+        code: int = 500,
     ) -> None: ...
 
     def put(self, name: str, archive: bytes, meta: dict[str, Any]) -> None: ...
 
 
 # ---- the request ---------------------------------------------------------------------
-def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
-    """Each configured component and policy with the parameter names it accepts."""
+def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """Each configured component and policy with the parameters it accepts (name ->
+    annotation, a string under ``from __future__ import annotations``)."""
     out = []
     pipeline = config.get("pipeline")
     if not isinstance(pipeline, list):
         pipeline = copy.deepcopy(DEFAULT_PIPELINE_CONFIG["pipeline"])
         config["pipeline"] = pipeline
     for entry in pipeline:
-        cls = REGISTRY.get(entry.get("name")) if isinstance(entry, dict) else None
-        if cls is not None:
-            out.append((entry, cls.param_names()))
+        name = entry.get("name") if isinstance(entry, dict) else None
+        component = REGISTRY.get(name) if isinstance(name, str) else None
+        if component is not None:
+            out.append((entry, _param_types(component)))
     key = "policy" if "policy" in config else "policies"
     policies = config.get(key)
     if not isinstance(policies, list):
@@ -72,33 +96,70 @@ def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
         config[key] = policies
     for entry in policies:
         name = entry.get("name") if isinstance(entry, dict) else None
-        cls = POLICY_REGISTRY.get(str(name).rsplit(".", 1)[-1])
-        if cls is not None:
-            out.append((entry, cls.param_names()))
+        policy = POLICY_REGISTRY.get(str(name).rsplit(".", 1)[-1])
+        if policy is not None:
+            out.append((entry, _param_types(policy)))
     return out
 
 
+def _param_types(cls: type[Component] | type[Policy]) -> dict[str, str]:
+    params = inspect.signature(cls).parameters
+    return {name: str(params[name].annotation) for name in cls.param_names()}
+
+
+_SCALARS: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "str": str,
+    "bool": bool,
+    "None": type(None),
+}
+
+
+def _accepts(annotation: str, value: Any) -> bool:
+    """Whether ``value`` fits a parameter annotated ``annotation`` (the scalar types
+    and ``Sequence[int]`` of our components; anything else is not checked here)."""
+    for kind in (k.strip() for k in annotation.split("|")):
+        if kind == "Sequence[int]":
+            if isinstance(value, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            ):
+                return True
+        elif kind not in _SCALARS:
+            return True
+        elif isinstance(value, bool) and kind != "bool":
+            continue
+        elif isinstance(value, _SCALARS[kind]):
+            return not isinstance(value, float) or math.isfinite(value)
+    return False
+
+
 def apply_overrides(
-    config: Mapping[str, Any] | None, overrides: Mapping[str, str]
+    config: Mapping[str, Any] | None, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     """``config`` with each ``key=value`` set on every component that takes ``key``.
 
-    Values are read as YAML scalars (``50`` is a number, ``true`` a boolean).
+    Values are read as YAML scalars (``50`` is a number, ``true`` a boolean) and must
+    fit the parameter's type, so a mistyped value is a 400 now, not a failed job.
     """
     out = copy.deepcopy(dict(config or {}))
     entries = _entries(out)
     valid = sorted({p for _, params in entries for p in params})
     for key, raw in overrides.items():
-        targets = [entry for entry, params in entries if key in params]
+        targets = [(entry, params[key]) for entry, params in entries if key in params]
         if not targets:
             raise InvalidConfig(
                 f"unknown configuration parameter {key!r}; valid: {', '.join(valid)}"
             )
+        if not isinstance(raw, str):
+            raise InvalidConfig(f"{key}: give one value, not {raw!r}")
         try:
-            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        except yaml.YAMLError as err:
-            raise InvalidConfig(f"{key}: cannot read {raw!r}") from err
-        for entry in targets:
+            value = load_client_yaml(raw, key)
+        except TrainingDataError as err:
+            raise InvalidConfig(f"{key}: cannot read {raw!r}: {err.reason}") from err
+        for entry, annotation in targets:
+            if not _accepts(annotation, value):
+                raise InvalidConfig(f"{key}: {raw!r} is not of type {annotation}")
             entry[key] = value
     return out
 
@@ -111,15 +172,11 @@ def check_request(request: Mapping[str, Any]) -> None:
             load_nlu_data(paths["nlu"])
         if "domain" in paths:
             read_stories(paths["stories"], Domain.load(paths["domain"]))
-        config = request.get("config") or {}
-        if "pipeline" in config:
-            NLUPipeline(
-                {k: v for k, v in config.items() if k in ("language", "pipeline")}
-            )
-        if "policies" in config or "policy" in config:
-            policies_from_config(
-                {k: v for k, v in config.items() if k in ("policies", "policy")}
-            )
+        nlu_config, core_config = split_config(request.get("config"))
+        if nlu_config is not None:
+            NLUPipeline(nlu_config)
+        if core_config is not None:
+            policies_from_config(core_config)
 
 
 def _write_inputs(request: Mapping[str, Any], folder: Path) -> dict[str, Path]:
@@ -144,6 +201,7 @@ def _write_inputs(request: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     if domain is not None:
         if not isinstance(domain, str) or not isinstance(stories, str):
             raise TrainingDataError("'domain' (YAML) and 'stories' (Markdown) are text")
+        load_client_yaml(domain, "domain.yml")  # no aliases: see worker.yamlfile
         paths["domain"] = folder / "domain.yml"
         paths["domain"].write_text(domain)
         paths["stories"] = folder / "stories.md"
@@ -162,30 +220,20 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="dialogd-train-") as folder:
         work = Path(folder)
         paths = _write_inputs(request, work / "input")
-        fingerprints = []
-        if "nlu" in paths:
-            data = load_nlu_data(paths["nlu"])
-            nlu_config = {
-                k: v for k, v in config.items() if k in ("language", "pipeline")
-            }
-            pipeline = NLUPipeline(nlu_config or None).fit(data)
-            pipeline.save(work / "model" / "nlu")
-            fingerprints.append(pipeline.fingerprint_)
-            figures.update(examples=len(data.examples), intents=len(data.intents))
-        if "domain" in paths:
-            policy_config = {
-                k: v for k, v in config.items() if k in ("policies", "policy")
-            }
-            core = CoreModel.train(
-                Domain.load(paths["domain"]), paths["stories"], policy_config or None
-            )
-            core.save(work / "model" / "core")
-            fingerprints.insert(0, core.fingerprint)
-            figures["actions"] = len(core.domain.action_names)
+        trained = train_models(
+            work / "model",
+            config,
+            nlu=paths.get("nlu"),
+            domain=paths.get("domain"),
+            stories=paths.get("stories"),
+        )
+        if trained.core is not None:
+            figures["actions"] = len(trained.core.domain.action_names)
+        if trained.nlu is not None:
+            figures.update(examples=trained.nlu_examples, intents=trained.nlu_intents)
         figures["train_seconds"] = round(time.monotonic() - started, 3)
         meta = {
             "name": request["name"],
-            "fingerprint": "-".join(fingerprints),
             "parts": [p for p in ("core", "nlu") if (work / "model" / p).is_dir()],
             "figures": figures,
             "config": config,
@@ -193,9 +241,10 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
         archive = pack(
             work / "model",
             name=meta["name"],
-            fingerprint=meta["fingerprint"],
             extra={"figures": figures},
         )
+    # NOTE: loaded and smoke-tested as a worker would, before it is registered.
+    meta["fingerprint"] = load_archive(archive)[0]["fingerprint"]
     meta["created"] = time.time()
     meta["size"] = len(archive)
     return archive, meta
@@ -218,12 +267,17 @@ def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
     try:
         archive, meta = train_archive(request)
         queue.put(meta["name"], archive, meta)
+    except ModelExists as err:
+        queue.finish(job, error=str(err), code=409)
+        log.info("job %s failed: %s", job, err)
     except DialogdError as err:
-        queue.finish(job, error=str(err), code=400)
+        queue.finish(job, error=public_message(str(err)), code=400)
         log.info("job %s failed: %s", job, err)
     except Exception as err:
         log.exception("job %s failed", job)
-        queue.finish(job, error=f"{type(err).__name__}: {err}", code=500)
+        queue.finish(
+            job, error=public_message(f"{type(err).__name__}: {err}"), code=500
+        )
     else:
         queue.finish(job, result=meta)
         log.info("job %s done: %s %s", job, meta["name"], meta["fingerprint"])
@@ -233,10 +287,26 @@ def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
 
 
 def run(queue: JobQueue, stop: threading.Event) -> None:
-    """Do jobs until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            run_one(queue)
-        except StoreUnavailable as err:
-            log.warning("Redis is unavailable, retrying: %s", err)
-            stop.wait(1.0)
+    """Do jobs until ``stop`` is set, beating all the while."""
+    trainer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(StoreUnavailable):  # the loop reports it
+                queue.trainer_beat(trainer)
+            if stop.wait(HEARTBEAT_INTERVAL):
+                return
+
+    beating = threading.Thread(target=beat, name="trainer-heartbeat", daemon=True)
+    beating.start()
+    try:
+        while not stop.is_set():
+            try:
+                run_one(queue)
+            except StoreUnavailable as err:
+                log.warning("Redis is unavailable, retrying: %s", err)
+                stop.wait(1.0)
+    finally:
+        beating.join()
+        with contextlib.suppress(StoreUnavailable):
+            queue.trainer_gone(trainer)

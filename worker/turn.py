@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -49,12 +50,28 @@ LISTEN_INFO = (
     "message."
 )
 VERBOSITIES = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
+#: an idempotency key: a client's token (a UUID fits), never a document
+_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+KEY_HEADER = "Idempotency-Key"
+
+
+def check_key(key: Any) -> str | None:
+    """The client's idempotency key, bounded where it enters the engine."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise InvalidInput(
+            f"'{KEY_HEADER}' must be 1 to 128 letters, digits, '.', '_', ':' or '-'",
+            KEY_HEADER,
+            "header",
+        )
+    return key
 
 
 class _Session:
     """One attempt at a turn: the loaded tracker plus the events logged so far."""
 
-    __slots__ = ("cid", "engine", "new", "tracker", "version")
+    __slots__ = ("cid", "engine", "keys", "new", "tracker", "version")
 
     def __init__(self, engine: Turn, cid: str, pending: PendingLoad | None = None):
         self.engine = engine
@@ -62,6 +79,7 @@ class _Session:
         self.new: list[Event] = []
         loaded = engine.store.load(cid) if pending is None else pending.result()
         self.version = loaded.version
+        self.keys = loaded.keys
         tracker = None
         if loaded.snapshot is not None:
             tracker = Tracker.from_snapshot(
@@ -94,13 +112,19 @@ class _Session:
             )
         self.new.append(event)
 
-    def commit(self) -> None:
-        self.engine.store.append(
+    def commit(self, key: str | None = None, answer: Any = None) -> None:
+        """Append the new events; ``key`` is stored with ``answer``, so a retry of
+        the request finds it applied (``Turn._run``)."""
+        args = (
             self.cid,
             [event_to_dict(e) for e in self.new],
             self.version,
             self.tracker.to_snapshot(),
         )
+        if key is None:
+            self.engine.store.append(*args)
+        else:
+            self.engine.store.append(*args, {**self.keys, key: answer})
 
 
 class Turn:
@@ -125,17 +149,29 @@ class Turn:
     def _run(
         self,
         cid: str,
-        body: Callable[[_Session], dict[str, Any]],
+        body: Callable[[_Session], Any],
         pending: PendingLoad | None = None,
+        key: str | None = None,
+        replay: Callable[[_Session, Any], Any] | None = None,
     ) -> Any:
         """``body`` on a fresh load until its write wins; ``pending`` is the first
-        attempt's load, asked for earlier."""
+        attempt's load, asked for earlier.
+
+        A request whose idempotency ``key`` a write already carries was applied
+        (its answer was lost, or was a 503 after a slow commit): it writes
+        nothing and answers what that write answered, with the current tracker.
+        The compare-and-append makes this exact: two tries of one key race like
+        two turns, and the loser reloads and finds the winner's key.
+        """
         for attempt in range(self.max_attempts):
             session = _Session(self, cid, pending)
             pending = None
+            if key is not None and key in session.keys:
+                log.info("%r: request %r was applied already", cid, key)
+                return (replay or _replay_answer)(session, session.keys[key])
             result = body(session)
             try:
-                session.commit()
+                session.commit(key, _answer_of(result))
             except VersionConflict:
                 log.debug("conflict on %r, attempt %d", cid, attempt + 1)
                 # NOTE: someone else's write won; a short random pause spreads the
@@ -146,16 +182,6 @@ class Turn:
         raise ConversationConflict(
             f"conversation '{cid}' changed under {self.max_attempts} attempts in a row"
         )
-
-    def _read(self, cid: str) -> Tracker:
-        """The current tracker; an unknown conversation is created and saved."""
-        session = _Session(self, cid)
-        if session.is_new:
-            try:
-                session.commit()
-            except VersionConflict:
-                session = _Session(self, cid)  # created meanwhile by someone else
-        return session.tracker
 
     def _events(self, items: Any) -> list[Event]:
         if not isinstance(items, list):
@@ -189,7 +215,8 @@ class Turn:
         return {"next_action": prediction.action, "tracker": _dump(s.tracker)}
 
     # ---- the remote loop: parse / continue ----------------------------------------
-    def parse(self, cid: str, text: str) -> dict[str, Any]:
+    def parse(self, cid: str, text: str, key: str | None = None) -> dict[str, Any]:
+        key = check_key(key)
         # PERF: the conversation is on its way from the store while NLU runs.
         pending = self.store.prefetch(cid)
         try:
@@ -219,9 +246,12 @@ class Turn:
                 s.log(SlotSet(name=name, value=value, timestamp=ts))
             return self._next(s)
 
-        return self._run(cid, body, pending)
+        return self._run(cid, body, pending, key)
 
-    def continue_(self, cid: str, executed_action: Any, events: Any) -> dict[str, Any]:
+    def continue_(
+        self, cid: str, executed_action: Any, events: Any, key: str | None = None
+    ) -> dict[str, Any]:
+        key = check_key(key)
         if executed_action is not None:
             if not isinstance(executed_action, str):
                 raise InvalidInput(
@@ -243,7 +273,7 @@ class Turn:
                 }
             return self._next(s)
 
-        return self._run(cid, body)
+        return self._run(cid, body, key=key)
 
     # ---- tracker endpoints ----------------------------------------------------------
     def tracker(
@@ -252,12 +282,13 @@ class Turn:
         include_events: str = "AFTER_RESTART",
         until: float | None = None,
     ) -> dict[str, Any]:
-        """The tracker dump; creates (and saves) an unknown conversation, as before."""
+        """The tracker dump. An unknown conversation answers as a new one (with its
+        first ``action_listen``) but is not stored: a read never writes."""
         verbosity = _verbosity(include_events)
-        tracker = self._read(cid)
+        session = _Session(self, cid)
         if verbosity == "NONE" and until is None:
-            return _dump(tracker)
-        events = self.read_events(cid)
+            return _dump(session.tracker)
+        events = session.new if session.is_new else self.read_events(cid)
         if until is not None:
             cut = next(
                 (i for i, e in enumerate(events) if e.timestamp > until), len(events)
@@ -266,8 +297,13 @@ class Turn:
         return self._dump_events(cid, events, verbosity)
 
     def append_events(
-        self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
+        self,
+        cid: str,
+        items: Any,
+        include_events: str = "AFTER_RESTART",
+        key: str | None = None,
     ) -> dict[str, Any]:
+        key = check_key(key)
         verbosity = _verbosity(include_events)
         events = self._events(items)
 
@@ -276,7 +312,7 @@ class Turn:
                 s.log(event)
             return s.tracker
 
-        tracker = self._run(cid, body)
+        tracker = self._run(cid, body, key=key, replay=lambda s, _: s.tracker)
         if verbosity == "NONE":
             return _dump(tracker)
         return self._dump_events(cid, self.read_events(cid), verbosity)
@@ -352,11 +388,13 @@ class Engine:
         """NLU only; touches no conversation."""
         return self.nlu(model).interpreter.parse(text)
 
-    def parse(self, cid: str, text: str) -> dict[str, Any]:
-        return self.turn().parse(cid, text)
+    def parse(self, cid: str, text: str, key: str | None = None) -> dict[str, Any]:
+        return self.turn().parse(cid, text, key)
 
-    def continue_(self, cid: str, executed_action: Any, events: Any) -> dict[str, Any]:
-        return self.turn().continue_(cid, executed_action, events)
+    def continue_(
+        self, cid: str, executed_action: Any, events: Any, key: str | None = None
+    ) -> dict[str, Any]:
+        return self.turn().continue_(cid, executed_action, events, key)
 
     def tracker(
         self,
@@ -367,9 +405,13 @@ class Engine:
         return self.turn().tracker(cid, include_events, until)
 
     def append_events(
-        self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
+        self,
+        cid: str,
+        items: Any,
+        include_events: str = "AFTER_RESTART",
+        key: str | None = None,
     ) -> dict[str, Any]:
-        return self.turn().append_events(cid, items, include_events)
+        return self.turn().append_events(cid, items, include_events, key)
 
     def replace_events(
         self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
@@ -393,6 +435,17 @@ class Engine:
         except StoreUnavailable as err:
             status.update(is_ready=False, store=f"unavailable: {err}")
         return status
+
+
+def _answer_of(result: Any) -> dict[str, Any]:
+    """What a turn's idempotency key keeps of its answer: all but the tracker."""
+    if not isinstance(result, dict):
+        return {}
+    return {k: v for k, v in result.items() if k != "tracker"}
+
+
+def _replay_answer(session: _Session, answer: dict[str, Any]) -> dict[str, Any]:
+    return {**answer, "tracker": _dump(session.tracker)}
 
 
 def _verbosity(value: str) -> str:

@@ -1,5 +1,14 @@
 """YAML files read safely, with the line of any key at hand for error messages.
 
+Every document is read by ``BoundedLoader``: nesting deeper than ``MAX_DEPTH``
+(PyYAML composes recursively: a deep document is a RecursionError) and documents
+whose aliases would expand past ``MAX_NODES`` nodes are a ``YAMLError``. YAML a
+client sends (a training bundle's domain and config, a configuration override, the
+files of a model archive) may hold no anchors or aliases at all (``ClientLoader``):
+633 bytes of nested aliases expand to millions of nodes, and every copy of the
+expansion (the job record, the trainer, ``GET /models``) pays again. Files named on
+the command line are the operator's own and keep them.
+
 Scalars resolve as YAML 1.2 (what Rasa's ruamel reader uses), not PyYAML's 1.1:
 ``yes``, ``no``, ``on``, ``off`` are strings (a categorical slot with values
 ``[yes, no]`` keeps them), ``0777`` is 777 and ``10:30`` is a string.
@@ -14,6 +23,14 @@ from typing import Any
 import yaml
 
 from worker.errors import TrainingDataError
+from worker.jsonlimits import MAX_DEPTH
+
+#: the most nodes a document may have with every alias expanded
+MAX_NODES = 1_000_000
+
+
+class YAMLLimitError(yaml.YAMLError):
+    """A document within the syntax but beyond what the server reads."""
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -62,6 +79,61 @@ def _yaml12_resolvers() -> None:
 _yaml12_resolvers()
 
 
+class BoundedLoader(Yaml12Loader):
+    """``SafeLoader`` that bounds nesting and the size of the expanded document."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise YAMLLimitError(f"nesting deeper than {MAX_DEPTH} levels")
+        start = self._expanded
+        try:
+            alias = self.check_event(yaml.AliasEvent)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if alias:
+            self._expanded += self._sizes.get(id(node), 1)
+        else:
+            self._expanded += 1
+            self._sizes[id(node)] = self._expanded - start
+        if self._expanded > MAX_NODES:
+            raise YAMLLimitError(f"more than {MAX_NODES} nodes with aliases expanded")
+        return node
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` within the limits of ``BoundedLoader``."""
+    return yaml.load(text, Loader=BoundedLoader)
+
+
+class ClientLoader(BoundedLoader):
+    """A safe loader that refuses anchors and aliases (data from clients)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (& and *) are not accepted in data sent to "
+                "the server",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def load_client_yaml(text: str, path: str = "<request>") -> Any:
+    """``text`` (from a client) as data; TrainingDataError names what is wrong."""
+    return YamlDoc(path, text, client=True).data
+
+
 class _Yaml12Dumper(yaml.SafeDumper):
     """Quotes every string that either YAML 1.1 or 1.2 would read as another type,
     so what ``dump_yaml`` writes reads back the same with either."""
@@ -88,9 +160,9 @@ def dump_yaml(data: Any) -> str:
 class YamlDoc:
     """A parsed YAML document that can say on which line a value starts."""
 
-    def __init__(self, path: str, text: str):
+    def __init__(self, path: str, text: str, *, client: bool = False):
         self.path = path
-        loader = Yaml12Loader(text)
+        loader = (ClientLoader if client else BoundedLoader)(text)
         try:
             self._node = loader.get_single_node()
             self.data: Any = (

@@ -8,6 +8,7 @@ from api.resources.conversations import TrackerResource
 from api.resources.evaluate import Evaluate
 from api.resources.service import DomainResource
 from api.resources.service import NLUParse
+from api.resources.service import OpenAPI
 from api.resources.service import Root
 from api.resources.service import Status
 from api.resources.service import Version
@@ -18,6 +19,7 @@ __all__ = [
     "DomainResource",
     "Evaluate",
     "NLUParse",
+    "OpenAPI",
     "Parse",
     "Root",
     "Status",

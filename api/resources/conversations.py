@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import falcon
@@ -9,6 +10,7 @@ import falcon
 from api.body import json_object
 from api.body import read_json
 from api.errors import APIError
+from worker.turn import KEY_HEADER
 from worker.turn import Engine
 from worker.turn import Turn
 
@@ -60,14 +62,19 @@ def include_events(req: falcon.Request) -> str:
 class Parse(_Base):
     """Log the user's message and answer the next action (not logged unless listen)."""
 
+    #: the legacy GET logs a message: no HEAD for it
+    GET_WRITES = True
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         text = req.get_param("query") or req.get_param("q")
-        resp.media = self.turn(resp).parse(cid, query_text(text))
+        key = req.get_header(KEY_HEADER)
+        resp.media = self.turn(resp).parse(cid, query_text(text), key)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = json_object(read_json(req, self.max_body))
         text = body.get("query", body.get("q"))
-        resp.media = self.turn(resp).parse(cid, query_text(text))
+        key = req.get_header(KEY_HEADER)
+        resp.media = self.turn(resp).parse(cid, query_text(text), key)
 
 
 class Continue(_Base):
@@ -76,7 +83,10 @@ class Continue(_Base):
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = json_object(read_json(req, self.max_body, required=False) or {})
         resp.media = self.turn(resp).continue_(
-            cid, body.get("executed_action"), body.get("events", [])
+            cid,
+            body.get("executed_action"),
+            body.get("events", []),
+            req.get_header(KEY_HEADER),
         )
 
 
@@ -85,6 +95,14 @@ class TrackerResource(_Base):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         until = req.get_param_as_float("until")
+        if until is not None and not math.isfinite(until):
+            raise APIError(
+                400,
+                "InvalidParameter",
+                "'until' must be a finite number of seconds",
+                parameter="until",
+                **{"in": "query"},
+            )
         resp.media = self.turn(resp).tracker(cid, include_events(req), until)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
@@ -98,7 +116,9 @@ class TrackerEvents(_Base):
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         body = read_json(req, self.max_body)
         items = body if isinstance(body, list) else [body]
-        resp.media = self.turn(resp).append_events(cid, items, include_events(req))
+        resp.media = self.turn(resp).append_events(
+            cid, items, include_events(req), req.get_header(KEY_HEADER)
+        )
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         items = read_json(req, self.max_body)

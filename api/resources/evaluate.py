@@ -1,4 +1,4 @@
-"""``POST /evaluate``: score the served model on Markdown stories (reference 1.4)."""
+"""``POST /evaluate``: score the served model on Markdown stories (Rasa Core 0.14)."""
 
 from __future__ import annotations
 

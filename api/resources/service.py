@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import falcon
+import yaml
 
 from api.body import json_object
 from api.body import read_json
@@ -13,6 +17,7 @@ from worker.turn import Engine
 from worker.version import __version__
 
 MINIMUM_COMPATIBLE_VERSION = "0.1.0"
+OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
 
 class Root:
@@ -30,16 +35,32 @@ class Version:
 
 
 class Status:
-    """Readiness: 200 when the model is loaded and Redis answers, else 503."""
+    """Readiness: 200 when the model is loaded and Redis answers, else 503. With
+    authentication on, only an admin sees more than ``is_ready`` (the model's name
+    and the store's error are not for anonymous probes)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         status = self.engine.status()
-        resp.media = status
+        privileged = getattr(req.context, "privileged", True)
+        resp.media = status if privileged else {"is_ready": status["is_ready"]}
         if not status["is_ready"]:
             resp.status = falcon.HTTP_503
+
+
+class OpenAPI:
+    """The API's contract (``api/openapi.yaml``, shipped in the package), as JSON."""
+
+    def __init__(self) -> None:
+        document = yaml.safe_load(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
+        document["info"]["version"] = __version__
+        self.body = json.dumps(document).encode()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self.body
 
 
 class DomainResource:

@@ -13,17 +13,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench import data as bench_data
 from bench.babi.data import SPLITS
 from bench.babi.harness import Options
 from bench.babi.harness import run
-
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "dialog_babi"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.babi", description=__doc__)
     parser.add_argument("--task", type=int, required=True, choices=range(1, 7))
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the dialog bAbI files (default: the bench.data cache's dialog_babi)",
+    )
     parser.add_argument("--split", choices=SPLITS, default="dev")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
@@ -50,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.oov_copy and args.task == 6:
         parser.error("--oov-copy is for tasks 1-5")
+    if args.data_dir is None:
+        try:
+            args.data_dir = bench_data.path("dialog_babi")
+        except bench_data.DataMissing as exc:
+            parser.error(str(exc))
     result = run(
         Options(
             task=args.task,

@@ -56,9 +56,9 @@ class BotFiles:
         (root / "data").mkdir(parents=True, exist_ok=True)
         (root / "validation").mkdir(exist_ok=True)
         (root / "validation" / "stories.md").write_text(self.validation_stories)
-        dump = {"allow_unicode": True, "sort_keys": False}
-        (root / "domain.yml").write_text(yaml.safe_dump(self.domain, **dump))
-        (root / "config.yml").write_text(yaml.safe_dump(self.config, **dump))
+        for name, data in (("domain.yml", self.domain), ("config.yml", self.config)):
+            text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+            (root / name).write_text(text)
         (root / "data" / "stories.md").write_text(self.stories)
         (root / "data" / "nlu.md").write_text(self.nlu)
         (root / "client.json").write_text(json.dumps(self.knowledge, indent=1))

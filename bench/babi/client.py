@@ -21,14 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from typing import Protocol
 
-import requests
-
+from api.testing import ACTION_LISTEN
+from api.testing import Client as LoopClient
 from bench.babi.bot import Gold
 from bench.babi.bot import GoldFn
 from bench.babi.data import Dialogue
 from bench.babi.data import Result
 
-ACTION_LISTEN = "action_listen"
 #: More actions than this after one user sentence means the bot is looping.
 MAX_ACTIONS_PER_TURN = 5
 
@@ -48,24 +47,12 @@ class Actions(Protocol):
     ) -> tuple[str, list[dict[str, Any]]]: ...
 
 
-class Client:
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url = url.rstrip("/")
-        self.http = requests.Session()
-        self.timeout = timeout
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        reply = self.http.post(self.url + path, json=body, timeout=self.timeout)
-        reply.raise_for_status()
-        return reply.json()
-
+class Client(LoopClient):
     def templates(self) -> dict[str, str]:
         """The first text of each ``utter_*`` template, from ``GET /domain``."""
-        reply = self.http.get(self.url + "/domain", timeout=self.timeout)
-        reply.raise_for_status()
         return {
             name: variations[0]["text"]
-            for name, variations in reply.json()["templates"].items()
+            for name, variations in self.get("/domain")["templates"].items()
         }
 
     def play(
@@ -79,7 +66,7 @@ class Client:
         actions.see(dialogue.results(-1), -1 in dialogue.empty_after)
         said: list[str] = []
         for i, turn in enumerate(dialogue.turns):
-            reply = self.post(f"/conversations/{cid}/parse", {"query": turn.user})
+            reply = self.parse(cid, turn.user)
             if gold is None:
                 said.append(self._free_turn(cid, i, dialogue, actions, reply))
             else:
@@ -98,11 +85,8 @@ class Client:
         reply: dict[str, Any],
     ) -> str:
         texts: list[str] = []
-        while (
-            reply.get("next_action") not in (None, ACTION_LISTEN)
-            and len(texts) < MAX_ACTIONS_PER_TURN
-        ):
-            action = reply["next_action"]
+
+        def run(action: str, reply: dict[str, Any]) -> list[dict[str, Any]]:
             text, events = actions.run(
                 action,
                 reply["tracker"]["slots"],
@@ -110,10 +94,9 @@ class Client:
                 i in dialogue.empty_after,
             )
             texts.append(text)
-            reply = self.post(
-                f"/conversations/{cid}/continue",
-                {"executed_action": action, "events": events},
-            )
+            return events
+
+        self.follow(cid, reply, run, MAX_ACTIONS_PER_TURN)
         return "\n".join(texts)
 
     def _forced_turn(
@@ -176,7 +159,7 @@ def play_all(
             for _, d in chunk
         ]
 
-    # NOTE: each thread has its own client: requests sessions are not thread-safe.
+    # NOTE: each thread has its own client: a client's connection is its own.
     chunks = [
         [(n, d) for n, d in enumerate(dialogues) if n % len(clients) == k]
         for k in range(len(clients))

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from api.testing import Server
 from bench.babi import dstc2
 from bench.babi import restaurant
 from bench.babi.client import play_all
@@ -26,15 +27,12 @@ from bench.babi.data import parse_dialogues
 from bench.babi.data import read_dialogues
 from bench.babi.data import task_file
 from bench.babi.oov import oov_text
-from tests.e2e.conftest import Server
 from trackerstore import EmbeddedRedis
 from worker.domain import Domain
 from worker.model import CoreModel
-from worker.model import training_fingerprint
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
-from worker.policies import PolicyEnsemble
-from worker.policies import policies_from_config
+from worker.train import split_config
 from worker.training import generate_dialogues
 from worker.training import read_stories
 from worker.yamlfile import read_yaml
@@ -71,41 +69,38 @@ def train_models(
     info: dict[str, Any] = {}
     start = time.perf_counter()
     data = load_nlu_data(bot_dir / "data" / "nlu.md")
-    nlu_config = {k: config[k] for k in ("language", "pipeline") if k in config}
+    nlu_config, policy_config = split_config(config)
     NLUPipeline(nlu_config).fit(data).save(model_dir / "nlu")
     info["nlu_examples"] = len(data.examples)
     info["nlu_seconds"] = round(time.perf_counter() - start, 2)
 
     domain = Domain.load(bot_dir / "domain.yml")
     stories = bot_dir / "data" / "stories.md"
-    policy_config = {"policies": config["policies"]}
     start = time.perf_counter()
-    steps = read_stories(stories, domain)
-    dialogues = generate_dialogues(
-        steps, domain, augmentation_factor=augmentation, seed=seed
-    )
     validation = generate_dialogues(
         read_stories(bot_dir / "validation" / "stories.md", domain),
         domain,
         augmentation_factor=0,
     )
-    ensemble = PolicyEnsemble(policies_from_config(policy_config)).fit(
-        dialogues, domain, validation=validation
+    counts: dict[str, int] = {}
+    core = CoreModel.train(
+        domain,
+        stories,
+        policy_config,
+        augmentation_factor=augmentation,
+        seed=seed,
+        progress=lambda stage, done, total: counts.__setitem__(stage, total),
+        validation=validation,
     )
+    ensemble = core.ensemble
     info["core_seconds"] = round(time.perf_counter() - start, 2)
-    info["core_dialogues"] = len(dialogues)
+    info["core_dialogues"] = counts["dialogues"]
     info["epochs"] = {
         name: getattr(policy, "epochs_trained_", None)
         for name, policy in zip(ensemble.names, ensemble.policies, strict=True)
         if hasattr(policy, "epochs_trained_")
     }
-    CoreModel(
-        domain,
-        ensemble,
-        training_fingerprint(domain, stories, policy_config, augmentation, seed),
-        time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
-        policy_config,
-    ).save(model_dir / "core")
+    core.save(model_dir / "core")
     return info
 
 

@@ -26,13 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from bench import data as bench_data
 from bench.nlu.datasets import SETS
 from bench.nlu.datasets import load_set
 from worker.nlu import DEFAULT_PIPELINE_CONFIG
 from worker.nlu import NLUPipeline
 from worker.nlu.evaluation import evaluate
 from worker.nlu.evaluation import write_reports
-from worker.yamlfile import read_yaml
+from worker.train import read_config as read_any_config
+from worker.train import split_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -51,8 +53,7 @@ def config_path(name: str, encoder: bool) -> Path | None:
 def read_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return DEFAULT_PIPELINE_CONFIG
-    data = read_yaml(str(path)).data or {}
-    return {k: v for k, v in data.items() if k in ("language", "pipeline")}
+    return split_config(read_any_config(path))[0] or DEFAULT_PIPELINE_CONFIG
 
 
 def _shown(path: Path | None) -> str:
@@ -193,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         latency_child(args.latency)
         return 0
     names = SETS if args.set == "all" else (args.set,)
+    try:
+        for name in names:
+            bench_data.path(name)
+    except bench_data.DataMissing as exc:
+        parser.error(str(exc))
     rows = []
     for name in names:
         rows.append(run_set(name, args))

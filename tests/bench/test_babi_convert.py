@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from bench.babi import dstc2
 from bench.babi import restaurant
 from bench.babi.bot import Gold
@@ -11,13 +15,14 @@ from bench.babi.bot import render
 from bench.babi.data import Result
 from bench.babi.data import parse_dialogues
 from bench.babi.oov import oov_text
-from tests.data import SHARED_DATA
+from tests.data import BABI_SLICE
+from tests.data import dataset
 from worker.domain import Domain
 from worker.nlu.data import load_nlu_data
 from worker.training import generate_dialogues
 from worker.training import read_stories
 
-BABI = SHARED_DATA / "dialog_babi"
+TASK5_TRAIN = "dialog-babi-task5-full-dialogs-trn.txt"
 TASK5 = """1 resto_rome_cheap_thai_2stars R_rating 2
 2 hello\thello what can i help you with today
 3 can you book a table with italian food in rome\ti'm on it
@@ -167,11 +172,20 @@ def test_dstc2_rules_and_templates():
     )
 
 
+def _every_turn_has_a_label(path: Path, count: int) -> None:
+    dialogues = parse_dialogues(path.read_text())
+    assert len(dialogues) == count
+    files = restaurant.convert(dialogues, variants=1)
+    assert files.stories.count("## dialogue") == count
+    assert all(g is not None for d in dialogues for g in files.gold(d))
+
+
 def test_the_real_files_convert():
-    """Every user and bot sentence of task 5's training file has a label."""
-    dialogues = parse_dialogues(
-        (BABI / "dialog-babi-task5-full-dialogs-trn.txt").read_text()
-    )
-    files = restaurant.convert(dialogues[:200], variants=1)
-    assert files.stories.count("## dialogue") == 200
-    assert all(g is not None for d in dialogues[:200] for g in files.gold(d))
+    """Every user and bot sentence of the first 100 dialogues of task 5's training
+    file (the repository's slice) has a label."""
+    _every_turn_has_a_label(BABI_SLICE / TASK5_TRAIN, 100)
+
+
+@pytest.mark.data("dialog_babi")
+def test_the_whole_training_file_converts():
+    _every_turn_has_a_label(dataset("dialog_babi") / TASK5_TRAIN, 1000)

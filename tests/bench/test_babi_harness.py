@@ -11,10 +11,9 @@ import pytest
 from bench.babi.__main__ import main
 from bench.babi.harness import Options
 from bench.babi.harness import run
-from tests.data import SHARED_DATA
+from tests.data import BABI_SLICE
 
 pytestmark = pytest.mark.e2e
-BABI = SHARED_DATA / "dialog_babi"
 
 
 def test_task5_and_its_oov_copy(tmp_path):
@@ -24,7 +23,7 @@ def test_task5_and_its_oov_copy(tmp_path):
             run(
                 Options(
                     task=5,
-                    data_dir=BABI,
+                    data_dir=BABI_SLICE,
                     split="dev",
                     out=tmp_path / f"oov-{oov}",
                     oov_copy=oov,
@@ -57,7 +56,7 @@ def test_task6_command_line(tmp_path, capsys):
             "--task",
             "6",
             "--data-dir",
-            str(BABI),
+            str(BABI_SLICE),
             "--split",
             "dev",
             "--out",

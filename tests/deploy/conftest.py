@@ -1,6 +1,7 @@
 """Shared by the deployment tests (deploy/, docker-compose.yml): they read files and
-run local tools only (docker-compose, nginx, redis-server when installed); nothing
-here needs a Docker engine or the network."""
+run local tools only (docker-compose, nginx, redis-server when installed); only
+test_compose_stack.py needs a container engine (and skips without one), none needs
+the network."""
 
 from __future__ import annotations
 

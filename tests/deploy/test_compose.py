@@ -22,7 +22,7 @@ import yaml
 from tests.data import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-GUNICORN_GRACEFUL_TIMEOUT = 20  # deploy/gunicorn.conf.py's default
+GUNICORN_GRACEFUL_TIMEOUT = 20  # api/serving/settings.py's default
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?$")
 
 

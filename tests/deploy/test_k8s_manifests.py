@@ -69,7 +69,7 @@ SUFFIXES = {
 # The app's health endpoints (api/app.py): liveness must not depend on Redis.
 READINESS_PATH = "/status"
 LIVENESS_PATHS = {"/", "/version"}
-# gunicorn's default graceful_timeout (deploy/gunicorn.conf.py), when the ConfigMap
+# gunicorn's default graceful_timeout (api/serving/settings.py), when the ConfigMap
 # does not set DIALOGD_GRACEFUL_TIMEOUT.
 DEFAULT_GRACEFUL_TIMEOUT = 20
 
@@ -646,9 +646,9 @@ def test_the_pods_run_as_the_images_user() -> None:
 
 def test_every_configmap_setting_is_read_by_the_image() -> None:
     """A knob nobody reads is a knob that silently does nothing."""
-    readers = (ROOT / "deploy" / "docker-entrypoint.sh").read_text() + (
-        ROOT / "deploy" / "gunicorn.conf.py"
-    ).read_text()
+    readers = (ROOT / "deploy" / "docker-entrypoint.sh").read_text() + "".join(
+        p.read_text() for p in (ROOT / "api" / "serving").glob("*.py")
+    )
     names = set(re.findall(r"DIALOGD_[A-Z_]+", readers)) | {
         # the entrypoint builds these names as DIALOGD_${pair%%:*}
         f"DIALOGD_{m}"

@@ -11,7 +11,6 @@ import http.client
 import http.server
 import json
 import re
-import runpy
 import socket
 import subprocess
 import threading
@@ -23,10 +22,10 @@ from typing import Any
 
 import pytest
 
+from api.serving.settings import gunicorn_settings
 from tests.data import ROOT
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 RESOLVE_SINCE = (1, 27, 3)  # `resolve` and `resolver` in upstream{} (open source)
 
 
@@ -52,7 +51,7 @@ def _directive(body: str, name: str) -> list[str]:
 
 
 def _gunicorn() -> dict[str, Any]:
-    return runpy.run_path(str(GUNICORN_CONF))
+    return gunicorn_settings()
 
 
 def _check_upstream(upstream: str, gunicorn: dict[str, Any]) -> list[str]:
@@ -94,10 +93,6 @@ def _check_location(location: str, gunicorn: dict[str, Any]) -> list[str]:
         out.append('proxy_set_header Connection "" is required for keep-alive')
     if not re.search(r"(?m)^\s*proxy_set_header\s+X-Request-Id\s+\$\w+", location):
         out.append("X-Request-Id is not passed to the workers")
-    if not re.search(
-        r"(?m)^\s*add_header\s+X-Request-Id\s+\$\w+.*\balways\b", location
-    ):
-        out.append("X-Request-Id is not returned to the client (always)")
     retries = _directive(location, "proxy_next_upstream")
     conditions = set(retries[0]) if retries else set()
     if not {"error", "timeout", "http_502", "http_503"} <= conditions:
@@ -113,6 +108,100 @@ def _check_location(location: str, gunicorn: dict[str, Any]) -> list[str]:
     for name in ("proxy_connect_timeout", "proxy_send_timeout"):
         if not _directive(location, name):
             out.append(f"{name} is not set")
+    connect = _directive(location, "proxy_connect_timeout")
+    if connect and _seconds(connect[0][0]) > 1:
+        out.append(
+            "proxy_connect_timeout over 1s: a request to a removed replica's "
+            "address waits that long before it moves on"
+        )
+    if ["on"] not in _directive(location, "proxy_request_buffering"):
+        out.append("proxy_request_buffering on: a slow body must not reach gunicorn")
+    again = re.search(r"(?m)^\s*error_page\s+502\s+=\s*(@\w+)\s*;", location)
+    if not again:
+        out.append("no error_page 502 = @...: no second try after a `resolve` update")
+    return out
+
+
+def _nested_block(text: str, header: str) -> str:
+    """The body of the first ``header { ... }``, nested blocks included."""
+    match = re.search(re.escape(header) + r"\s*\{", text)
+    if not match:
+        return ""
+    depth, start = 1, match.end()
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start:i]
+    return ""
+
+
+def _top_level(body: str) -> str:
+    """``body`` without its nested blocks: the directives of that level only."""
+    while True:
+        flat = re.sub(r"\{[^{}]*\}", ";", body)
+        if flat == body:
+            return body
+        body = flat
+
+
+ERROR_PAGE_CODES = {"400", "408", "413", "414", "494", "502", "503", "504"}
+ERROR_KEYS = {"status", "reason", "message", "details", "help", "code"}
+
+
+def _check_server(server: str) -> list[str]:
+    """One X-Request-Id per answer, JSON for nginx's own refusals, and the one
+    retry of a request no worker saw."""
+    out = []
+    level = _top_level(server)
+    if not re.search(r"(?m)^\s*add_header\s+X-Request-Id\s+\$\w+.*\balways\b", level):
+        out.append("X-Request-Id is not returned to the client (server level, always)")
+    for name in re.findall(r"(?m)^\s*location\s+([^{]+?)\s*\{", server):
+        body = _top_level(_nested_block(server, f"location {name}"))
+        if "add_header" in body:
+            # nginx inherits add_header only into a level that has none.
+            out.append(f"location {name}: add_header hides the server's X-Request-Id")
+        if "proxy_pass" in body and not re.search(
+            r"(?m)^\s*proxy_hide_header\s+X-Request-Id\s*;", body
+        ):
+            out.append(f"location {name}: the worker's X-Request-Id is sent too (two)")
+        if re.search(r"(?m)^\s*proxy_request_buffering\s+off", body):
+            out.append(f"location {name}: proxy_request_buffering off")
+    pages = re.findall(r"(?m)^\s*error_page\s+([\d\s]+?)\s+(/\S+)\s*;", level)
+    codes = {c for numbers, _ in pages for c in numbers.split()}
+    if not pages or not codes >= ERROR_PAGE_CODES:
+        out.append(f"error_page must cover {sorted(ERROR_PAGE_CODES)} at server level")
+        return out
+    page = _nested_block(server, f"location = {pages[0][1]}")
+    body = re.search(r"return\s+\d+\s+'(\{.*\})\\n'\s*;", page)
+    if not body:
+        out.append("the error page does not return a JSON body")
+        return out
+    sample = re.sub(r"\$\w+", "0", body[1])
+    try:
+        keys = set(json.loads(sample))
+    except ValueError:
+        keys = set()
+    if keys != ERROR_KEYS or '"code": $status' not in body[1]:
+        out.append(f"the error body must be the API's shape: {sorted(ERROR_KEYS)}")
+    if "application/json" not in page:
+        out.append("the error page is not application/json")
+    return out
+
+
+def _check_clients(http: str) -> list[str]:
+    """Slow or oversized clients stop at nginx."""
+    out = []
+    for name in (
+        "client_header_timeout",
+        "client_body_timeout",
+        "send_timeout",
+        "keepalive_timeout",
+    ):
+        value = _directive(http, name)
+        if not value or _seconds(value[0][0]) > 65:
+            out.append(f"{name} must be set, at most 65s")
+    if not _directive(http, "large_client_header_buffers"):
+        out.append("large_client_header_buffers (the header limit) is not set")
     return out
 
 
@@ -133,6 +222,8 @@ def problems(text: str, gunicorn: dict[str, Any]) -> list[str]:
         out.append("$request_id is never used")
     out += _check_upstream(_block(conf, "upstream dialogd"), gunicorn)
     out += _check_location(_block(conf, "location /"), gunicorn)
+    out += _check_server(_nested_block(conf, "server"))
+    out += _check_clients(_top_level(_nested_block(conf, "http")))
     return out
 
 
@@ -215,6 +306,61 @@ MUTATIONS = [
         "wrong service",
         _replace("server dialogd:5005", "server worker:5005"),
         "dialogd:5005",
+    ),
+    (
+        "the worker's id passed on",
+        _replace("proxy_hide_header X-Request-Id;", ""),
+        "(two)",
+    ),
+    (
+        "add_header in a location",
+        _replace(
+            "proxy_pass http://dialogd;\n",
+            "proxy_pass http://dialogd;\n            add_header X-A b;\n",
+        ),
+        "hides the server's X-Request-Id",
+    ),
+    (
+        "no id for the client",
+        _replace("add_header X-Request-Id $dialogd_request_id always;", ""),
+        "not returned",
+    ),
+    (
+        "slow connect",
+        _replace("proxy_connect_timeout 500ms;", "proxy_connect_timeout 2s;"),
+        "proxy_connect_timeout over 1s",
+    ),
+    (
+        "unbuffered bodies",
+        _replace("proxy_request_buffering on;", "proxy_request_buffering off;"),
+        "proxy_request_buffering",
+    ),
+    (
+        "no second try",
+        _replace("error_page 502 = @dialogd_again;", ""),
+        "no error_page 502",
+    ),
+    (
+        "HTML errors",
+        _replace(
+            "error_page 400 404 408 413 414 494 500 502 503 504 /_dialogd_error;", ""
+        ),
+        "error_page must cover",
+    ),
+    (
+        "another error shape",
+        _replace('"help": null, ', ""),
+        "the API's shape",
+    ),
+    (
+        "slow bodies",
+        _replace("client_body_timeout 10s;", ""),
+        "client_body_timeout",
+    ),
+    (
+        "unbounded headers",
+        _replace("large_client_header_buffers 4 8k;", ""),
+        "large_client_header_buffers",
     ),
 ]
 
@@ -356,6 +502,8 @@ class Worker:
                 body = json.dumps({"worker": worker.port}).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
+                # As dialogd does (api/middleware.py): the id it was given, back.
+                self.send_header("X-Request-Id", self.headers.get("X-Request-Id", ""))
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -460,6 +608,7 @@ def _request(
         connection.close()
 
 
+@pytest.mark.e2e
 def test_round_robin_request_ids_keepalive_and_body_limit(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
 ) -> None:
@@ -475,9 +624,15 @@ def test_round_robin_request_ids_keepalive_and_body_limit(
                     headers["X_Request_Id"] = f"client-{i}"
                 elif i % 3 == 1:
                     headers["X_Request_Id"] = "not a token!"
+                # the last one carries a token and a message in its query string
+                query = "?token=s3cret&q=my+secret" if i == 11 else ""
                 answers.append(
                     _request(
-                        port, "POST", f"/conversations/c{i}/parse", b"{}", **headers
+                        port,
+                        "POST",
+                        f"/conversations/c{i}/parse{query}",
+                        b"{}",
+                        **headers,
                     )
                 )
             too_big = _request(
@@ -498,7 +653,7 @@ def test_round_robin_request_ids_keepalive_and_body_limit(
         else:
             assert re.fullmatch(r"[0-9a-f]{32}", rid)  # nginx's own otherwise
         assert rid in seen
-        assert seen[rid]["path"] == f"/conversations/c{i}/parse"
+        assert seen[rid]["path"].split("?")[0] == f"/conversations/c{i}/parse"
     for worker in workers:
         for request in worker.seen:
             assert request["version"] == "HTTP/1.1"
@@ -511,12 +666,17 @@ def test_round_robin_request_ids_keepalive_and_body_limit(
     assert sum(len(w.seen) for w in workers) == 12
     # The access log is JSON, with the ids.
     lines = [json.loads(x) for x in (tmp_path / "access.log").read_text().splitlines()]
-    parse = [x for x in lines if x["uri"] == "/conversations/c0/parse"]
+    parse = [x for x in lines if x["path"] == "/conversations/c0/parse"]
     assert parse and parse[0]["request_id"] == "client-0"
     assert parse[0]["conversation_id"] == "c0"
     assert parse[0]["status"] == 200 and parse[0]["upstream"]
+    # Neither a credential nor a message in a query string reaches the log.
+    logged = (tmp_path / "access.log").read_text()
+    assert "/conversations/c11/parse" in logged
+    assert "s3cret" not in logged and "secret" not in logged
 
 
+@pytest.mark.e2e
 def test_a_post_is_never_sent_twice_and_a_get_is_retried(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
 ) -> None:
@@ -559,6 +719,7 @@ def test_a_post_is_never_sent_twice_and_a_get_is_retried(
     assert any(rid in unavailable.ids() for rid in gets)
 
 
+@pytest.mark.e2e
 def test_a_dead_instance_costs_no_request(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
 ) -> None:
@@ -582,3 +743,100 @@ def test_a_dead_instance_costs_no_request(
         good.close()
     assert statuses == [200] * 6
     assert sorted(good.ids()) == sorted(f"p{i}" for i in range(6))
+
+
+def _raw(port: int, data: bytes) -> tuple[int, list[str], bytes]:
+    """Send ``data`` as it is (no client library fixes it up): the status, every
+    X-Request-Id header of the answer, and its body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            # nginx refused before reading all of it: the rest resets the
+            # connection once the answer is out.
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    ids = [
+        line.split(":", 1)[1].strip()
+        for line in lines[1:]
+        if line.lower().startswith("x-request-id:")
+    ]
+    return int(lines[0].split()[1]), ids, body
+
+
+def _ids(
+    port: int, method: str, path: str, body: bytes
+) -> tuple[int, list[str], bytes]:
+    """As _raw, through http.client (which sends a big body as nginx expects)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, body=body)
+        response = connection.getresponse()
+        return response.status, response.msg.get_all("X-Request-Id"), response.read()
+    finally:
+        connection.close()
+
+
+def test_one_request_id_per_answer_and_json_refusals(
+    nginx: str, render_nginx: ModuleType, tmp_path: Path
+) -> None:
+    """Every answer has ONE X-Request-Id (the worker returns its copy too), and what
+    nginx refuses itself is JSON in the API's error shape."""
+    worker = Worker()
+    dead = f"127.0.0.1:{_free_port()}"
+    close = b"Connection: close\r\n"
+    try:
+        with running_nginx(nginx, render_nginx, tmp_path, [worker.address]) as port:
+            ok = _raw(port, b"GET /version HTTP/1.1\r\nHost: x\r\n" + close + b"\r\n")
+            own = _raw(
+                port,
+                b"POST /conversations/a/parse HTTP/1.1\r\nHost: x\r\n"
+                b"X-Request-Id: mine-1\r\nContent-Length: 2\r\n" + close + b"\r\n{}",
+            )
+            refused = {
+                "uri": _raw(port, b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n"),
+                "header": _raw(
+                    port,
+                    b"GET /version HTTP/1.1\r\nHost: x\r\nX-Big: "
+                    + b"b" * 9000
+                    + b"\r\n\r\n",
+                ),
+                "garbage": _raw(port, b"NOT HTTP\r\n\r\n"),
+                "body": _ids(port, "POST", "/conversations/a/parse", b"x" * 1048577),
+            }
+        with running_nginx(nginx, render_nginx, tmp_path, [dead]) as port:
+            refused["no worker"] = _raw(
+                port,
+                b"POST /conversations/a/parse HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 2\r\n" + close + b"\r\n{}",
+            )
+    finally:
+        worker.close()
+
+    assert ok[0] == 200 and len(ok[1]) == 1 and re.fullmatch(r"[0-9a-f]{32}", ok[1][0])
+    assert worker.ids()[0] == ok[1][0]  # the id the worker got is the client's
+    assert own[0] == 200 and own[1] == ["mine-1"]
+    expected = {
+        "uri": (414, "URITooLong"),
+        "header": (400, "BadRequest"),
+        "garbage": (400, "BadRequest"),
+        "body": (413, "PayloadTooLarge"),
+        "no worker": (502, "BadGateway"),
+    }
+    for name, (status, ids, body) in refused.items():
+        assert (status, len(ids)) == (expected[name][0], 1), name
+        error = json.loads(body)
+        assert error == {
+            "status": "failure",
+            "reason": expected[name][1],
+            "message": error["message"],
+            "details": {},
+            "help": None,
+            "code": status,
+        }, name
+        assert error["message"], name
+    assert len(worker.seen) == 2  # nothing refused reached the worker

@@ -59,6 +59,7 @@ def test_the_checker_notices(old: str, new: str, expected: str) -> None:
     assert any(expected in p for p in found), found
 
 
+@pytest.mark.e2e
 def test_redis_server_accepts_it(redis_server: str, tmp_path: Path) -> None:
     socket_path = tmp_path / "redis.sock"
     process = subprocess.Popen(

@@ -1,110 +1,21 @@
 """Real servers for end-to-end tests: models trained by ``dialogd train``, served by
-gunicorn (``python -m api.server``, 2 workers each), sharing the session's Redis."""
+gunicorn (:class:`api.testing.Server`, 2 workers each), sharing the session's Redis."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from api.cli import main as dialogd
+from api.testing import Server
 from tests.data import RASA_EXAMPLES
 from tests.data import ROOT
 
 FIXTURES = RASA_EXAMPLES / "server_test_fixtures"
 MOODBOT = ROOT / "examples" / "moodbot"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One ``python -m api.server`` instance on a free port; without a Redis URL it
-    starts the embedded Redis (give ``--data-dir`` in ``extra``)."""
-
-    def __init__(
-        self,
-        model: Path,
-        redis_url: str | None,
-        prefix: str,
-        log_dir: Path,
-        *,
-        nlu: bool = False,
-        workers: int = 2,
-        extra: tuple = (),
-    ):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_file = log_dir / f"server-{self.port}.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "api.server",
-            "-d",
-            str(model / "core"),
-            "-p",
-            str(self.port),
-            "--host",
-            "127.0.0.1",
-            "--workers",
-            str(workers),
-            "--key-prefix",
-            prefix,
-            "-o",
-            str(self.log_file),
-            *extra,
-        ]
-        if redis_url is not None:
-            cmd += ["--redis-url", redis_url]
-        if nlu:
-            cmd += ["-u", str(model / "nlu")]
-        self.cmd = cmd
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30.0, poll_interval: float = 0.1) -> Server:
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/status", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(poll_interval)
-        raise RuntimeError(f"server did not become ready:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_file.read_text() if self.log_file.exists() else "(no log)"
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait()
 
 
 def train(

@@ -1,4 +1,4 @@
-"""``POST /evaluate`` against a real server (reference 1.4 and 8.4): the original
+"""``POST /evaluate`` against a real server (Rasa Core 0.12-0.14): the original
 tests' fixture stories, end to end, and invalid stories."""
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import requests
 
+from api.testing import Client as LoopClient
 from tests.e2e.conftest import MOODBOT
 from worker.domain import Domain
 from worker.events import ActionExecuted
@@ -28,35 +28,22 @@ TEXTS = {
 }
 
 
-class Client:
+class Client(LoopClient):
     """Runs the bot's actions itself: it renders templates and reports them."""
 
     def __init__(self, url: str):
-        self.url = url
-        self.http = requests.Session()
+        super().__init__(url)
         self.cid = f"mood-{uuid.uuid4().hex}"
         self.said: list[str] = []
 
+    def render(self, action: str, reply: dict) -> list[dict]:
+        text = DOMAIN.templates[action][0]["text"]
+        self.said.append(text)
+        return [{"event": "bot", "text": text}]
+
     def send(self, message: str) -> list[str]:
         """One user turn; returns the actions the server asked for."""
-        reply = self.http.post(
-            f"{self.url}/conversations/{self.cid}/parse", json={"query": message}
-        ).json()
-        actions = []
-        while reply["next_action"] != "action_listen":
-            action = reply["next_action"]
-            actions.append(action)
-            text = DOMAIN.templates[action][0]["text"]
-            self.said.append(text)
-            reply = self.http.post(
-                f"{self.url}/conversations/{self.cid}/continue",
-                json={
-                    "executed_action": action,
-                    "events": [{"event": "bot", "text": text}],
-                },
-            ).json()
-            assert len(actions) < 10, "the bot never listens"
-        return actions
+        return self.turn(self.cid, message, self.render)
 
 
 def turns(step) -> list[tuple[str, list[str]]]:
@@ -77,8 +64,6 @@ def test_the_story_plays_through_parse_and_continue(moodbot_server, step, style)
     for intent, expected in turns(step):
         message = f"/{intent}" if style == "intent" else TEXTS[intent]
         assert client.send(message) == expected, (intent, message)
-    events = requests.get(f"{client.url}/conversations/{client.cid}/tracker").json()[
-        "events"
-    ]
+    events = client.get(f"/conversations/{client.cid}/tracker")["events"]
     bot_texts = [e["text"] for e in events if e["event"] == "bot"]
     assert bot_texts == client.said

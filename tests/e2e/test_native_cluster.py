@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from api.testing import Server
+from api.testing import free_port
 from tests.data import ROOT
-from tests.e2e.conftest import Server
-from tests.e2e.conftest import free_port
 from trackerstore import EmbeddedRedis
 from trackerstore import RedisStore
 

@@ -7,7 +7,7 @@ import subprocess
 
 import requests
 
-from tests.e2e.conftest import Server
+from api.testing import Server
 
 
 def serve(model, data_dir, log_dir) -> Server:

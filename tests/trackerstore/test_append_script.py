@@ -45,11 +45,11 @@ def test_resent_write_is_applied_once(key_prefix: str, client: redis.Redis) -> N
     """A write resent after a lost reply reports success, not a self-conflict."""
     script = client.register_script(WRITE_SCRIPT)
     keys = conversation_keys(key_prefix, "c1")
-    args = [0, 0, b"token-1", 0, b"snap", b"e1", b"e2"]
+    args = [0, 0, b"token-1", 0, b"snap", b"", b"e1", b"e2"]
 
     assert script(keys=keys, args=args) == [1, 1]
     assert script(keys=keys, args=args) == [1, 1]
-    assert script(keys=keys, args=[0, 0, b"token-2", 0, b"snap", b"e3"]) == [0, 1]
+    assert script(keys=keys, args=[0, 0, b"token-2", 0, b"snap", b"", b"e3"]) == [0, 1]
     assert client.lrange(keys[0], 0, -1) == [b"e1", b"e2"]
 
 

@@ -245,6 +245,24 @@ def test_prefetch_answers_as_load_and_a_cancel_leaves_nothing_behind(
         store.prefetch("")
 
 
+def test_idempotency_keys_are_kept_with_the_write(store: TrackerStore) -> None:
+    """A write stores the keys it is given (the latest 16); without, it keeps
+    them; a replace keeps them too."""
+    store.append("c", [_event(0)], 0, {}, {"k0": {"next_action": "a"}})
+    assert store.load("c").keys == {"k0": {"next_action": "a"}}
+    assert store.prefetch("c").result().keys == {"k0": {"next_action": "a"}}
+    store.append("c", [_event(1)], 1, {})
+    store.replace("c", [_event(2)], {})
+    assert store.load("c").keys == {"k0": {"next_action": "a"}}
+    keys = {f"k{n}": {} for n in range(20)}
+    store.append("c", [], 3, {}, keys)
+    assert list(store.load("c").keys) == [f"k{n}" for n in range(4, 20)]
+    assert store.load("other").keys == {}
+    with pytest.raises(VersionConflict):
+        store.append("c", [], 3, {}, {"late": {}})
+    assert "late" not in store.load("c").keys
+
+
 def test_prefix_isolation(make_store: StoreFactory) -> None:
     first, second = make_store("a:"), make_store("b:")
     first.append("same", [_event(1)], 0, {"who": "a"})

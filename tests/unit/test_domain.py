@@ -127,3 +127,12 @@ def test_missing_file():
 
 def test_invalid_domain_is_a_training_data_error():
     assert issubclass(InvalidDomain, TrainingDataError)
+
+
+def test_a_float_slot_featurizes_nan_as_no_value():
+    from worker.slots import Slot
+
+    slot = Slot(name="n", type="float", min_value=0.0, max_value=10.0)
+    assert slot.features("nan") == [0.0]
+    assert slot.features("inf") == [1.0]
+    assert slot.features(5) == [0.5]

@@ -19,7 +19,7 @@ def now() -> float:
     return 1514764800.0
 
 
-# One example per type, in the wire form of reference 3.1.
+# One example per type, in Rasa Core 0.14's wire form.
 EXAMPLES = [
     {"event": "slot", "name": "departure_airport", "value": "BER"},
     {"event": "restart"},
@@ -128,3 +128,71 @@ def test_one_bad_item_rejects_the_list_and_names_its_index():
 def test_export_never_takes_a_path_from_input():
     event = event_from_dict({"event": "export", "path": "/etc/passwd"}, now)
     assert event.path is None
+
+
+def _user(**parse_data) -> dict:
+    base = {"intent": {"name": "greet", "confidence": 0.9}, "entities": []}
+    return {"event": "user", "text": "hi", "parse_data": {**base, **parse_data}}
+
+
+# Fields the engine reads, with values of the wrong type or range (issue 11.2).
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _user(intent={"name": "greet", "confidence": "0.9"}),
+        _user(intent={"name": "greet", "confidence": [0.9]}),
+        _user(intent={"name": "greet", "confidence": {"v": 1}}),
+        _user(intent={"name": "greet", "confidence": True}),
+        _user(intent={"name": "greet", "confidence": 1.5}),
+        _user(intent={"name": "greet", "confidence": -0.1}),
+        _user(intent={"name": "greet", "confidence": float("nan")}),
+        _user(intent={"name": ["greet"]}),
+        _user(entities=[{"entity": "x", "start": "0"}]),
+        _user(entities=[{"entity": "x", "end": 1.5}]),
+        _user(entities=[{"entity": "x", "start": -1}]),
+        _user(entities=[{"entity": "x", "start": True}]),
+        _user(entities=[{"entity": "x", "confidence": "high"}]),
+        _user(entities=[{"entity": "x", "confidence": float("inf")}]),
+        _user(entities=[{"entity": "x", "extractor": 1}]),
+        _user(entities=[{"entity": 1}]),
+        _user(entities={"entity": "x"}),
+        _user(intent_ranking={"name": "greet"}),
+        _user(intent_ranking=["greet"]),
+        _user(intent_ranking=[{"name": "greet", "confidence": "x"}]),
+        _user(intent_ranking=[{"name": 3, "confidence": 0.1}]),
+        _user(text=["hi"]),
+        {"event": "user", "text": 3},
+        {"event": "user", "input_channel": 3},
+        {"event": "action", "name": "a", "confidence": float("nan")},
+        {"event": "action", "name": "a", "confidence": True},
+        {"event": "action", "name": "a", "policy": 1},
+        {"event": "action_execution_rejected", "name": "a", "confidence": "1"},
+        {"event": "slot", "name": 3, "value": 1},
+        {"event": "followup", "name": ["a"]},
+        {"event": "form", "name": 3},
+        {"event": "reminder", "action": "a", "date_time": 5},
+        {"event": "bot", "text": {"t": 1}},
+        {"event": "pause", "timestamp": float("inf")},
+        {"event": "pause", "timestamp": True},
+    ],
+)
+def test_fields_the_engine_reads_are_checked(bad):
+    with pytest.raises(InvalidEvent):
+        event_from_dict(bad, now)
+
+
+def test_checked_fields_accept_what_the_engine_writes():
+    good = _user(
+        intent={"name": None, "confidence": 0},
+        entities=[
+            {"entity": "x", "start": 0, "end": 2, "value": {"any": ["thing"]}},
+            {"entity": "y", "confidence": 0.5, "extractor": "regex"},
+        ],
+        intent_ranking=[{"name": "greet", "confidence": 1}, {"name": None}],
+        text=None,
+        custom={"kept": True},
+    )
+    event = event_from_dict(good, now)
+    assert event.parse_data["custom"] == {"kept": True}
+    action = {"event": "action", "name": "a", "policy": None, "confidence": 3.5}
+    assert event_from_dict(action, now).confidence == 3.5

@@ -1,5 +1,5 @@
 """The turn logic against the in-memory store: parse/continue semantics of the
-original (reference 7.2, 7.3), history events, conflicts, a changed model."""
+original Rasa Core server, history events, conflicts, a changed model."""
 
 from __future__ import annotations
 

@@ -23,10 +23,7 @@ from worker.errors import InvalidConfig
 from worker.evaluation.stories import evaluate_dialogues
 from worker.evaluation.stories import story_dialogues
 from worker.model import CoreModel
-from worker.policies.config import policies_from_config
-from worker.policies.ensemble import PolicyEnsemble
 from worker.training.generator import TrainingDialogue
-from worker.training.generator import generate_dialogues
 from worker.training.generator import story_step
 from worker.training.stories import StoryStep
 
@@ -56,12 +53,14 @@ def train_core(
     seed: int = 42,
 ) -> CoreModel:
     """A model trained on complete dialogues, as if they were the story file."""
-    steps = [story_step(d, domain) for d in dialogues]
-    training = generate_dialogues(
-        steps, domain, augmentation_factor=augmentation_factor, seed=seed
+    return CoreModel.from_steps(
+        domain,
+        [story_step(d, domain) for d in dialogues],
+        config,
+        augmentation_factor=augmentation_factor,
+        seed=seed,
+        fingerprint="learning-curve",
     )
-    ensemble = PolicyEnsemble(policies_from_config(config)).fit(training, domain)
-    return CoreModel(domain, ensemble, "learning-curve", "", config or {})
 
 
 def learning_curve(

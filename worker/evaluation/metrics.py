@@ -68,8 +68,19 @@ class Metrics:
         }
 
 
-def _ratio(num: int, den: int) -> float:
+def ratio(num: float, den: float) -> float:
+    """``num / den``, 0 when there is nothing to divide by."""
     return num / den if den else 0.0
+
+
+def prf(hits: int, n_predicted: int, n_gold: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 of ``hits`` among ``n_predicted`` predictions of
+    ``n_gold`` gold items (each 0 where undefined, as in sklearn)."""
+    return (
+        ratio(hits, n_predicted),
+        ratio(hits, n_gold),
+        ratio(2 * hits, n_predicted + n_gold),
+    )
 
 
 def classification_metrics(gold: Sequence[str], predicted: Sequence[str]) -> Metrics:
@@ -86,10 +97,9 @@ def classification_metrics(gold: Sequence[str], predicted: Sequence[str]) -> Met
     per_label = {}
     for label in labels:
         hits = matrix[index[label]][index[label]]
-        precision = _ratio(hits, predicted_counts[label])
-        recall = _ratio(hits, gold_counts[label])
-        f1 = _ratio(2 * hits, predicted_counts[label] + gold_counts[label])
-        per_label[label] = LabelScore(precision, recall, f1, gold_counts[label])
+        per_label[label] = LabelScore(
+            *prf(hits, predicted_counts[label], gold_counts[label]), gold_counts[label]
+        )
     return Metrics(
         total=len(gold),
         correct=sum(g == p for g, p in zip(gold, predicted, strict=True)),

@@ -10,7 +10,10 @@ import json
 from html import escape
 from pathlib import Path
 
-from worker.evaluation.metrics import Metrics
+from worker.evaluation.html import confusion_table
+from worker.evaluation.html import label_table
+from worker.evaluation.html import page
+from worker.evaluation.html import table
 from worker.evaluation.stories import ActionResult
 from worker.evaluation.stories import Evaluation
 from worker.evaluation.stories import StoryResult
@@ -21,23 +24,6 @@ PREDICTIONS_FILE = "predictions.jsonl"
 HTML_FILE = "report.html"
 #: More failed stories than this are counted but not drawn (the page stays usable).
 MAX_FAILED_SHOWN = 200
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
-table{border-collapse:collapse;font-size:.85em}
-td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
-.cm td{min-width:2em;text-align:center}
-.cm th.c{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left}
-.story{border:1px solid #ddd;margin:1em 0;padding:.5em 1em}
-.story h3{font-size:1em;margin:.2em 0 .5em}
-.turn{font-family:ui-monospace,monospace;font-size:.85em;margin:.1em 0}
-.turn{padding:.1em .3em}
-.user{color:#1d4f91}.event{color:#777}
-.bad{background:#fde2e2;color:#9b1c1c}.ok{color:#1f6f3a}
-.note{color:#777;font-size:.85em}
-"""
 
 
 def write_report(evaluation: Evaluation, out: str | Path, title: str = "") -> Path:
@@ -80,50 +66,7 @@ def _summary_table(evaluation: Evaluation) -> str:
         rows.append(
             ("intents correct", f"{i.correct} / {i.total} ({_pct(i.accuracy)})")
         )
-    body = "".join(
-        f"<tr><th class=l>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows
-    )
-    return f"<table>{body}</table>"
-
-
-def _label_table(metrics: Metrics) -> str:
-    head = (
-        "<tr><th class=l>label</th><th>precision</th><th>recall</th>"
-        "<th>F1</th><th>support</th></tr>"
-    )
-    rows = []
-    for label, s in metrics.per_label.items():
-        cls = " class=bad" if s.f1 < 1.0 else ""
-        rows.append(
-            f"<tr{cls}><td class=l>{escape(label)}</td><td>{s.precision:.3f}</td>"
-            f"<td>{s.recall:.3f}</td><td>{s.f1:.3f}</td><td>{s.support}</td></tr>"
-        )
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _confusion_table(metrics: Metrics) -> str:
-    """Rows are gold labels, columns predictions; shading grows with the row share."""
-    labels = metrics.labels
-    head = "<tr><th class=l>gold \\ predicted</th>" + "".join(
-        f"<th class=c>{escape(label)}</th>" for label in labels
-    )
-    rows = [head + "</tr>"]
-    for i, label in enumerate(labels):
-        row = metrics.confusion[i]
-        total = sum(row) or 1
-        cells = []
-        for j, count in enumerate(row):
-            if not count:
-                cells.append("<td></td>")
-                continue
-            alpha = 0.15 + 0.85 * count / total
-            colour = "31,111,58" if i == j else "155,28,28"
-            cells.append(
-                f'<td style="background:rgba({colour},{alpha:.2f});'
-                f'color:{"#fff" if alpha > 0.55 else "#222"}">{count}</td>'
-            )
-        rows.append(f"<tr><th class=l>{escape(label)}</th>{''.join(cells)}</tr>")
-    return f'<table class="cm">{"".join(rows)}</table>'
+    return table(["figure", "value"], rows)
 
 
 def _turn(step: object) -> str:
@@ -164,26 +107,23 @@ def html_report(evaluation: Evaluation, title: str) -> str:
         if len(failed) > len(shown)
         else ""
     )
+    actions, intents = evaluation.action_metrics, evaluation.intent_metrics
     parts = [
-        "<!DOCTYPE html><html><head><meta charset=utf-8>",
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
         _summary_table(evaluation),
         "<h2>Actions</h2>",
-        _label_table(evaluation.action_metrics),
+        label_table(actions.per_label.items()),
         "<h2>Confusion matrix (actions)</h2>",
-        _confusion_table(evaluation.action_metrics),
+        confusion_table(actions.labels, actions.confusion),
     ]
     if evaluation.end_to_end:
         parts += [
             "<h2>Intents (end to end)</h2>",
-            _label_table(evaluation.intent_metrics),
-            _confusion_table(evaluation.intent_metrics),
+            label_table(intents.per_label.items()),
+            confusion_table(intents.labels, intents.confusion),
         ]
     parts += [
         f"<h2>Failed stories ({len(failed)})</h2>",
         "".join(_story(s) for s in shown) or "<p>None: every story is right.</p>",
         more,
-        "</body></html>\n",
     ]
-    return "".join(parts)
+    return page(title, parts)

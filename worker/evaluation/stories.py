@@ -42,9 +42,12 @@ MEMO_POLICIES = ("MemoizationPolicy", "AugmentedMemoizationPolicy")
 
 
 class PredictionLike(Protocol):
-    action: str
-    confidence: float
-    policy: str | None
+    @property
+    def action(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def policy(self) -> str | None: ...
 
 
 class CoreLike(Protocol):
@@ -270,7 +273,7 @@ class _Replay:
                 event.text,
                 event.intent_name,
                 parsed.intent_name,
-                tuple((e.get("entity"), e.get("value")) for e in parsed.entities),
+                tuple((str(e.get("entity")), e.get("value")) for e in parsed.entities),
             )
         )
         self.log(parsed)

@@ -29,8 +29,9 @@ _SECTIONS = ("intent", "synonym", "regex", "lookup")
 class _MarkdownReader:
     """Rasa's MarkdownReader as a line-by-line state machine over sections."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lookup_files: bool) -> None:
         self.path = path
+        self.lookup_files = lookup_files
         self.section: str | None = None
         self.title = ""
         self.examples: list[Example] = []
@@ -86,7 +87,7 @@ class _MarkdownReader:
             self.read_item(item.group(1).strip(), number)
         elif self.section == "lookup":
             try:
-                elements = read_lookup_file(line, self.path.parent)
+                elements = read_lookup_file(line, self.path, self.lookup_files)
             except ValueError as err:
                 raise self.fail(str(err), number) from err
             extend_unique(self.lookups.setdefault(self.title, []), elements)
@@ -142,6 +143,7 @@ def _broken_annotation(item: str) -> bool:
     return "](" in _ANNOTATION.sub("", item)
 
 
-def read_markdown(raw: str, path: Path) -> NLUData:
-    """Parse Markdown NLU data; ``path`` names errors and anchors lookup files."""
-    return _MarkdownReader(path).read(raw)
+def read_markdown(raw: str, path: Path, *, lookup_files: bool = False) -> NLUData:
+    """Parse Markdown NLU data; ``path`` names errors and anchors lookup files (read
+    only with ``lookup_files``: see `read_lookup_file`)."""
+    return _MarkdownReader(path, lookup_files).read(raw)

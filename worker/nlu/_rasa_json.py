@@ -1,11 +1,14 @@
-"""Reader for Rasa NLU JSON (``{"rasa_nlu_data": {...}}``, reference §6.1)."""
+"""Reader for Rasa NLU JSON (``{"rasa_nlu_data": {...}}``; Rasa NLU 0.13-0.15 docs,
+"Training Data Format")."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+from typing import TypeGuard
 
+from worker import jsonlimits
 from worker.errors import TrainingDataError
 from worker.nlu.training_data import Entity
 from worker.nlu.training_data import Example
@@ -37,13 +40,13 @@ def _json_line(raw: str, keys: tuple[str | int, ...]) -> int:
     """Line of the JSON object at ``keys``; re-parses slowly, so only on errors."""
 
     def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
-        obj, end = json.decoder.JSONObject(s_and_end, *args)
+        obj, end = json.decoder.JSONObject(s_and_end, *args)  # type: ignore[attr-defined]
         positioned = _PositionedDict(obj)
         positioned.pos = s_and_end[1] - 1
         return positioned, end
 
     decoder = json.JSONDecoder()
-    decoder.parse_object = parse_object  # type: ignore[assignment]
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
     decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
     node: Any = decoder.decode(raw)
     pos = getattr(node, "pos", 0)
@@ -59,7 +62,8 @@ def _json_line(raw: str, keys: tuple[str | int, ...]) -> int:
 class _JsonReader:
     """Validates a parsed ``rasa_nlu_data`` document, with error lines on demand."""
 
-    def __init__(self, raw: str, path: Path) -> None:
+    def __init__(self, raw: str, path: Path, lookup_files: bool) -> None:
+        self.lookup_files = lookup_files
         self.raw = raw
         self.path = path
         self.synonyms: dict[str, str] = {}
@@ -164,7 +168,7 @@ class _JsonReader:
             raise self.fail("a lookup table needs a string name", "lookup_tables", i)
         if isinstance(elements, str):
             try:
-                elements = read_lookup_file(elements, self.path.parent)
+                elements = read_lookup_file(elements, self.path, self.lookup_files)
             except ValueError as err:
                 raise self.fail(str(err), "lookup_tables", i) from err
         elif not _is_str_list(elements):
@@ -176,20 +180,23 @@ class _JsonReader:
         return name, tuple(elements)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_str_list(value: Any) -> bool:
+def _is_str_list(value: Any) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def read_rasa_json(raw: str, path: Path) -> NLUData:
-    """Parse Rasa NLU JSON; ``path`` names errors and anchors lookup files."""
+def read_rasa_json(raw: str, path: Path, *, lookup_files: bool = False) -> NLUData:
+    """Parse Rasa NLU JSON; ``path`` names errors and anchors lookup files (read
+    only with ``lookup_files``: see `read_lookup_file`)."""
     try:
-        doc = json.loads(raw)
+        doc = jsonlimits.loads(raw)
     except json.JSONDecodeError as err:
         raise TrainingDataError(
             f"invalid JSON: {err.msg}", str(path), err.lineno
         ) from err
-    return _JsonReader(raw, path).read(doc)
+    except jsonlimits.JSONLimitError as err:
+        raise TrainingDataError(f"the JSON has {err}", str(path)) from err
+    return _JsonReader(raw, path, lookup_files).read(doc)

@@ -8,11 +8,12 @@ not a ``- `` item, an unknown key, or markup that is not a valid annotation is a
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
+from typing import cast
 
+from worker.annotations import parse_annotations
 from worker.errors import TrainingDataError
 from worker.nlu.training_data import Entity
 from worker.nlu.training_data import Example
@@ -23,19 +24,10 @@ from worker.nlu.training_data import merge_data
 from worker.nlu.training_data import regex_error
 from worker.yamlfile import YamlDoc
 
-#: Rasa's entity markup: ``[text](entity)``, ``[text](entity:value)``,
-#: ``[text]{"entity": ...}`` and ``[text][{...}, {...}]``.
-_ANNOTATION = re.compile(
-    r"\[(?P<surface>[^\]]+?)\]"
-    r"(?:\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)"
-    r"|(?P<dict>\{[^}]+?\})"
-    r"|\[(?P<list>.*?)\])"
-)
 #: Keys a data file may hold next to ``nlu``; stories and rules are read elsewhere,
 #: ``responses`` (retrieval intents) are the domain's business.
 _DATA_KEYS = frozenset({"version", "nlu", "stories", "rules", "responses"})
 _ITEM_KINDS = ("intent", "synonym", "regex", "lookup")
-_ENTITY_KEYS = frozenset({"entity", "value", "role", "group"})
 
 
 class _YamlNLUReader:
@@ -182,70 +174,7 @@ class _YamlNLUReader:
             surface = text[entity["start"] : entity["end"]]
             if entity["value"] != surface:
                 add_synonym(self.synonyms, surface, entity["value"])
-        return Example(text, intent, tuple(entities))
-
-
-def parse_annotations(item: str) -> tuple[str, list[Entity]]:
-    """The plain text of an annotated example and its entities (with role and
-    group); ValueError says what markup is broken."""
-    pieces: list[str] = []
-    entities: list[Entity] = []
-    cursor = length = 0
-    for match in _ANNOTATION.finditer(item):
-        pieces.append(item[cursor : match.start()])
-        length += match.start() - cursor
-        surface = match.group("surface")
-        for spec in _entity_specs(match):
-            entity = Entity(
-                start=length,
-                end=length + len(surface),
-                value=spec.get("value", surface),
-                entity=spec["entity"],
-            )
-            for key in ("role", "group"):
-                if key in spec:
-                    entity[key] = spec[key]  # type: ignore[literal-required]
-            entities.append(entity)
-        pieces.append(surface)
-        length += len(surface)
-        cursor = match.end()
-    pieces.append(item[cursor:])
-    rest = _ANNOTATION.sub("", item)
-    if "](" in rest or "]{" in rest:
-        raise ValueError(
-            f"cannot parse the entity annotation in {item!r}; expected "
-            '[text](entity), [text](entity:value) or [text]{"entity": ...}'
-        )
-    return "".join(pieces), entities
-
-
-def _entity_specs(match: re.Match[str]) -> list[dict[str, str]]:
-    if match.group("entity") is not None:
-        spec = {"entity": match.group("entity").strip()}
-        if match.group("value") is not None:
-            spec["value"] = match.group("value")
-        return [spec]
-    raw = match.group("dict") or f"[{match.group('list')}]"
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"entity annotation {raw!r} is not valid JSON: {err.msg}"
-        ) from err
-    specs = parsed if isinstance(parsed, list) else [parsed]
-    for spec in specs:
-        ok = (
-            isinstance(spec, dict)
-            and set(spec) <= _ENTITY_KEYS
-            and isinstance(spec.get("entity"), str)
-            and all(isinstance(spec.get(k, ""), str) for k in _ENTITY_KEYS)
-        )
-        if not ok:
-            raise ValueError(
-                f"entity annotation {raw!r}: each entity is an object with a "
-                "string 'entity' and optional string 'value', 'role', 'group'"
-            )
-    return specs
+        return Example(text, intent, tuple(cast(list[Entity], entities)))
 
 
 def read_rasa_yaml(raw: str, path: Path) -> NLUData:

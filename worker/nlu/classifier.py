@@ -381,9 +381,9 @@ def _dense_vector(message: Message, dim: int) -> np.ndarray:
 
 def _dense_matrix(messages: Sequence[Message], scale: float) -> np.ndarray:
     """Stacked, scaled dense features, or a ``(n, 0)`` block when there are none."""
-    vectors = [m.dense_features for m in messages]
-    if not vectors or any(v is None for v in vectors):
-        return np.zeros((len(vectors), 0), np.float32)
+    vectors = [m.dense_features for m in messages if m.dense_features is not None]
+    if not vectors or len(vectors) < len(messages):
+        return np.zeros((len(messages), 0), np.float32)
     return (np.stack(vectors) * scale).astype(np.float32)
 
 

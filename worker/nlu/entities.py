@@ -22,12 +22,15 @@ from typing import Self
 
 import numpy as np
 
+from worker.errors import InvalidConfig
 from worker.nlu.base import Component
 from worker.nlu.base import Message
 from worker.nlu.base import Token
 from worker.nlu.base import check_param
 from worker.nlu.base import is_int
 from worker.nlu.base import is_number
+from worker.nlu.patterns import PatternError
+from worker.nlu.patterns import compile_data_pattern
 from worker.nlu.training_data import Entity
 from worker.nlu.training_data import NLUData
 
@@ -255,7 +258,8 @@ class PerceptronEntityExtractor(Component):
             ]
         )
         index = {tag: i for i, tag in enumerate(self.tags_)}
-        sentences, dense = [], []
+        sentences: list[tuple[np.ndarray, ...]] = []
+        dense: list[np.ndarray | None] = []
         for message, example in zip(messages, data.examples, strict=True):
             if message.tokens:
                 hashes, owner = self._hashed_features(message, example.intent)
@@ -278,7 +282,12 @@ class PerceptronEntityExtractor(Component):
     def _compile_patterns(self, patterns: list[tuple[str, str]]) -> None:
         self.pattern_names_ = np.array([name for name, _ in patterns], dtype=str)
         self.pattern_sources_ = np.array([source for _, source in patterns], dtype=str)
-        self._patterns = [(name, re.compile(source)) for name, source in patterns]
+        try:
+            self._patterns = [
+                (name, compile_data_pattern(source)) for name, source in patterns
+            ]
+        except PatternError as err:
+            raise InvalidConfig(str(err)) from err
 
     def _hashed_features(
         self, message: Message, intent: str | None
@@ -349,7 +358,8 @@ class PerceptronEntityExtractor(Component):
         mask = np.where(allowed_transitions(list(self.tags_)), 0.0, _FORBIDDEN)
         weights = np.zeros(self.pair_tags_.size)
         trans = np.zeros((n_tags + 1, n_tags + 1))
-        width = 0 if any(d is None for d in dense) or not dense else dense[0].shape[1]
+        first = dense[0] if dense else None
+        width = 0 if first is None or any(d is None for d in dense) else first.shape[1]
         dense_w = np.zeros((n_tags, width), np.float32)
         dense_totals = np.zeros(dense_w.shape)
         # Daumé's trick: averaged = current - totals / count, with no per-step copy.

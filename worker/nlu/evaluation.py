@@ -21,6 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from worker.evaluation.html import confusion_table
+from worker.evaluation.html import label_table
+from worker.evaluation.html import page
+from worker.evaluation.html import table
+from worker.evaluation.metrics import LabelScore
+from worker.evaluation.metrics import classification_metrics
+from worker.evaluation.metrics import prf
+from worker.evaluation.metrics import ratio
 from worker.nlu.training_data import NLUData
 
 #: Intent names that mean "out of scope" in data or as a fallback prediction.
@@ -162,13 +170,11 @@ def score(
 
 
 def _ratio(numerator: float, denominator: float) -> float:
-    return round(numerator / denominator, 6) if denominator else 0.0
+    return round(ratio(numerator, denominator), 6)
 
 
-def _f1(precision: float, recall: float) -> float:
-    if precision + recall == 0:
-        return 0.0
-    return round(2 * precision * recall / (precision + recall), 6)
+#: What an example without a predicted intent counts as.
+_NO_INTENT = "\x00none"
 
 
 def intent_metrics(
@@ -176,25 +182,25 @@ def intent_metrics(
 ) -> dict[str, Any]:
     """Accuracy, macro F1, per-intent precision/recall/F1 and confused pairs."""
     labels = sorted(set(gold))
-    gold_counts = Counter(gold)
-    pred_counts = Counter(pred)
-    correct = Counter(g for g, p in zip(gold, pred, strict=True) if g == p)
-    per_intent = {}
-    for label in labels:
-        precision = _ratio(correct[label], pred_counts[label])
-        recall = _ratio(correct[label], gold_counts[label])
-        per_intent[label] = {
-            "precision": precision,
-            "recall": recall,
-            "f1": _f1(precision, recall),
-            "support": gold_counts[label],
+    scores = classification_metrics(
+        gold, [p if p is not None else _NO_INTENT for p in pred]
+    )
+    per_intent = {
+        label: {
+            "precision": round(s.precision, 6),
+            "recall": round(s.recall, 6),
+            "f1": round(s.f1, 6),
+            "support": s.support,
         }
+        for label in labels
+        for s in (scores.per_label[label],)
+    }
     confusions = Counter(
         (g, p) for g, p in zip(gold, pred, strict=True) if g != p
     ).most_common(top_confusions)
     macro = float(np.mean([m["f1"] for m in per_intent.values()])) if labels else 0.0
     return {
-        "accuracy": _ratio(sum(correct.values()), len(gold)),
+        "accuracy": round(scores.accuracy, 6),
         "macro_f1": round(macro, 6),
         "n": len(gold),
         "per_intent": per_intent,
@@ -222,11 +228,11 @@ def _overlap_matches(gold: list[tuple], pred: list[tuple]) -> int:
 
 
 def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, Any]:
-    precision, recall = _ratio(tp, n_pred), _ratio(tp, n_gold)
+    precision, recall, f1 = (round(v, 6) for v in prf(tp, n_pred, n_gold))
     return {
         "precision": precision,
         "recall": recall,
-        "f1": _f1(precision, recall),
+        "f1": f1,
         "tp": tp,
         "n_pred": n_pred,
         "n_gold": n_gold,
@@ -236,7 +242,7 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, Any]:
 def entity_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Micro precision/recall/F1 by exact span + type and by overlap + type,
     overall and per entity type."""
-    totals = Counter()
+    totals: Counter[str] = Counter()
     per_type: dict[str, Counter] = {}
     for record in records:
         gold = [(e["start"], e["end"], e["entity"]) for e in record["entities"]]
@@ -327,15 +333,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}
-.k{display:inline-block;margin-right:2em}.k b{font-size:1.4em;display:block}
-"""
-
-
 def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
     """A self-contained page: headline figures, a confusion matrix of the most
     confused intents, a confidence histogram (inline SVG) and the worst examples."""
@@ -360,9 +357,6 @@ def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
             ("entity F1 (overlap)", f"{entities['overlap']['f1']:.4f}"),
         ]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        "<title>NLU evaluation</title>",
-        f"<style>{_CSS}</style></head><body><h1>NLU evaluation</h1>",
         "".join(f"<span class='k'>{esc(k)}<b>{esc(v)}</b></span>" for k, v in figures),
         "<h2>Most confused intents</h2>",
         _confusion_table(intent["confusions"], records),
@@ -374,9 +368,8 @@ def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
         _entity_error_table(records),
         "<h2>Per intent</h2>",
         _per_intent_table(intent["per_intent"]),
-        "</body></html>",
     ]
-    Path(path).write_text("\n".join(parts), "utf-8")
+    Path(path).write_text(page("NLU evaluation", parts), "utf-8")
     return Path(path)
 
 
@@ -396,24 +389,8 @@ def _confusion_table(
         for r in records
         if str(r["intent"]) in labels and str(r["predicted_intent"]) in labels
     )
-    esc = html.escape
-    head = "".join(
-        f"<th title='{esc(label)}'>{i}</th>" for i, label in enumerate(labels, 1)
-    )
-    rows = []
-    for i, g in enumerate(labels, 1):
-        cells = []
-        for p in labels:
-            n = counts[(g, p)]
-            shade = "#e8f4e8" if g == p else ("#f8d7d7" if n else "#fff")
-            cells.append(f"<td style='background:{shade}'>{n or ''}</td>")
-        rows.append(f"<tr><th class='l'>{i}. {esc(g)}</th>{''.join(cells)}</tr>")
-    return (
-        "<p>The intents of the most frequent confusions. Rows are the true intent, "
-        "columns the prediction (numbered as the rows).</p>"
-        f"<table><tr><th class='l'>true \\ predicted</th>{head}</tr>"
-        + "".join(rows)
-        + "</table>"
+    return "<p>The intents of the most frequent confusions.</p>" + confusion_table(
+        labels, [[counts[(g, p)] for p in labels] for g in labels]
     )
 
 
@@ -473,18 +450,17 @@ def _worst_table(records: Sequence[dict[str, Any]], limit: int = 30) -> str:
     wrong.sort(key=lambda r: -r["confidence"])
     if not wrong:
         return "<p>None.</p>"
-    esc = html.escape
-    rows = "".join(
-        f"<tr><td class='l'>{esc(r['text'])}</td><td class='l'>{esc(str(r['intent']))}"
-        f"</td><td class='l'>{esc(str(r['predicted_intent']))}</td>"
-        f"<td>{r['confidence']:.3f}</td></tr>"
+    rows = [
+        [
+            r["text"],
+            str(r["intent"]),
+            str(r["predicted_intent"]),
+            f"{r['confidence']:.3f}",
+        ]
         for r in wrong[:limit]
-    )
-    return (
-        f"<p>{len(wrong)} errors; the {min(limit, len(wrong))} most confident:</p>"
-        "<table><tr><th class='l'>text</th><th class='l'>intent</th>"
-        f"<th class='l'>predicted</th><th>confidence</th></tr>{rows}</table>"
-    )
+    ]
+    head = f"<p>{len(wrong)} errors; the {min(limit, len(wrong))} most confident:</p>"
+    return head + table(["text", "intent", "predicted", "confidence"], rows, left=3)
 
 
 def _spans(text: str, entities: Sequence[dict[str, Any]]) -> str:
@@ -500,29 +476,23 @@ def _entity_error_table(records: Sequence[dict[str, Any]], limit: int = 30) -> s
             wrong.append(r)
     if not wrong:
         return "<p>None.</p>"
-    esc = html.escape
-    rows = "".join(
-        f"<tr><td class='l'>{esc(r['text'])}</td>"
-        f"<td class='l'>{esc(_spans(r['text'], r['entities']))}</td>"
-        f"<td class='l'>{esc(_spans(r['text'], r['predicted_entities']))}</td></tr>"
+    rows = [
+        [
+            r["text"],
+            _spans(r["text"], r["entities"]),
+            _spans(r["text"], r["predicted_entities"]),
+        ]
         for r in wrong[:limit]
-    )
-    return (
+    ]
+    head = (
         f"<p>{len(wrong)} examples with an entity error; the first "
-        f"{min(limit, len(wrong))}:</p><table><tr><th class='l'>text</th>"
-        f"<th class='l'>entities</th><th class='l'>predicted</th></tr>{rows}</table>"
+        f"{min(limit, len(wrong))}:</p>"
     )
+    return head + table(["text", "entities", "predicted"], rows, left=3)
 
 
 def _per_intent_table(per_intent: dict[str, dict[str, Any]]) -> str:
-    esc = html.escape
     ordered = sorted(per_intent.items(), key=lambda item: item[1]["f1"])
-    rows = "".join(
-        f"<tr><td class='l'>{esc(name)}</td><td>{m['precision']:.3f}</td>"
-        f"<td>{m['recall']:.3f}</td><td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>"
-        for name, m in ordered
-    )
-    return (
-        "<p>Worst F1 first.</p><table><tr><th class='l'>intent</th><th>precision</th>"
-        f"<th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
+    return "<p>Worst F1 first.</p>" + label_table(
+        ((name, LabelScore(**m)) for name, m in ordered), "intent"
     )

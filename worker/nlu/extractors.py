@@ -14,9 +14,13 @@ from typing import Self
 
 import numpy as np
 
+from worker.errors import InvalidConfig
 from worker.nlu.base import Component
 from worker.nlu.base import Message
 from worker.nlu.base import check_param
+from worker.nlu.patterns import ClientPattern
+from worker.nlu.patterns import PatternError
+from worker.nlu.patterns import compile_data_pattern
 from worker.nlu.training_data import NLUData
 
 _UNITS = {
@@ -163,9 +167,9 @@ class NumberExtractor(Component):
             ):
                 if j > i and text[words[j - 1][2] : words[j][1]] not in (" ", "-"):
                     break
-                value = words_to_number([w for w, _, _ in words[i : j + 1]])
-                if value is not None:
-                    best = (j, value)
+                number = words_to_number([w for w, _, _ in words[i : j + 1]])
+                if number is not None:
+                    best = (j, number)
                 j += 1
             if best is None:
                 i += 1
@@ -238,8 +242,10 @@ class RegexEntityExtractor(Component):
     def _compile(self, patterns: Sequence[tuple[str, str]]) -> None:
         self.names_ = np.array([name for name, _ in patterns], dtype=str)
         self.sources_ = np.array([source for _, source in patterns], dtype=str)
-        flags = 0 if self.case_sensitive else re.IGNORECASE
-        self._regexes = [(name, re.compile(source, flags)) for name, source in patterns]
+        self._regexes = [
+            (name, _compile(source, not self.case_sensitive))
+            for name, source in patterns
+        ]
 
     def process(self, message: Message) -> None:
         self.check_fitted()
@@ -268,6 +274,13 @@ class RegexEntityExtractor(Component):
     def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
         names, sources = arrays["names_"].tolist(), arrays["sources_"].tolist()
         self._compile(list(zip(names, sources, strict=True)))
+
+
+def _compile(source: str, ignore_case: bool) -> ClientPattern:
+    try:
+        return compile_data_pattern(source, ignore_case=ignore_case)
+    except PatternError as err:
+        raise InvalidConfig(str(err)) from err
 
 
 def lookup_regex(elements: Sequence[str]) -> str:

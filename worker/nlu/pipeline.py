@@ -33,10 +33,10 @@ from worker.nlu.extractors import NumberExtractor
 from worker.nlu.extractors import RegexEntityExtractor
 from worker.nlu.fallback import FallbackClassifier
 from worker.nlu.featurizers import SparseFeaturizer
-from worker.nlu.rasa_components import translate_pipeline
 from worker.nlu.synonyms import EntitySynonymMapper
 from worker.nlu.tokenizer import Tokenizer
 from worker.nlu.training_data import NLUData
+from worker.rasa_config import translate_pipeline
 from worker.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class NLUPipeline:
             raise NotFittedError("NLUPipeline is not fitted yet; nothing to save")
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # np.savez takes them as keywords
         entries = []
         for i, (name, component) in enumerate(self.steps):
             numeric, vocab = [], {}

@@ -1,8 +1,8 @@
 """Rasa Core's RegexInterpreter: ``/intent@0.7{"entity": "value"}`` messages.
 
 Clients use these to bypass NLU (buttons, tests). The grammar and its quirks are
-the original's (`reference/rasa_core_http.md` §6.3): every entity spans the whole
-JSON part, and bad JSON or a bad confidence only logs a warning.
+Rasa Core's: every entity spans the whole JSON part, and bad JSON or a bad
+confidence only logs a warning.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 import logging
 import re
 from typing import Any
+
+from worker import jsonlimits
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +58,8 @@ def _entities(raw: str | None, start: int, end: int, text: str) -> list[dict[str
     if raw is None or not raw.strip():
         return []
     try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as err:
+        parsed = jsonlimits.loads(raw)
+    except (json.JSONDecodeError, jsonlimits.JSONLimitError) as err:
         logger.warning("ignoring the entities of %r: invalid JSON (%s)", text, err)
         return []
     if not isinstance(parsed, dict):

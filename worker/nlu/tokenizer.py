@@ -13,6 +13,9 @@ from worker.errors import InvalidConfig
 from worker.nlu.base import Component
 from worker.nlu.base import Message
 from worker.nlu.base import Token
+from worker.nlu.patterns import ClientPattern
+from worker.nlu.patterns import PatternError
+from worker.nlu.patterns import compile_client
 from worker.nlu.training_data import NLUData
 
 #: Words (keeping inner apostrophes, hyphens and dots: "don't", "pre-party", "3.5"),
@@ -54,12 +57,11 @@ class Tokenizer(Component):
         self.regex_ = _compile(self.pattern)
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    if not isinstance(pattern, str) or not pattern:
-        raise InvalidConfig(
-            f"Tokenizer pattern must be a non-empty regex, not {pattern!r}"
-        )
-    try:
+def _compile(pattern: str) -> ClientPattern:
+    """Ours on ``re`` (its ``\\w`` is Unicode); one from a config on RE2."""
+    if pattern == DEFAULT_PATTERN:
         return re.compile(pattern)
-    except re.error as err:
-        raise InvalidConfig(f"Tokenizer pattern {pattern!r} is invalid: {err}") from err
+    try:
+        return compile_client(pattern)
+    except PatternError as err:
+        raise InvalidConfig(f"Tokenizer pattern: {err}") from err

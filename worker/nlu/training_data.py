@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import NotRequired
 from typing import TypedDict
+
+from worker.nlu.patterns import pattern_error
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +95,24 @@ def extend_unique(target: list[str], items: Iterable[str]) -> None:
             target.append(item)
 
 
-def read_lookup_file(name: str, base: Path) -> list[str]:
-    """Elements of a newline-separated file, relative to the data file's folder.
+def read_lookup_file(name: str, data_file: Path, allowed: bool) -> list[str]:
+    """Elements of a newline-separated file inside the data file's folder.
 
-    Raises ValueError; the caller knows the data file line to report.
+    Only data read from the command line (``allowed``) names files: data that came
+    over HTTP never does, so the message says nothing of what exists on the
+    server. Raises ValueError; the caller knows the data file line to report.
     """
-    file = base / name
+    if not allowed:
+        raise ValueError(
+            f"lookup table elements must be a list of strings: {name!r} would be a "
+            "file name, and training data sent to the server cannot name files"
+        )
+    folder = data_file.parent.resolve()
+    file = (folder / name).resolve()
+    if not file.is_relative_to(folder):
+        raise ValueError(
+            f"lookup table file {name!r} is outside the folder of {data_file.name}"
+        )
     try:
         content = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -109,8 +122,4 @@ def read_lookup_file(name: str, base: Path) -> list[str]:
 
 def regex_error(pattern: str) -> str | None:
     """Why ``pattern`` does not compile, or None; checked at load, not at training."""
-    try:
-        re.compile(pattern)
-    except re.error as err:
-        return f"invalid regex {pattern!r}: {err}"
-    return None
+    return pattern_error(pattern)

@@ -1,4 +1,4 @@
-"""The policy contract shared by every dialogue policy (STYLE.md, "dialogd" 10-11).
+"""The policy contract shared by every dialogue policy.
 
 ``__init__`` stores keyword hyperparameters only, ``fit`` learns attributes ending in
 ``_`` and returns ``self``, and persistence goes through plain arrays plus JSON, so a
@@ -39,6 +39,8 @@ class Policy:
 
     priority: int
     max_history: int
+    #: set by ``fit``: the number of actions of the domain it was fitted on
+    n_actions_: int
     #: The highest score ``predict`` can give, if known: the ensemble skips the
     #: policy when another one is sure to beat it (worth it for costly policies).
     score_bound: ClassVar[float | None] = None
@@ -52,7 +54,15 @@ class Policy:
         """The constructor arguments, read back from the signature (as sklearn)."""
         return {name: getattr(self, name) for name in self.param_names()}
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
+        """Learn from ``dialogues``; ``validation`` dialogues are for the policies
+        that stop early on them, the others ignore them."""
         raise NotImplementedError
 
     def predict(self, tracker: Tracker, domain: Domain) -> np.ndarray:

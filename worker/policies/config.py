@@ -1,4 +1,5 @@
-"""Policy configuration files (reference 5.7): names from one explicit registry.
+"""Policy configuration files (Rasa Core 0.14's ``policies:`` YAML): names from
+one explicit registry.
 
 A config never names code to import: ``name`` must be a registered policy (a Rasa
 module path is accepted when its last part is one), and every other key must be a
@@ -12,7 +13,6 @@ from typing import Any
 
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
-from worker.nlu.rasa_components import NETWORK_PARAMS
 from worker.policies.base import Policy
 from worker.policies.memoization import AugmentedMemoizationPolicy
 from worker.policies.memoization import MemoizationPolicy
@@ -20,6 +20,7 @@ from worker.policies.neural import NeuralPolicy
 from worker.policies.rules import FallbackPolicy
 from worker.policies.rules import MappingPolicy
 from worker.policies.rules import RulePolicy
+from worker.rasa_config import NETWORK_PARAMS
 from worker.yamlfile import read_yaml
 
 POLICY_REGISTRY: dict[str, type[Policy]] = {

@@ -1,8 +1,8 @@
-"""Several policies, one decision: the 0.14 rules of reference 5.6."""
+"""Several policies, one decision: Rasa Core 0.14's rules (the highest
+confidence wins; a tie goes to the higher priority)."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -33,10 +33,6 @@ class Prediction:
     action: str
     confidence: float
     policy: str | None
-
-
-def _takes_validation(policy: Policy) -> bool:
-    return "validation" in inspect.signature(policy.fit).parameters
 
 
 class PolicyEnsemble:
@@ -76,10 +72,7 @@ class PolicyEnsemble:
         for done, (name, policy) in enumerate(
             zip(self.names, self.policies, strict=True)
         ):
-            if validation is not None and _takes_validation(policy):
-                policy.fit(dialogues, domain, validation=validation)
-            else:
-                policy.fit(dialogues, domain)
+            policy.fit(dialogues, domain, validation=validation)
             if progress is not None:
                 progress(name, done + 1, len(self.policies))
         return self
@@ -117,7 +110,7 @@ class PolicyEnsemble:
                 best, best_rank, best_index = scores, rank, i
         for i in deferred:
             policy = policies[i]
-            bound = (max(policy.score_bound, 0.0), policy.priority)
+            bound = (max(policy.score_bound or 0.0, 0.0), policy.priority)
             if bound < best_rank or (bound == best_rank and best_index < i):
                 continue
             scores = policy.predict_scores(tracker, domain, states)

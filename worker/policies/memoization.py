@@ -1,4 +1,4 @@
-"""Memoization: replay exactly what the stories did (reference 5.5)."""
+"""Memoization: replay exactly what the stories did (Rasa Core 0.14, "Policies")."""
 
 from __future__ import annotations
 
@@ -39,7 +39,13 @@ class MemoizationPolicy(Policy):
         self.max_history = max_history
         self.priority = priority
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
         # NOTE: glued (augmented) stories are not memorised, as in 0.14: they would
         # memorise story boundaries that never happen in one conversation.
         stories = [d for d in dialogues if not d.is_augmented]
@@ -116,7 +122,7 @@ class MemoizationPolicy(Policy):
             return window_key(window, self.max_history)
         return window_tuple(window, self.max_history)
 
-    def _action(self, key: Hashable) -> int | None:
+    def _action(self, key: Any) -> int | None:
         """The action memorised under a ``_key``."""
         table = self._tuples()
         if table is None:

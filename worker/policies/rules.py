@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
-from typing import ClassVar
 from typing import Self
 
 import numpy as np
@@ -40,7 +39,7 @@ class FallbackPolicy(Policy):
     otherwise ``core_threshold``, so it wins only when everything else scores lower.
     """
 
-    max_history: ClassVar[int] = 1
+    max_history = 1
     _metadata_attrs = ("n_actions_",)
 
     def __init__(
@@ -55,7 +54,13 @@ class FallbackPolicy(Policy):
         self.fallback_action_name = fallback_action_name
         self.priority = priority
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
         if self.fallback_action_name not in domain.action_index:
             raise InvalidConfig(
                 f"FallbackPolicy: fallback action '{self.fallback_action_name}' "
@@ -100,13 +105,19 @@ class MappingPolicy(Policy):
     the latest intent's mapping instead, which is what the branch was for.
     """
 
-    max_history: ClassVar[int] = 1
+    max_history = 1
     _metadata_attrs = ("n_actions_",)
 
     def __init__(self, priority: int = 5):
         self.priority = priority
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
         self.n_actions_ = len(domain.action_names)
         return self
 
@@ -172,7 +183,13 @@ class RulePolicy(Policy):
         start from the middle of it."""
         return getattr(self, "max_history_", 1)
 
-    def fit(self, dialogues: Sequence[TrainingDialogue], domain: Domain) -> Self:
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
         if (
             self.enable_fallback_prediction
             and self.core_fallback_action_name not in domain.action_index

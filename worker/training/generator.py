@@ -1,4 +1,4 @@
-"""Story steps joined into complete training dialogues (reference 5.2).
+"""Story steps joined into complete training dialogues (as Rasa Core's).
 
 Dialogues are plain event tuples; the tracker that folds them is the server's own, so
 the states a policy learns from are exactly the states it will see when serving.

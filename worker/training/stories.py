@@ -1,4 +1,5 @@
-"""Story Markdown (reference 5.1) read into story steps joined by checkpoints.
+"""Story Markdown (Rasa Core 0.14 docs, "Stories") read into story steps joined
+by checkpoints.
 
 Every mistake is a ``TrainingDataError`` naming the file and line: a story that is
 silently skipped trains a bot that silently misbehaves.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from worker import jsonlimits
 from worker.domain import Domain
 from worker.errors import InvalidEvent
 from worker.errors import TrainingDataError
@@ -279,9 +281,11 @@ class _Reader:
         if text is None:
             return None
         try:
-            data = json.loads(text)
+            data = jsonlimits.loads(text)
         except json.JSONDecodeError as err:
             raise self.fail(f"invalid JSON {text!r}: {err.msg}") from err
+        except jsonlimits.JSONLimitError as err:
+            raise self.fail(f"the JSON {text[:80]!r} has {err}") from err
         if not isinstance(data, dict):
             raise self.fail(f"expected a JSON object, got {text!r}")
         return data

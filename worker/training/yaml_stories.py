@@ -16,6 +16,7 @@ import hashlib
 import re
 from typing import Any
 
+from worker.annotations import parse_annotations
 from worker.domain import Domain
 from worker.errors import TrainingDataError
 from worker.events import ActionExecuted
@@ -23,7 +24,6 @@ from worker.events import Event
 from worker.events import Form
 from worker.events import SlotSet
 from worker.events import UserUttered
-from worker.nlu._rasa_yaml import parse_annotations
 from worker.training.stories import GENERATED_PREFIX
 from worker.training.stories import Block
 from worker.training.stories import Checkpoint

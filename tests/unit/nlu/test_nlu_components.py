@@ -1,4 +1,4 @@
-"""One conformance suite for every registered NLU component (STYLE.md item 12)."""
+"""One conformance suite for every registered NLU component."""
 
 from __future__ import annotations
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.data import SHARED_DATA
+from tests.data import RASA_EXAMPLES
+from tests.data import SNIPS_SLICE
+from tests.data import dataset
 from worker.errors import TrainingDataError
 from worker.nlu import Example
 from worker.nlu import load_nlu_data
 
-DATA = SHARED_DATA
-MOODBOT = DATA / "rasa_examples/moodbot/data/nlu.md"
-SNIPS_TRAIN = DATA / "snips/rasa/train.json"
+MOODBOT = RASA_EXAMPLES / "moodbot" / "data" / "nlu.md"
 
 MARKDOWN = """\
 <!-- a comment
@@ -42,6 +42,7 @@ cities.txt
 
 
 def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -60,18 +61,27 @@ def test_moodbot_markdown() -> None:
     assert data.examples[0] == Example("hey", "greet", ())
 
 
-def test_snips_json_offsets_match_values() -> None:
-    data = load_nlu_data(SNIPS_TRAIN)
-    assert len(data.examples) == 13084
+def _offsets_match_values(path: Path, examples: int) -> None:
+    data = load_nlu_data(path)
+    assert len(data.examples) == examples
     assert len(data.intents) == 7
     for example in data.examples:
         for entity in example.entities:
             assert example.text[entity["start"] : entity["end"]] == entity["value"]
 
 
+def test_snips_json_offsets_match_values() -> None:
+    _offsets_match_values(SNIPS_SLICE / "train.json", 420)
+
+
+@pytest.mark.data("snips")
+def test_whole_snips_json_offsets_match_values() -> None:
+    _offsets_match_values(dataset("snips") / "rasa" / "train.json", 13084)
+
+
 def test_markdown_sections_annotations_and_comments(tmp_path: Path) -> None:
     _write(tmp_path / "cities.txt", "Hamburg\n\n  Rome \nParis\n")
-    data = load_nlu_data(_write(tmp_path / "nlu.md", MARKDOWN))
+    data = load_nlu_data(_write(tmp_path / "nlu.md", MARKDOWN), lookup_files=True)
     first, second, third, greet = data.examples
     assert first.text == "show me chinese restaurants"
     assert first.entities == (
@@ -122,7 +132,9 @@ def test_json_all_sections(tmp_path: Path) -> None:
             ],
         }
     }
-    data = load_nlu_data(_write(tmp_path / "nlu.json", json.dumps(doc)))
+    data = load_nlu_data(
+        _write(tmp_path / "nlu.json", json.dumps(doc)), lookup_files=True
+    )
     assert [ex.intent for ex in data.examples] == ["search", "greet", None]
     assert data.examples[2].entities[0]["value"] == "berlin"
     assert data.synonyms == {"chines": "chinese", "veggie": "vegetarian"}
@@ -145,7 +157,7 @@ def test_folder_merges_recursively_and_skips_non_nlu(tmp_path: Path) -> None:
         ),
     )
     _write(tmp_path / "stories.md", "## happy path\n* greet\n  - utter_greet\n")
-    data = load_nlu_data(tmp_path)
+    data = load_nlu_data(tmp_path, lookup_files=True)
     assert len(data.examples) == 5
     assert data.examples[-1] == Example("bye", "goodbye", ())
     assert data.intents == ["goodbye", "greet", "restaurant_search"]
@@ -209,7 +221,7 @@ def test_malformed_file_names_file_and_line(
 ) -> None:
     path = _write(tmp_path / name, content)
     with pytest.raises(TrainingDataError) as excinfo:
-        load_nlu_data(path)
+        load_nlu_data(path, lookup_files=True)
     error = excinfo.value
     assert (error.path, error.line) == (str(path), line)
     assert reason in error.reason
@@ -219,3 +231,41 @@ def test_malformed_file_names_file_and_line(
 def test_missing_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(TrainingDataError, match="no such"):
         load_nlu_data(tmp_path / "nope.md")
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../secret.txt", "drinks.txt"])
+@pytest.mark.parametrize("fmt", ["json", "md"])
+def test_client_data_names_no_file(tmp_path: Path, name: str, fmt: str) -> None:
+    """Data sent over HTTP never reads a server file, and the error is the same
+    whether the file exists or not."""
+    (tmp_path / "drinks.txt").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    if fmt == "json":
+        lookup = {"name": "drink", "elements": name}
+        content = json.dumps({"rasa_nlu_data": {"lookup_tables": [lookup]}})
+    else:
+        content = f"## intent:greet\n- hi\n## lookup:drink\n{name}\n"
+    path = _write(tmp_path / "data" / f"nlu.{fmt}", content)
+    with pytest.raises(TrainingDataError) as excinfo:
+        load_nlu_data(path)
+    assert "cannot name files" in excinfo.value.reason
+    assert "No such file" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside.txt"])
+def test_cli_lookup_file_stays_in_its_folder(tmp_path: Path, name: str) -> None:
+    (tmp_path / "outside.txt").write_text("secret\n")
+    lookup = {"name": "drink", "elements": name}
+    content = json.dumps({"rasa_nlu_data": {"lookup_tables": [lookup]}})
+    path = _write(tmp_path / "data" / "nlu.json", content)
+    with pytest.raises(TrainingDataError, match="outside the folder"):
+        load_nlu_data(path, lookup_files=True)
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?<=x)a", r"(?!a)b"])
+def test_regex_that_cannot_run_in_linear_time_is_refused(
+    tmp_path: Path, pattern: str
+) -> None:
+    path = _write(tmp_path / "nlu.md", f"## regex:r\n- {pattern}\n")
+    with pytest.raises(TrainingDataError) as excinfo:
+        load_nlu_data(path)
+    assert repr(pattern) in excinfo.value.reason

@@ -1,4 +1,4 @@
-"""One conformance suite for every policy (STYLE.md, "dialogd" 12)."""
+"""One conformance suite for every policy."""
 
 import inspect
 import json

@@ -31,7 +31,7 @@ class Fixed(Policy):
         self.scores = scores
         self.priority = priority
 
-    def fit(self, dialogues, domain):
+    def fit(self, dialogues, domain, *, validation=None):
         self.n_actions_ = len(domain.action_names)
         return self
 

@@ -142,7 +142,7 @@ class Fixed(Policy):
     def score_bound(self):
         return self.bound
 
-    def fit(self, dialogues, domain):
+    def fit(self, dialogues, domain, *, validation=None):
         self.n_actions_ = len(domain.action_names)
         self.calls = 0
         return self

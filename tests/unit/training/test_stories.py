@@ -1,4 +1,4 @@
-"""Story Markdown: every construct of reference 5.1, and every malformed line."""
+"""Story Markdown: every construct of Rasa Core 0.14, and every malformed line."""
 
 from pathlib import Path
 

@@ -1,15 +1,13 @@
-"""deploy/gunicorn.conf.py: its names are real gunicorn settings, its environment knobs
-work, the worker count follows the container's CPUs, and the access log is one valid
-JSON object per request whatever the client sends."""
+"""api/serving: its names are real gunicorn settings, its environment knobs work, the
+worker count follows the container's CPUs, the access log is one valid JSON object per
+request whatever the client sends, and the worker drains on SIGTERM."""
 
 from __future__ import annotations
 
 import datetime
 import http.client
-import inspect
 import json
 import os
-import runpy
 import signal
 import socket
 import subprocess
@@ -23,9 +21,14 @@ from typing import Any
 import pytest
 from gunicorn.config import Config
 
-from tests.data import ROOT
+from api.server import _Gunicorn
+from api.serving.access_log import JsonAccessLogger
+from api.serving.settings import available_cpus
+from api.serving.settings import gunicorn_settings
+from api.serving.worker import DrainingThreadWorker
+from api.serving.worker import request_state
 
-CONF = ROOT / "deploy" / "gunicorn.conf.py"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
@@ -34,26 +37,12 @@ def run_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return runpy.run_path(str(CONF))
-
-
-def settings_of(values: dict[str, Any]) -> dict[str, Any]:
-    """The module-level names gunicorn takes as settings; helpers (functions and
-    classes that are no setting, modules, private names) are left out."""
-    known = Config().settings
-    out = {}
-    for name, value in values.items():
-        if name.startswith("_") or inspect.ismodule(value):
-            continue
-        if (inspect.isfunction(value) or inspect.isclass(value)) and name not in known:
-            continue
-        out[name] = value
-    return out
+    return gunicorn_settings()
 
 
 def test_every_name_is_a_gunicorn_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """A typo (``graceful_timout``) would be silently ignored by gunicorn."""
-    settings = settings_of(run_conf(monkeypatch))
+    settings = run_conf(monkeypatch)
     unknown = set(settings) - set(Config().settings)
     assert not unknown
     assert {"workers", "threads", "timeout", "graceful_timeout", "keepalive"} <= set(
@@ -64,18 +53,18 @@ def test_every_name_is_a_gunicorn_setting(monkeypatch: pytest.MonkeyPatch) -> No
 def test_gunicorn_accepts_every_value(monkeypatch: pytest.MonkeyPatch) -> None:
     values = run_conf(monkeypatch, DIALOGD_ACCESS_LOG="-")
     cfg = Config()
-    for name, value in settings_of(values).items():
+    for name, value in values.items():
         if value is not None:
             cfg.set(name, value)
-    assert cfg.worker_class is values["DrainingThreadWorker"]
-    assert cfg.logger_class is values["JsonAccessLogger"]
+    assert cfg.worker_class is DrainingThreadWorker
+    assert cfg.logger_class is JsonAccessLogger
     assert cfg.preload_app is True
     assert cfg.accesslog == "-"
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     values = run_conf(monkeypatch)
-    assert values["workers"] == values["available_cpus"]() >= 1
+    assert values["workers"] == available_cpus() >= 1
     assert values["threads"] == 2
     assert values["timeout"] == 30
     assert values["graceful_timeout"] == 20
@@ -92,7 +81,6 @@ def test_environment_knobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         DIALOGD_TIMEOUT="60",
         DIALOGD_GRACEFUL_TIMEOUT="7",
         DIALOGD_KEEPALIVE="9",
-        DIALOGD_BIND="127.0.0.1:6000",
         DIALOGD_LOG_LEVEL="debug",
         DIALOGD_ACCESS_LOG="/tmp/access.log",
         DIALOGD_ACCESS_LOG_FORMAT="%(h)s",
@@ -101,7 +89,6 @@ def test_environment_knobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert (values["workers"], values["threads"]) == (5, 4)
     assert (values["timeout"], values["graceful_timeout"]) == (60, 7)
     assert values["keepalive"] == 9
-    assert values["bind"] == "127.0.0.1:6000"
     assert values["loglevel"] == "debug"
     assert values["accesslog"] == "/tmp/access.log"
     assert values["access_log_format"] == "%(h)s"
@@ -115,9 +102,65 @@ def test_a_missing_tmp_dir_falls_back(
     assert values["worker_tmp_dir"] is None
 
 
-def test_a_bad_number_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DIALOGD_WORKERS", "many"),
+        ("DIALOGD_REQUEST_TIMEOUT", "soon"),
+        ("DIALOGD_REQUEST_TIMEOUT", "0"),
+    ],
+)
+def test_a_bad_number_fails_at_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     with pytest.raises(ValueError):
-        run_conf(monkeypatch, DIALOGD_WORKERS="many")
+        run_conf(monkeypatch, **{name: value})
+
+
+def test_serve_runs_gunicorn_with_the_package_settings() -> None:
+    app = _Gunicorn(None, {"workers": 3})
+    assert app.cfg.worker_class is DrainingThreadWorker
+    assert app.cfg.logger_class is JsonAccessLogger
+    assert app.cfg.workers == 3
+
+
+def test_an_unknown_setting_fails_at_start(capsys: pytest.CaptureFixture) -> None:
+    """A setting gunicorn does not know used to be dropped without a word."""
+    with pytest.raises(SystemExit):
+        _Gunicorn(None, {"graceful_timout": 5})
+    assert "graceful_timout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("data", "state"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\n", "more"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "ready"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab", "more"),
+        (b"POST / HTTP/1.1\r\ncontent-length:4\r\n\r\nabcd", "ready"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 9999999999\r\n\r\n", "ready"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab", "more"),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2;x=1\r\nab\r\n0\r\n\r\n",
+            "ready",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: 1\r\n",
+            "more",
+        ),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "ready"),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000, "too large"),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"100000\r\n"
+            + b"a" * 1_100_000,
+            "too large",
+        ),
+    ],
+)
+def test_the_worker_knows_when_a_request_is_whole(data: bytes, state: str) -> None:
+    assert request_state(data) == state
 
 
 @pytest.mark.parametrize(
@@ -139,10 +182,10 @@ def test_available_cpus_follows_the_cgroup_limit(
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    values = run_conf(monkeypatch)
+    run_conf(monkeypatch)
     cpus = len(os.sched_getaffinity(0))
     expected = cpus if cap is None else min(cpus, cap)
-    assert values["available_cpus"](str(tmp_path)) == expected
+    assert available_cpus(str(tmp_path)) == expected
 
 
 # --- the JSON access log -----------------------------------------------------------
@@ -159,7 +202,7 @@ def _access_line(
     log = tmp_path / "access.log"
     values = run_conf(monkeypatch, DIALOGD_ACCESS_LOG=str(log))
     cfg = Config()
-    for name, value in settings_of(values).items():
+    for name, value in values.items():
         if value is not None:
             cfg.set(name, value)
     logger = cfg.logger_class(cfg)
@@ -257,6 +300,7 @@ def _get(port: int, path: str, timeout: float = 10) -> int:
         connection.close()
 
 
+@pytest.mark.e2e
 def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
     tmp_path: Path,
 ) -> None:
@@ -264,6 +308,11 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
     completes, and a new connection is refused at once (so nginx sends it elsewhere),
     instead of waiting in the listen backlog to be reset when the worker exits."""
     (tmp_path / "standin.py").write_text(APP)
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "from api.serving.settings import gunicorn_settings\n"
+        "globals().update(gunicorn_settings())\n"
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -274,7 +323,7 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
             "-m",
             "gunicorn",
             "-c",
-            str(CONF),
+            str(conf),
             "--chdir",
             str(tmp_path),
             "--bind",
@@ -331,7 +380,7 @@ def test_access_log_off_builds_nothing_even_with_a_logging_dict(
     # count as "access log on": every request would then format its atoms.
     values = run_conf(monkeypatch)
     cfg = Config()
-    for name, value in settings_of(values).items():
+    for name, value in values.items():
         if value is not None:
             cfg.set(name, value)
     cfg.set("logconfig_dict", {"version": 1, "disable_existing_loggers": False})

@@ -1,4 +1,4 @@
-"""Rasa 2.x/3.x NLU component names, mapped to dialogd's components.
+"""Rasa 2.x/3.x config.yml names, mapped to dialogd's NLU components and policies.
 
 A Rasa 3 ``config.yml`` names Rasa's components (``WhitespaceTokenizer``,
 ``CountVectorsFeaturizer``, ``DIETClassifier``, ...). Each maps to the dialogd

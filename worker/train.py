@@ -1,0 +1,105 @@
+"""Training NLU and Core models from files: the one entry point of ``dialogd train``,
+``dialogd train nlu`` and the trainer process (``POST /train``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worker.domain import Domain
+from worker.errors import InvalidConfig
+from worker.model import CoreModel
+from worker.model import Progress
+from worker.nlu import NLUPipeline
+from worker.nlu import load_nlu_data
+from worker.yamlfile import read_yaml
+
+NLU_KEYS = ("language", "pipeline")
+CORE_KEYS = ("policies", "policy")
+
+
+def read_config(path: str | Path | None) -> dict[str, Any]:
+    """One YAML for both models: ``pipeline:`` (NLU) and ``policies:`` (Core)."""
+    if path is None:
+        return {}
+    data = read_yaml(str(path)).data or {}
+    if not isinstance(data, dict):
+        raise InvalidConfig(f"{path}: the config must be a mapping")
+    return data
+
+
+def split_config(
+    config: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The NLU part (``language``, ``pipeline``) and the Core part (``policies``)
+    of one config; None for a part it does not set (its defaults apply)."""
+    config = config or {}
+    nlu = {k: v for k, v in config.items() if k in NLU_KEYS}
+    core = {k: v for k, v in config.items() if k in CORE_KEYS}
+    return nlu or None, core or None
+
+
+@dataclass
+class Trained:
+    """What :func:`train_models` wrote into ``out``."""
+
+    core: CoreModel | None = None
+    nlu: NLUPipeline | None = None
+    nlu_examples: int = 0
+    nlu_intents: int = 0
+
+
+def train_nlu(
+    out: Path,
+    config: Mapping[str, Any] | None,
+    nlu: str | Path,
+    progress: Progress | None = None,
+    *,
+    lookup_files: bool = False,
+) -> Trained:
+    """An NLU model trained on the data in ``nlu``, written to ``out``; lookup
+    tables may name files only when ``lookup_files`` (the CLI, not HTTP data)."""
+    nlu_config, _ = split_config(config)
+    data = load_nlu_data(nlu, lookup_files=lookup_files)
+    if progress is not None:
+        progress(f"training NLU on {len(data.examples)} examples", 0, 0)
+    pipeline = NLUPipeline(nlu_config).fit(data)
+    pipeline.save(out)
+    return Trained(
+        nlu=pipeline, nlu_examples=len(data.examples), nlu_intents=len(data.intents)
+    )
+
+
+def train_models(
+    out: Path,
+    config: Mapping[str, Any] | None = None,
+    *,
+    nlu: str | Path | None = None,
+    domain: str | Path | None = None,
+    stories: str | Path | None = None,
+    augmentation_factor: int = 20,
+    progress: Progress | None = None,
+    lookup_files: bool = False,
+) -> Trained:
+    """Train an NLU model from ``nlu`` into ``out/nlu`` and a Core model from
+    ``domain`` and ``stories`` into ``out/core``, whichever are given."""
+    nlu_config, core_config = split_config(config)
+    trained = Trained()
+    if nlu is not None:
+        trained = train_nlu(
+            out / "nlu", nlu_config, nlu, progress, lookup_files=lookup_files
+        )
+    if domain is not None:
+        if stories is None:
+            raise InvalidConfig("a Core model needs stories beside its domain")
+        trained.core = CoreModel.train(
+            Domain.load(domain),
+            stories,
+            core_config,
+            augmentation_factor=augmentation_factor,
+            progress=progress,
+        )
+        trained.core.save(out / "core")
+    return trained
