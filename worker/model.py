@@ -25,15 +25,17 @@ from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import ModelError
 from worker.policies.config import DEFAULT_POLICY_CONFIG
+from worker.policies.config import DEFAULT_RULES_POLICY_CONFIG
 from worker.policies.config import POLICY_REGISTRY
 from worker.policies.config import policies_from_config
 from worker.policies.ensemble import PolicyEnsemble
 from worker.policies.ensemble import Prediction
 from worker.tracker import Tracker
+from worker.training.files import read_stories
 from worker.training.generator import TrainingDialogue
 from worker.training.generator import generate_dialogues
+from worker.training.generator import rule_dialogues
 from worker.training.stories import StoryStep
-from worker.training.stories import read_stories
 from worker.version import __version__
 
 RESTART_INTENT = "restart"
@@ -48,7 +50,17 @@ Progress = Callable[[str, int, int], None]
 
 
 def _story_files(path: Path) -> list[Path]:
-    return sorted(path.rglob("*.md")) if path.is_dir() else [path]
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.suffix in (".md", ".yml", ".yaml"))
+
+
+def default_policy_config(steps: Sequence[StoryStep]) -> dict[str, Any]:
+    """The policies of a config that names none: with RulePolicy when the training
+    data has rules (as Rasa 3's defaults), else rasa_core 0.14's."""
+    if any(s.rule is not None for s in steps):
+        return DEFAULT_RULES_POLICY_CONFIG
+    return DEFAULT_POLICY_CONFIG
 
 
 def training_fingerprint(
@@ -119,12 +131,14 @@ class CoreModel:
         validation: Sequence[TrainingDialogue] | None = None,
     ) -> CoreModel:
         """Read the stories, generate dialogues and fit every configured policy."""
-        config = config if config is not None else DEFAULT_POLICY_CONFIG
-        policies_from_config(config)  # a bad config fails before the stories are read
         path = Path(story_path)
+        if config is not None:
+            policies_from_config(config)  # a bad config fails before the stories
+        steps = read_stories(path, domain)
+        config = config if config is not None else default_policy_config(steps)
         return cls.from_steps(
             domain,
-            read_stories(path, domain),
+            steps,
             config,
             augmentation_factor=augmentation_factor,
             seed=seed,
@@ -149,14 +163,17 @@ class CoreModel:
         fingerprint: str = "",
     ) -> CoreModel:
         """The one way a Core model is trained (``dialogd train``, the trainer, the
-        learning curves): dialogues generated from story steps, every policy fit."""
-        config = config if config is not None else DEFAULT_POLICY_CONFIG
-        policies = policies_from_config(config)
+        learning curves): dialogues generated from story steps, every policy fit;
+        rules (Rasa 2+) train the rule policy only."""
+        config = config if config is not None else default_policy_config(steps)
+        policies = policies_from_config(
+            config, rules=any(s.rule is not None for s in steps)
+        )
         if progress is not None:
             progress("stories", len(steps), len(steps))
         dialogues = generate_dialogues(
             steps, domain, augmentation_factor=augmentation_factor, seed=seed
-        )
+        ) + rule_dialogues(steps, domain)
         if progress is not None:
             progress("dialogues", len(dialogues), len(dialogues))
         ensemble = PolicyEnsemble(policies).fit(

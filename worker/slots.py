@@ -1,5 +1,9 @@
-"""Slot types and how each one turns its value into policy features
-(Rasa Core 0.14 docs, "Slots")."""
+"""Slot types, their mappings, and how each slot turns its value into policy features.
+
+Types are rasa_core 0.x's (by name or class path) and Rasa 2.x/3.x's (``any`` is
+the old ``unfeaturized``); a slot with ``influence_conversation: false`` keeps its
+value in the tracker but gives the policies no feature, as in Rasa 2+.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,27 @@ CLASS_PATHS = {
 }
 _BY_PATH = {path: name for name, path in CLASS_PATHS.items()}
 _BY_PATH.update({path.rsplit(".", 1)[1]: name for path, name in _BY_PATH.items()})
+_BY_PATH["any"] = "unfeaturized"
+
+#: Rasa 3's slot mapping types and the keys each may carry (Rasa docs, "Domain:
+#: Slot Mappings"); ``custom`` mappings are filled by the action server.
+MAPPING_KEYS = {
+    "from_entity": {"entity", "intent", "not_intent", "role", "group", "conditions"},
+    "from_text": {"intent", "not_intent", "conditions"},
+    "from_intent": {"value", "intent", "not_intent", "conditions"},
+    "from_trigger_intent": {"value", "intent", "not_intent", "conditions"},
+    "custom": {"action", "conditions"},
+}
+_SLOT_KEYS = {
+    "type",
+    "initial_value",
+    "auto_fill",
+    "values",
+    "min_value",
+    "max_value",
+    "influence_conversation",
+    "mappings",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +59,21 @@ class Slot:
     values: tuple[str, ...] = field(default=())
     min_value: float = 0.0
     max_value: float = 1.0
+    influence: bool = True
+    mappings: tuple[dict[str, Any], ...] = ()
 
     @property
     def dims(self) -> int:
+        if not self.influence:
+            return 0
         return {"text": 1, "bool": 2, "float": 1, "list": 1, "unfeaturized": 0}.get(
             self.type, len(self.values)
         )
 
     def features(self, value: Any) -> list[float]:
         """The slot's feature vector for ``value``."""
+        if not self.influence:
+            return []
         kind = self.type
         if kind == "text":
             return [1.0 if value is not None else 0.0]
@@ -76,6 +107,12 @@ class Slot:
         if self.type == "float":
             out["max_value"] = self.max_value
             out["min_value"] = self.min_value
+        # NOTE: only Rasa 2+ settings that differ from the default are written, so
+        # a 0.x domain's JSON (and fingerprint) is what it always was.
+        if not self.influence and self.type != "unfeaturized":
+            out["influence_conversation"] = False
+        if self.mappings:
+            out["mappings"] = [dict(m) for m in self.mappings]
         return out
 
 
@@ -83,14 +120,7 @@ def slot_from_spec(name: str, spec: Any) -> Slot:
     """Build a slot from its ``domain.yml`` entry, rejecting what we cannot honour."""
     if not isinstance(spec, dict):
         raise InvalidDomain(f"slot '{name}' must be a mapping with a 'type'")
-    unknown = set(spec) - {
-        "type",
-        "initial_value",
-        "auto_fill",
-        "values",
-        "min_value",
-        "max_value",
-    }
+    unknown = set(spec) - _SLOT_KEYS
     if unknown:
         raise InvalidDomain(f"slot '{name}' has unknown keys: {sorted(unknown)}")
     raw_type = spec.get("type")
@@ -118,6 +148,14 @@ def slot_from_spec(name: str, spec: Any) -> Slot:
         ) from err
     if kind == "float" and max_value <= min_value:
         raise InvalidDomain(f"slot '{name}': max_value must be above min_value")
+    influence = spec.get("influence_conversation", kind != "unfeaturized")
+    if not isinstance(influence, bool):
+        raise InvalidDomain(f"slot '{name}': influence_conversation must be a bool")
+    if kind == "unfeaturized" and influence:
+        raise InvalidDomain(f"slot '{name}' of type any cannot influence the dialogue")
+    mappings = spec.get("mappings") or []
+    if not isinstance(mappings, list):
+        raise InvalidDomain(f"slot '{name}': mappings must be a list")
     return Slot(
         name=name,
         type=kind,
@@ -126,4 +164,54 @@ def slot_from_spec(name: str, spec: Any) -> Slot:
         values=values,
         min_value=min_value,
         max_value=max_value,
+        influence=influence,
+        mappings=tuple(mapping_from_spec(name, m) for m in mappings),
     )
+
+
+def mapping_from_spec(slot: str, spec: Any) -> dict[str, Any]:
+    """One validated slot mapping: its type, the keys that type takes, names as
+    strings and ``intent``/``not_intent`` as lists."""
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind not in MAPPING_KEYS:
+        raise InvalidDomain(
+            f"slot '{slot}': each mapping needs a 'type' of {sorted(MAPPING_KEYS)}"
+        )
+    unknown = set(spec) - MAPPING_KEYS[kind] - {"type"}
+    if unknown:
+        raise InvalidDomain(
+            f"slot '{slot}': a {kind} mapping has unknown keys {sorted(unknown)}"
+        )
+    out: dict[str, Any] = {"type": kind}
+    for key in ("entity", "role", "group", "action"):
+        if key in spec:
+            if not isinstance(spec[key], str):
+                raise InvalidDomain(f"slot '{slot}': mapping '{key}' must be a name")
+            out[key] = spec[key]
+    if kind == "from_entity" and "entity" not in out:
+        raise InvalidDomain(f"slot '{slot}': a from_entity mapping needs 'entity'")
+    if kind in ("from_intent", "from_trigger_intent"):
+        if "value" not in spec:
+            raise InvalidDomain(f"slot '{slot}': a {kind} mapping needs a 'value'")
+        out["value"] = spec["value"]
+    for key in ("intent", "not_intent"):
+        if key in spec:
+            names = spec[key] if isinstance(spec[key], list) else [spec[key]]
+            if not all(isinstance(n, str) for n in names):
+                raise InvalidDomain(f"slot '{slot}': mapping '{key}' lists intents")
+            out[key] = names
+    if "conditions" in spec:
+        conditions = spec["conditions"]
+        ok = isinstance(conditions, list) and all(
+            isinstance(c, dict)
+            and set(c) <= {"active_loop", "requested_slot"}
+            and all(isinstance(v, str | None) for v in c.values())
+            for c in conditions
+        )
+        if not ok:
+            raise InvalidDomain(
+                f"slot '{slot}': mapping conditions are a list of "
+                "{active_loop, requested_slot}"
+            )
+        out["conditions"] = [dict(c) for c in conditions]
+    return out

@@ -21,6 +21,7 @@ from trackerstore import StoreUnavailable
 from trackerstore import TrackerStore
 from trackerstore import VersionConflict
 from worker.domain import ACTION_LISTEN
+from worker.domain import REQUESTED_SLOT
 from worker.domain import Domain
 from worker.errors import ConversationConflict
 from worker.errors import InvalidEvent
@@ -233,7 +234,15 @@ class Turn:
                     timestamp=ts,
                 )
             )
-            for name, value in self.domain.auto_fill(parse_data.get("entities") or []):
+            tracker = s.tracker
+            fills = self.domain.auto_fill(
+                parse_data.get("entities") or [],
+                intent=(parse_data.get("intent") or {}).get("name"),
+                active_loop=tracker.active_form.get("name"),
+                requested_slot=tracker.slots.get(REQUESTED_SLOT),
+                text=parse_data.get("text", text),
+            )
+            for name, value in fills:
                 s.log(SlotSet(name=name, value=value, timestamp=ts))
             return self._next(s)
 

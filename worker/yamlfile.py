@@ -8,10 +8,15 @@ files of a model archive) may hold no anchors or aliases at all (``ClientLoader`
 633 bytes of nested aliases expand to millions of nodes, and every copy of the
 expansion (the job record, the trainer, ``GET /models``) pays again. Files named on
 the command line are the operator's own and keep them.
+
+Scalars resolve as YAML 1.2 (what Rasa's ruamel reader uses), not PyYAML's 1.1:
+``yes``, ``no``, ``on``, ``off`` are strings (a categorical slot with values
+``[yes, no]`` keeps them), ``0777`` is 777 and ``10:30`` is a string.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,53 @@ class YAMLLimitError(yaml.YAMLError):
     """A document within the syntax but beyond what the server reads."""
 
 
-class BoundedLoader(yaml.SafeLoader):
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 core-schema booleans and numbers."""
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        value = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if value.startswith(("0o", "+0o", "-0o")):
+            return int(value.replace("0o", ""), 8)
+        if value.startswith(("0x", "+0x", "-0x")):
+            return int(value.replace("0x", ""), 16)
+        return int(value, 10)
+
+
+def _yaml12_resolvers() -> None:
+    resolvers = {
+        key: [
+            (tag, rx) for tag, rx in items if not tag.endswith(("bool", "int", "float"))
+        ]
+        for key, items in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Yaml12Loader.yaml_implicit_resolvers = resolvers
+    Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:int",
+        re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+        list("-+0123456789"),
+    )
+    Yaml12Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
+    Yaml12Loader.add_constructor(
+        "tag:yaml.org,2002:int", Yaml12Loader.construct_yaml_int
+    )
+
+
+_yaml12_resolvers()
+
+
+class BoundedLoader(Yaml12Loader):
     """``SafeLoader`` that bounds nesting and the size of the expanded document."""
 
     def __init__(self, stream: Any):
@@ -83,6 +134,29 @@ def load_client_yaml(text: str, path: str = "<request>") -> Any:
     return YamlDoc(path, text, client=True).data
 
 
+class _Yaml12Dumper(yaml.SafeDumper):
+    """Quotes every string that either YAML 1.1 or 1.2 would read as another type,
+    so what ``dump_yaml`` writes reads back the same with either."""
+
+
+for _key, _items in Yaml12Loader.yaml_implicit_resolvers.items():
+    for _tag, _regexp in _items:
+        _Yaml12Dumper.add_implicit_resolver(_tag, _regexp, [_key])
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Multi-line text as a literal block (``examples: |``), as Rasa writes it."""
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Yaml12Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Yaml12Dumper, allow_unicode=True, sort_keys=False)
+
+
 class YamlDoc:
     """A parsed YAML document that can say on which line a value starts."""
 
@@ -124,6 +198,10 @@ class YamlDoc:
             if node is None:
                 return None
         return node.start_mark.line + 1 if node is not None else None
+
+    def where(self, *keys: Any) -> tuple[str, int | None]:
+        """The file and line of the value at ``keys``."""
+        return self.path, self.line(*keys) if keys else None
 
     def error(self, message: str, *keys: Any) -> TrainingDataError:
         return TrainingDataError(message, self.path, self.line(*keys) if keys else None)

@@ -30,11 +30,12 @@ from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.tracker import NeedsHistory
 from worker.tracker import Tracker
+from worker.training.files import read_stories
 from worker.training.generator import TrainingDialogue
 from worker.training.generator import generate_dialogues
+from worker.training.generator import user_fills
 from worker.training.stories import StoryStep
 from worker.training.stories import parse_stories
-from worker.training.stories import read_stories
 
 #: Policies whose predictions come straight from the training stories.
 MEMO_POLICIES = ("MemoizationPolicy", "AugmentedMemoizationPolicy")
@@ -260,7 +261,7 @@ class _Replay:
     def user(self, event: UserUttered, interpreter: InterpreterLike | None) -> list:
         """Log the message (parsed again end to end); the gold slot fills to skip."""
         gold_fills = [
-            SlotSet(name=n, value=v) for n, v in self.domain.auto_fill(event.entities)
+            SlotSet(name=n, value=v) for n, v in user_fills(self.domain, event)
         ]
         parsed = event
         if interpreter is not None:
@@ -278,7 +279,7 @@ class _Replay:
         self.log(parsed)
         if interpreter is None:
             return []
-        for name, value in self.domain.auto_fill(parsed.entities):
+        for name, value in user_fills(self.domain, parsed):
             self.log(SlotSet(name=name, value=value))
         return gold_fills
 

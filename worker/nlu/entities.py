@@ -114,6 +114,32 @@ def token_features(
     return feats
 
 
+#: Joins an entity type with its role and group in one tag label (a character no
+#: entity name holds), so one tagger learns Rasa 2+'s roles and groups too.
+_PART = "\x1f"
+
+
+def entity_label(entity: Mapping[str, Any]) -> str:
+    """``entity``, or ``entity<US>role<US>group`` when a role or group is given."""
+    role, group = entity.get("role"), entity.get("group")
+    if role is None and group is None:
+        return entity["entity"]
+    return _PART.join((entity["entity"], role or "", group or ""))
+
+
+def split_label(label: str) -> dict[str, str]:
+    """The ``entity``, ``role`` and ``group`` keys of a label (only those set)."""
+    if _PART not in label:
+        return {"entity": label}
+    entity, role, group = label.split(_PART)
+    out = {"entity": entity}
+    if role:
+        out["role"] = role
+    if group:
+        out["group"] = group
+    return out
+
+
 def gold_tags(
     tokens: Sequence[Token], entities: Sequence[Entity], index: Mapping[str, int]
 ) -> np.ndarray:
@@ -127,7 +153,7 @@ def gold_tags(
         ]
         if not covered or tags[covered].any():
             continue
-        kind = ent["entity"]
+        kind = entity_label(ent)
         if len(covered) == 1:
             tags[covered[0]] = index[f"U-{kind}"]
             continue
@@ -221,7 +247,7 @@ class PerceptronEntityExtractor(Component):
             is_number(self.dense_scale, 0.0),
             "a number >= 0",
         )
-        types = sorted({e["entity"] for ex in data.examples for e in ex.entities})
+        types = sorted({entity_label(e) for ex in data.examples for e in ex.entities})
         self.tags_ = np.array(bilou_tags(types), dtype=str)
         self._compile_patterns(
             [(f"re:{name}", pattern) for name, pattern in data.regex_features]
@@ -414,7 +440,7 @@ class PerceptronEntityExtractor(Component):
                         "start": start,
                         "end": end,
                         "value": message.text[start:end],
-                        "entity": tag[2:],
+                        **split_label(tag[2:]),
                         "confidence": float(confidence[begin : i + 1].mean()),
                         "extractor": type(self).__name__,
                     }

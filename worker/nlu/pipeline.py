@@ -36,6 +36,7 @@ from worker.nlu.featurizers import SparseFeaturizer
 from worker.nlu.synonyms import EntitySynonymMapper
 from worker.nlu.tokenizer import Tokenizer
 from worker.nlu.training_data import NLUData
+from worker.rasa_config import translate_pipeline
 from worker.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -87,9 +88,10 @@ RASA_TEMPLATES = frozenset(
     }
 )
 
-#: Top-level config keys; ``policies`` is tolerated because Rasa 1.x puts NLU and
-#: Core settings in one config.yml, and it is not ours to read here.
-_CONFIG_KEYS = frozenset({"language", "pipeline", "policies"})
+#: Top-level config keys; ``policies`` is tolerated because Rasa puts NLU and Core
+#: settings in one config.yml, and it is not ours to read here; ``recipe`` and
+#: ``assistant_id`` are Rasa 3's.
+_CONFIG_KEYS = frozenset({"language", "pipeline", "policies", "recipe", "assistant_id"})
 
 
 def empty_parse_result() -> dict[str, Any]:
@@ -281,7 +283,10 @@ def _normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
     language = config.get("language", "en")
     if not isinstance(language, str):
         raise InvalidConfig(f"language must be a string, not {language!r}")
-    pipeline = config.get("pipeline", DEFAULT_PIPELINE_CONFIG["pipeline"])
+    recipe = config.get("recipe", "default.v1")
+    if recipe != "default.v1":
+        raise InvalidConfig(f"recipe {recipe!r} is not supported; use default.v1")
+    pipeline = config.get("pipeline") or DEFAULT_PIPELINE_CONFIG["pipeline"]
     if isinstance(pipeline, str):
         if pipeline not in RASA_TEMPLATES:
             raise InvalidConfig(
@@ -290,9 +295,12 @@ def _normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
             )
         logger.info("pipeline template %r: using the default pipeline", pipeline)
         pipeline = DEFAULT_PIPELINE_CONFIG["pipeline"]
-    if not isinstance(pipeline, list) or not pipeline:
-        raise InvalidConfig("pipeline must be a non-empty list of components")
-    return {"language": language, "pipeline": copy.deepcopy(pipeline)}
+    if not isinstance(pipeline, list):
+        raise InvalidConfig("pipeline must be a list of components")
+    return {
+        "language": language,
+        "pipeline": translate_pipeline(copy.deepcopy(pipeline)),
+    }
 
 
 def _build(spec: Any) -> Component:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import NotRequired
 from typing import TypedDict
 
 from worker.nlu.patterns import pattern_error
@@ -15,12 +16,15 @@ logger = logging.getLogger(__name__)
 
 
 class Entity(TypedDict):
-    """A labelled span; ``text[start:end]`` is the surface, ``value`` may differ."""
+    """A labelled span; ``text[start:end]`` is the surface, ``value`` may differ.
+    ``role`` and ``group`` come from Rasa 2+ annotations (``[x]{"entity": ...}``)."""
 
     start: int
     end: int
     value: str
     entity: str
+    role: NotRequired[str]
+    group: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)

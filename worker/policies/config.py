@@ -19,6 +19,8 @@ from worker.policies.memoization import MemoizationPolicy
 from worker.policies.neural import NeuralPolicy
 from worker.policies.rules import FallbackPolicy
 from worker.policies.rules import MappingPolicy
+from worker.policies.rules import RulePolicy
+from worker.rasa_config import NETWORK_PARAMS
 from worker.yamlfile import read_yaml
 
 POLICY_REGISTRY: dict[str, type[Policy]] = {
@@ -28,6 +30,7 @@ POLICY_REGISTRY: dict[str, type[Policy]] = {
     "AugmentedMemoizationPolicy": AugmentedMemoizationPolicy,
     "FallbackPolicy": FallbackPolicy,
     "MappingPolicy": MappingPolicy,
+    "RulePolicy": RulePolicy,
 }
 
 #: rasa_core 0.14.5's ``default_config.yml`` without FormPolicy.
@@ -37,6 +40,16 @@ DEFAULT_POLICY_CONFIG: dict[str, Any] = {
         {"name": "FallbackPolicy", "fallback_action_name": "action_default_fallback"},
         {"name": "MemoizationPolicy", "max_history": 5},
         {"name": "MappingPolicy"},
+    ]
+}
+
+#: For training data with rules: Rasa 3's default policies, with our neural policy
+#: in TEDPolicy's place (UnexpecTEDIntentPolicy has no counterpart).
+DEFAULT_RULES_POLICY_CONFIG: dict[str, Any] = {
+    "policies": [
+        {"name": "MemoizationPolicy", "max_history": 5},
+        {"name": "RulePolicy"},
+        {"name": "KerasPolicy", "epochs": 100, "max_history": 5},
     ]
 }
 
@@ -85,10 +98,30 @@ def _featurizer_history(spec: Any, where: str) -> int | None:
     return history
 
 
+#: TEDPolicy's transformer settings: NeuralPolicy is another network with its own
+#: tuned defaults, so they have no effect (``max_history`` and ``epochs`` do).
+_TED_NETWORK_PARAMS = NETWORK_PARAMS - {"epochs"}
+
+
+def _rasa_policy(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    """Rasa 3 policy names: TEDPolicy is our NeuralPolicy."""
+    name = str(kwargs.get("name", "")).rsplit(".", 1)[-1]
+    if name == "UnexpecTEDIntentPolicy":
+        raise InvalidConfig(
+            f"{where}: UnexpecTEDIntentPolicy has no dialogd counterpart; remove it"
+        )
+    if name != "TEDPolicy":
+        return kwargs
+    return {
+        "name": "NeuralPolicy",
+        **{k: v for k, v in kwargs.items() if k not in _TED_NETWORK_PARAMS | {"name"}},
+    }
+
+
 def _build(item: Any, where: str) -> Policy:
     if not isinstance(item, dict) or "name" not in item:
         raise InvalidConfig(f"{where}: each policy needs a 'name'")
-    kwargs = dict(item)
+    kwargs = _rasa_policy(dict(item), where)
     cls = _policy_class(kwargs.pop("name"), where)
     valid = cls.param_names()
     if "featurizer" in kwargs:
@@ -107,20 +140,29 @@ def _build(item: Any, where: str) -> Policy:
 
 
 def policies_from_config(
-    config: dict[str, Any] | None, source: str = "config"
+    config: dict[str, Any] | None, source: str = "config", *, rules: bool = False
 ) -> list[Policy]:
-    """Unfitted policies, in config order; ``None`` means the default config."""
-    if config is None:
-        config = DEFAULT_POLICY_CONFIG
-    if not isinstance(config, dict):
+    """Unfitted policies, in config order. No config, or an empty or null
+    ``policies:`` (as Rasa 3's ``rasa init`` writes), means the default config:
+    with RulePolicy when the training data has ``rules``."""
+    if not isinstance(config, dict | None):
         raise InvalidConfig(f"{source}: a policy config must be a mapping")
-    items = config.get("policies", config.get("policy"))
-    if not isinstance(items, list) or not items:
+    items = (config or {}).get("policies", (config or {}).get("policy"))
+    if not items:
+        default = DEFAULT_RULES_POLICY_CONFIG if rules else DEFAULT_POLICY_CONFIG
+        items = default["policies"]
+    if not isinstance(items, list):
         raise InvalidConfig(
             f"{source}: 'policies' must be a non-empty list; valid names: "
             + ", ".join(sorted(POLICY_REGISTRY))
         )
-    return [_build(item, f"{source}: policy {i}") for i, item in enumerate(items)]
+    policies = [_build(item, f"{source}: policy {i}") for i, item in enumerate(items)]
+    if rules and not any(isinstance(p, RulePolicy) for p in policies):
+        raise InvalidConfig(
+            f"{source}: the training data has rules, but no policy learns them; "
+            "add '- name: RulePolicy' to 'policies'"
+        )
+    return policies
 
 
 def read_policy_config(path: str | Path) -> dict[str, Any]:

@@ -40,6 +40,13 @@ def dialogue_examples(
     return out
 
 
+def story_dialogues(
+    dialogues: Sequence[TrainingDialogue],
+) -> list[TrainingDialogue]:
+    """The dialogues a machine-learned policy trains on: stories, not rules."""
+    return [d for d in dialogues if d.rule is None]
+
+
 def window_key(window: Sequence[State | None], max_history: int) -> str:
     """Canonical JSON of a window left-padded with None to ``max_history``."""
     padded = [None] * (max_history - len(window)) + list(window[-max_history:])
@@ -61,7 +68,7 @@ def training_examples(
     windows: list[StateWindow] = []
     labels: list[int] = []
     seen: set[tuple[str, int]] = set()
-    for dialogue in dialogues:
+    for dialogue in story_dialogues(dialogues):
         for window, action in dialogue_examples(dialogue, domain, max_history):
             if remove_duplicates:
                 key = (window_key(window, max_history), action)
@@ -82,7 +89,7 @@ def counted_examples(
     labels: list[int] = []
     counts: list[int] = []
     index: dict[tuple[str, int], int] = {}
-    for dialogue in dialogues:
+    for dialogue in story_dialogues(dialogues):
         for window, action in dialogue_examples(dialogue, domain, max_history):
             key = (window_key(window, max_history), action)
             at = index.get(key)

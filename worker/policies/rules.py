@@ -1,8 +1,11 @@
-"""Rule policies that need no training data: fallback and intent mapping (ref. 5.5)."""
+"""Rule policies: fallback and intent mapping (rasa_core 0.x, no training data) and
+Rasa 2+'s RulePolicy, which learns the rules of the training data."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 from typing import Self
 
 import numpy as np
@@ -13,7 +16,14 @@ from worker.domain import ACTION_LISTEN
 from worker.domain import ACTION_RESTART
 from worker.domain import Domain
 from worker.errors import InvalidConfig
+from worker.errors import TrainingDataError
+from worker.events import ActionExecuted
+from worker.events import Event
+from worker.events import UserUttered
 from worker.policies.base import Policy
+from worker.policies.base import own_window
+from worker.policies.featurizer import dialogue_examples
+from worker.policies.featurizer import story_dialogues
 from worker.tracker import State
 from worker.tracker import Tracker
 from worker.training.generator import TrainingDialogue
@@ -133,3 +143,192 @@ class MappingPolicy(Policy):
         elif tracker.latest_action_name == action:
             scores[domain.action_index[ACTION_LISTEN]] = 1.0
         return scores
+
+
+class RulePolicy(Policy):
+    """Rasa 2+'s rules: predicted with certainty and top priority wherever the last
+    states of the conversation contain a rule's states.
+
+    A rule's states hold only what the rule names (its condition, intents,
+    entities, slots, loop, previous actions), so "anything else" matches, and a
+    rule without ``conversation_start`` may apply anywhere. Training fails on rules
+    that contradict each other or a story (naming both), as Rasa's does. While a
+    form is active and no rule applies, the form runs after each user message and
+    listens after it asked, unless it rejected the message. Without a matching rule
+    the fallback action gets ``core_fallback_threshold`` (Rasa's
+    ``enable_fallback_prediction``), so it wins only over unsure policies.
+    """
+
+    _metadata_attrs = ("n_actions_", "rules_", "max_history_")
+
+    def __init__(
+        self,
+        priority: int = 6,
+        core_fallback_threshold: float = 0.3,
+        core_fallback_action_name: str = ACTION_DEFAULT_FALLBACK,
+        enable_fallback_prediction: bool = True,
+        check_for_contradictions: bool = True,
+        restrict_rules: bool = True,
+    ):
+        self.priority = priority
+        self.core_fallback_threshold = core_fallback_threshold
+        self.core_fallback_action_name = core_fallback_action_name
+        self.enable_fallback_prediction = enable_fallback_prediction
+        self.check_for_contradictions = check_for_contradictions
+        self.restrict_rules = restrict_rules
+
+    @property
+    def max_history(self) -> int:  # type: ignore[override]
+        """One state more than the longest rule: enough to tell a conversation's
+        start from the middle of it."""
+        return getattr(self, "max_history_", 1)
+
+    def fit(
+        self,
+        dialogues: Sequence[TrainingDialogue],
+        domain: Domain,
+        *,
+        validation: Sequence[TrainingDialogue] | None = None,
+    ) -> Self:
+        if (
+            self.enable_fallback_prediction
+            and self.core_fallback_action_name not in domain.action_index
+        ):
+            raise InvalidConfig(
+                f"RulePolicy: fallback action '{self.core_fallback_action_name}' "
+                "is not in the domain"
+            )
+        rules: dict[str, dict[str, Any]] = {}
+        for dialogue in dialogues:
+            if dialogue.rule is None:
+                continue
+            users = sum(isinstance(e, UserUttered) for e in dialogue.events)
+            if self.restrict_rules and users > 1:
+                raise TrainingDataError(
+                    f"rule '{dialogue.name}' has {users} user messages; a rule "
+                    "holds at most one (write a story, or restrict_rules: false)"
+                )
+            for window, action in _rule_examples(dialogue, domain):
+                key = json.dumps([window, dialogue.rule.conversation_start])
+                known = rules.get(key)
+                if known is not None and known["action"] != action:
+                    raise TrainingDataError(
+                        f"rules '{known['name']}' and '{dialogue.name}' predict "
+                        f"'{domain.action_names[known['action']]}' and "
+                        f"'{domain.action_names[action]}' for the same conversation"
+                    )
+                rules.setdefault(
+                    key,
+                    {
+                        "states": window,
+                        "action": action,
+                        "start": dialogue.rule.conversation_start,
+                        "name": dialogue.name,
+                    },
+                )
+        self.rules_ = list(rules.values())
+        self.n_actions_ = len(domain.action_names)
+        self.max_history_ = 1 + max((len(r["states"]) for r in self.rules_), default=0)
+        if self.check_for_contradictions:
+            self._check_stories(dialogues, domain)
+        return self
+
+    def _check_stories(
+        self, dialogues: Sequence[TrainingDialogue], domain: Domain
+    ) -> None:
+        problems = []
+        for dialogue in story_dialogues(dialogues):
+            if dialogue.is_augmented:
+                continue
+            for window, action in dialogue_examples(dialogue, domain, _ALL):
+                rule = self._match(window, len(window))
+                if rule is not None and rule["action"] != action:
+                    problems.append(
+                        f"rule '{rule['name']}' predicts "
+                        f"'{domain.action_names[rule['action']]}' where story "
+                        f"'{dialogue.name}' has '{domain.action_names[action]}'"
+                    )
+        if problems:
+            raise TrainingDataError(
+                "rules contradict stories: " + "; ".join(sorted(set(problems)))
+            )
+
+    def _match(self, states: Sequence[State], total: int) -> dict[str, Any] | None:
+        """The most specific rule whose states the window's last states contain;
+        ``total`` is how many states the conversation has (for start rules)."""
+        best = None
+        best_size = (-1, -1)
+        for rule in self.rules_:
+            want = rule["states"]
+            n = len(want)
+            if n > len(states) or (rule["start"] and total != n):
+                continue
+            have = states[len(states) - n :]
+            if all(
+                all(h.get(k) == v for k, v in w.items())
+                for w, h in zip(want, have, strict=True)
+            ):
+                size = (n, sum(len(w) for w in want))
+                if size > best_size:
+                    best, best_size = rule, size
+        return best
+
+    def predict(self, tracker: Tracker, domain: Domain) -> np.ndarray:
+        return np.array(
+            self.predict_scores(tracker, domain, tracker.states(self.max_history))
+        )
+
+    def predict_scores(
+        self, tracker: Tracker, domain: Domain, states: Sequence[State]
+    ) -> list[float]:
+        scores = [0.0] * self._n_actions(domain)
+        window = own_window(states, self.max_history)
+        # NOTE: max_history exceeds every rule's length, so a start rule can only
+        # match a window that holds the whole conversation.
+        rule = self._match(window, len(window))
+        if rule is not None:
+            scores[rule["action"]] = 1.0
+            return scores
+        loop = self._loop_action(tracker)
+        if loop is not None and loop in domain.action_index:
+            scores[domain.action_index[loop]] = 1.0
+        elif self.enable_fallback_prediction:
+            fallback = domain.action_index[self.core_fallback_action_name]
+            scores[fallback] = self.core_fallback_threshold
+        return scores
+
+    @staticmethod
+    def _loop_action(tracker: Tracker) -> str | None:
+        form = tracker.active_form
+        name = form.get("name")
+        if not name or form.get("rejected"):
+            return None
+        latest = tracker.latest_action_name
+        if latest == ACTION_LISTEN:
+            return name
+        return ACTION_LISTEN if latest == name else None
+
+
+#: Enough history for every state of a dialogue.
+_ALL = 1_000_000
+
+
+def _rule_examples(
+    dialogue: TrainingDialogue, domain: Domain
+) -> list[tuple[list[State], int]]:
+    """(the rule's states before an action, that action) for each of its actions.
+    A rule that opens with a user message starts at that message, not at the
+    conversation's initial state, unless it is a ``conversation_start`` rule."""
+    rule = dialogue.rule
+    assert rule is not None
+    first = dialogue.events[len(rule.condition) : len(rule.condition) + 1]
+    opens_with_user = bool(first) and _is_listen(first[0])
+    skip = 1 if opens_with_user and not rule.conversation_start else 0
+    return [
+        ([dict(s) for s in window[skip:]], action)
+        for window, action in dialogue_examples(dialogue, domain, _ALL)
+    ]
+
+
+def _is_listen(event: Event) -> bool:
+    return isinstance(event, ActionExecuted) and event.name == ACTION_LISTEN

@@ -1,5 +1,6 @@
-"""Story Markdown and the training dialogues generated from it."""
+"""Stories and rules (Markdown and YAML) and the training dialogues made from them."""
 
+from worker.training.files import read_stories
 from worker.training.generator import TrainingDialogue
 from worker.training.generator import explicit_events
 from worker.training.generator import generate_dialogues
@@ -9,7 +10,6 @@ from worker.training.stories import STORY_START
 from worker.training.stories import Checkpoint
 from worker.training.stories import StoryStep
 from worker.training.stories import parse_stories
-from worker.training.stories import read_stories
 
 __all__ = [
     "STORY_START",

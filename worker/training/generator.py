@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
+from typing import Any
 
 from worker.domain import ACTION_LISTEN
 from worker.domain import Domain
@@ -26,6 +27,7 @@ from worker.tracker import Tracker
 from worker.training.stories import GENERATED_PREFIX
 from worker.training.stories import STORY_START
 from worker.training.stories import Checkpoint
+from worker.training.stories import Rule
 from worker.training.stories import StoryStep
 
 logger = logging.getLogger(__name__)
@@ -40,12 +42,18 @@ _ALL_STATES = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class TrainingDialogue:
-    """A complete story; ``unpredictable`` are event indices that are no labels."""
+    """A complete story; ``unpredictable`` are event indices that are no labels.
+
+    A ``rule`` dialogue is a Rasa 2+ rule snippet (its condition events first): only
+    the rule policy learns from it, as in Rasa, where machine-learned policies
+    train on stories alone.
+    """
 
     name: str
     events: tuple[Event, ...]
     is_augmented: bool = False
     unpredictable: frozenset[int] = frozenset()
+    rule: Rule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +93,7 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
             out.append(event)
             out.extend(
                 SlotSet(name=name, value=value)
-                for name, value in domain.auto_fill(event.entities)
+                for name, value in user_fills(domain, event)
             )
             continue
         if opening and isinstance(event, ActionExecuted):
@@ -95,6 +103,47 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
     if not step.end_checkpoints and (not out or not _is_listen(out[-1])):
         out.append(ActionExecuted(name=ACTION_LISTEN))
     return out, unpredictable
+
+
+def user_fills(domain: Domain, event: UserUttered) -> list[tuple[str, Any]]:
+    """The slot fills a story's user message implies (no form is active in it)."""
+    return domain.auto_fill(event.entities, intent=event.intent_name, text=event.text)
+
+
+def rule_dialogues(
+    steps: Sequence[StoryStep], domain: Domain
+) -> list[TrainingDialogue]:
+    """Each rule as one dialogue: its condition events (no labels), a listen before
+    each user message with the slots it fills, its actions, and a final listen
+    unless ``wait_for_user_input: false``."""
+    out = []
+    for step in steps:
+        if step.rule is None:
+            continue
+        events: list[Event] = list(step.rule.condition)
+        # NOTE: the condition, and a listen that opens the rule, are no labels:
+        # the rule says nothing about what came before it.
+        opens_with_user = bool(step.events) and isinstance(step.events[0], UserUttered)
+        unpredictable = frozenset(range(len(events) + opens_with_user))
+        for event in step.events:
+            if isinstance(event, UserUttered):
+                if not events or not _is_listen(events[-1]):
+                    events.append(ActionExecuted(name=ACTION_LISTEN))
+                events.append(event)
+                events.extend(
+                    SlotSet(name=n, value=v) for n, v in user_fills(domain, event)
+                )
+            else:
+                events.append(event)
+        listens = step.rule.wait_for_user_input and not step.end_checkpoints
+        if listens and not (events and _is_listen(events[-1])):
+            events.append(ActionExecuted(name=ACTION_LISTEN))
+        out.append(
+            TrainingDialogue(
+                step.block_name, tuple(events), False, unpredictable, step.rule
+            )
+        )
+    return out
 
 
 def story_step(dialogue: TrainingDialogue, domain: Domain) -> StoryStep:
@@ -110,9 +159,7 @@ def story_step(dialogue: TrainingDialogue, domain: Domain) -> StoryStep:
             continue
         fills = []
         if isinstance(event, UserUttered):
-            fills = [
-                SlotSet(name=n, value=v) for n, v in domain.auto_fill(event.entities)
-            ]
+            fills = [SlotSet(name=n, value=v) for n, v in user_fills(domain, event)]
         elif _is_listen(event) and (
             i == last or isinstance(dialogue.events[i + 1], UserUttered)
         ):
@@ -259,6 +306,7 @@ def generate_dialogues(
     cap only the augmented ones, so large story sets keep every written story.
     The glue pairs per round are capped the same way, which bounds the work.
     """
+    steps = [s for s in steps if s.rule is None]
     gen = _Generator(steps, domain, remove_duplicates)
     start_ids = gen.consumers.get(STORY_START, [])
     root = _Walker(TrainingDialogue("", ()))

@@ -13,7 +13,6 @@ import logging
 import re
 from dataclasses import dataclass
 from dataclasses import field
-from pathlib import Path
 from typing import Any
 
 from worker import jsonlimits
@@ -31,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 STORY_START = "STORY_START"
 GENERATED_PREFIX = "GENR_"
-_NLU_HEADER = re.compile(r"^##\s*(intent|synonym|regex|lookup):", re.MULTILINE)
+NLU_HEADER = re.compile(r"^##\s*(intent|synonym|regex|lookup):", re.MULTILINE)
 _COMMENT = re.compile(r"<!--.*?-->")
 _NAME_AND_JSON = re.compile(r"^(?P<name>[^{]+?)\s*(?P<json>\{.*\})?$")
 _USER = re.compile(
@@ -52,6 +51,17 @@ class Checkpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """What makes a step a Rasa 2+ rule: the ``condition`` that must hold before
+    its steps (slots and active loop), whether it only applies at the start of a
+    conversation, and whether it ends by listening for the user."""
+
+    condition: tuple[Event, ...] = ()
+    conversation_start: bool = False
+    wait_for_user_input: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class StoryStep:
     """A run of events between start and end checkpoints (one ``##`` block or part).
 
@@ -64,6 +74,7 @@ class StoryStep:
     events: tuple[Event, ...]
     end_checkpoints: tuple[Checkpoint, ...]
     source: str = ""
+    rule: Rule | None = None
 
     @property
     def starts_story(self) -> bool:
@@ -80,12 +91,13 @@ class _Draft:
         return _Draft(list(self.start), list(self.events), list(self.end))
 
 
-class _Block:
+class Block:
     """One ``##`` block; OR lines fork it into copies joined by a new checkpoint."""
 
-    def __init__(self, name: str, source: str):
+    def __init__(self, name: str, source: str, rule: Rule | None = None):
         self.name = name
         self.source = source
+        self.rule = rule
         self.start: list[Checkpoint] = []
         self.done: list[_Draft] = []
         self.current: list[_Draft] = []
@@ -103,17 +115,22 @@ class _Block:
         return True
 
     def user(self, messages: list[UserUttered], fork_name: str) -> None:
+        self.alternatives([[m] for m in messages], fork_name)
+
+    def alternatives(self, options: list[list[Event]], fork_name: str) -> None:
+        """One of ``options`` happens next (``OR``): each is a fork of the block,
+        joined again at a generated checkpoint."""
         self._ensure_open()
-        if len(messages) == 1:
+        if len(options) == 1:
             for draft in self.current:
-                draft.events.append(messages[0])
+                draft.events.extend(options[0])
             return
         joint = Checkpoint(fork_name)
         forks = []
         for draft in self.current:
-            for message in messages:
+            for events in options:
                 fork = draft.copy()
-                fork.events.append(message)
+                fork.events.extend(events)
                 fork.end = [joint]
                 forks.append(fork)
         self.current = forks
@@ -146,6 +163,7 @@ class _Block:
                 tuple(d.events),
                 tuple(d.end),
                 self.source,
+                self.rule,
             )
             for d in [*self.done, *self.current]
         ]
@@ -158,7 +176,7 @@ class _Reader:
         self.domain = domain
         self.path = path
         self.line = 0
-        self.blocks: list[_Block] = []
+        self.blocks: list[Block] = []
 
     def fail(self, message: str) -> TrainingDataError:
         return TrainingDataError(message, self.path, self.line)
@@ -174,7 +192,7 @@ class _Reader:
     def _line(self, line: str) -> None:
         if line.startswith("#"):
             source = f"{self.path}:{self.line}"
-            self.blocks.append(_Block(line.lstrip("#").strip(), source))
+            self.blocks.append(Block(line.lstrip("#").strip(), source))
             return
         if line[0] not in ">*-":
             raise self.fail(
@@ -328,29 +346,3 @@ def parse_stories(
 ) -> list[StoryStep]:
     """The story steps of one Markdown text."""
     return _Reader(domain, path).read(text)
-
-
-def read_stories(path: str | Path, domain: Domain) -> list[StoryStep]:
-    """The story steps of a file, or of every ``.md`` file below a folder (sorted).
-
-    In a folder, files with NLU sections (``## intent:...``) are skipped.
-    """
-    root = Path(path)
-    if root.is_dir():
-        files = sorted(p for p in root.rglob("*.md") if p.is_file())
-    elif root.is_file():
-        files = [root]
-    else:
-        raise TrainingDataError("story file or folder not found", str(root))
-    steps: list[StoryStep] = []
-    for file in files:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise TrainingDataError("file is not UTF-8", str(file)) from err
-        if len(files) > 1 and _NLU_HEADER.search(text):
-            # NOTE: a bot's data folder holds NLU Markdown next to the stories.
-            logger.info("%s holds NLU data, not stories: skipped", file)
-            continue
-        steps.extend(parse_stories(text, domain, str(file)))
-    return steps

@@ -168,8 +168,12 @@ def test_load_missing_directory(tmp_path: Path) -> None:
     ("config", "message"),
     [
         (
+            {"pipeline": [{"name": "Tokenizer"}, {"name": "SpaceNLP"}]},
+            "unknown NLU component 'SpaceNLP'; valid components: Tokenizer, ",
+        ),
+        (
             {"pipeline": [{"name": "Tokenizer"}, {"name": "SpacyNLP"}]},
-            "unknown NLU component 'SpacyNLP'; valid components: Tokenizer, ",
+            r"\(SpacyNLP\) has no dialogd counterpart: spaCy",
         ),
         (
             {"pipeline": [{"name": "Tokenizer", "lowercase": True}]},
@@ -194,7 +198,8 @@ def test_load_missing_directory(tmp_path: Path) -> None:
             r"needs \['intent'\]",
         ),
         ({"pipeline": "no_such_template"}, "unknown pipeline template"),
-        ({"pipeline": []}, "non-empty list"),
+        ({"pipeline": {"name": "Tokenizer"}}, "must be a list"),
+        ({"recipe": "graph.v2"}, "recipe 'graph.v2' is not supported"),
         ({"pipeline": [{"epochs": 3}]}, "needs a 'name'"),
         ({"language": "en", "pipelin": []}, "unknown NLU config keys"),
     ],

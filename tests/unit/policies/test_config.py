@@ -65,11 +65,30 @@ def test_featurizer_block_sets_max_history():
     assert policy.max_history == 3
 
 
+@pytest.mark.parametrize("config", [None, {}, {"policies": []}, {"policies": None}])
+def test_no_policies_means_the_defaults(config):
+    """As Rasa: ``policies: null`` (what ``rasa init`` writes) or an empty list."""
+    plain = [type(p).__name__ for p in policies_from_config(config)]
+    with_rules = [type(p).__name__ for p in policies_from_config(config, rules=True)]
+    assert plain == [
+        "NeuralPolicy",
+        "FallbackPolicy",
+        "MemoizationPolicy",
+        "MappingPolicy",
+    ]
+    assert with_rules == ["MemoizationPolicy", "RulePolicy", "NeuralPolicy"]
+
+
+def test_rules_need_a_rule_policy():
+    config = {"policies": [{"name": "MemoizationPolicy"}]}
+    with pytest.raises(InvalidConfig, match="RulePolicy"):
+        policies_from_config(config, rules=True)
+
+
 @pytest.mark.parametrize(
     ("config", "fragment"),
     [
-        ({}, "non-empty list"),
-        ({"policies": []}, "non-empty list"),
+        ({"policies": "MemoizationPolicy"}, "non-empty list"),
         ([], "must be a mapping"),
         (
             {"policies": [{"name": "FormPolicy"}]},
@@ -111,3 +130,24 @@ def test_bad_yaml_file_is_invalid_config(tmp_path: Path):
         read_policy_config(path)
     with pytest.raises(InvalidConfig, match="not found"):
         read_policy_config(tmp_path / "nope.yml")
+
+
+def test_rasa3_policy_names():
+    config = {
+        "policies": [
+            {"name": "MemoizationPolicy"},
+            {"name": "RulePolicy", "core_fallback_threshold": 0.4},
+            {
+                "name": "TEDPolicy",
+                "max_history": 4,
+                "epochs": 7,
+                "constrain_similarities": True,
+            },
+        ]
+    }
+    _, rule, ted = policies_from_config(config)
+    assert isinstance(ted, NeuralPolicy)
+    assert (ted.max_history, ted.epochs) == (4, 7)
+    assert rule.core_fallback_threshold == 0.4
+    with pytest.raises(InvalidConfig, match="UnexpecTEDIntentPolicy"):
+        policies_from_config({"policies": [{"name": "UnexpecTEDIntentPolicy"}]})

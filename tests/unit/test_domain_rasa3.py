@@ -1,0 +1,276 @@
+"""Rasa 2.x/3.x domains: responses, slot mappings, forms, sessions, domain folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.domain import Domain
+from worker.domain import SessionConfig
+from worker.errors import InvalidDomain
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+RASA3 = """\
+version: "3.1"
+intents:
+  - greet
+  - inform:
+      use_entities: [city]
+  - chitchat:
+      ignore_entities: [city]
+entities:
+  - city:
+      roles: [departure, destination]
+  - size
+slots:
+  city:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: city
+      role: departure
+  size:
+    type: categorical
+    values: [small, large]
+    mappings:
+    - type: from_entity
+      entity: size
+      conditions:
+      - active_loop: order_form
+        requested_slot: size
+  note:
+    type: any
+    mappings:
+    - type: from_text
+      intent: inform
+  confirmed:
+    type: bool
+    influence_conversation: false
+    mappings:
+    - type: from_intent
+      intent: affirm
+      value: true
+responses:
+  utter_greet:
+  - text: "Hi {city}!"
+    buttons:
+    - title: yes
+      payload: /affirm
+  - text: "Hello"
+    channel: slack
+  - custom: {"blocks": []}
+  - text: "Big one"
+    condition:
+    - type: slot
+      name: size
+      value: large
+  utter_ask_size:
+  - text: Which size?
+actions:
+  - action_check
+  - action_send:
+      send_domain: true
+forms:
+  order_form:
+    required_slots:
+    - size
+    ignored_intents: chitchat
+session_config:
+  session_expiration_time: 30
+  carry_over_slots_to_new_session: false
+"""
+
+
+def load(tmp_path: Path, text: str, name: str = "domain.yml") -> Domain:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return Domain.load(path)
+
+
+def test_rasa3_domain_loads(tmp_path):
+    domain = load(tmp_path, RASA3)
+    # responses are actions in Rasa 2+, listed or not
+    assert domain.user_actions == (
+        "action_check",
+        "action_send",
+        "utter_greet",
+        "utter_ask_size",
+    )
+    assert domain.forms == ("order_form",)
+    assert domain.form_specs["order_form"].required_slots == ("size",)
+    assert domain.form_specs["order_form"].ignored_intents == ("chitchat",)
+    assert domain.session_config == SessionConfig(30.0, False)
+    assert len(domain.templates["utter_greet"]) == 4
+    assert domain.entities == ("city", "size")
+    assert domain.entity_properties["city"]["roles"] == ["departure", "destination"]
+    assert "requested_slot" in domain.slot_by_name
+
+
+def test_influence_conversation_keeps_slots_out_of_the_state(tmp_path):
+    domain = load(tmp_path, RASA3)
+    features = set(domain.input_features)
+    assert "slot_city_0" in features
+    assert not any(f.startswith(("slot_note", "slot_confirmed")) for f in features)
+    assert not any(f.startswith("slot_requested_slot") for f in features)
+    state = domain.state({}, {"confirmed": True, "city": "Rome"}, None, None)
+    assert state == {"slot_city_0": 1.0}
+
+
+def test_use_and_ignore_entities(tmp_path):
+    domain = load(tmp_path, RASA3)
+    entities = [{"entity": "city"}, {"entity": "size"}]
+
+    def state(intent: str) -> dict[str, float]:
+        message = {"intent": {"name": intent}, "entities": entities}
+        return domain.state(message, {}, None, None)
+
+    inform, chitchat, greet = state("inform"), state("chitchat"), state("greet")
+    assert "entity_city" in inform and "entity_size" not in inform
+    assert "entity_city" not in chitchat and "entity_size" in chitchat
+    assert {"entity_city", "entity_size"} <= set(greet)
+
+
+def test_slot_mappings_fill_as_rasa3_does(tmp_path):
+    domain = load(tmp_path, RASA3)
+    departure = {"entity": "city", "value": "Rome", "role": "departure"}
+    destination = {"entity": "city", "value": "Oslo", "role": "destination"}
+    size = {"entity": "size", "value": "large"}
+    fills = domain.auto_fill([destination, departure, size], intent="greet")
+    # size only inside its form, asked for; note only on inform; no 0.x auto-fill
+    assert fills == [("city", "Rome")]
+    in_form = domain.auto_fill(
+        [size], intent="x", active_loop="order_form", requested_slot="size"
+    )
+    assert in_form == [("size", "large")]
+    assert domain.auto_fill([], intent="inform", text="hi there") == [
+        ("note", "hi there")
+    ]
+    assert domain.auto_fill([], intent="affirm") == [("confirmed", True)]
+
+
+def test_json_round_trip_keeps_rasa3_parts(tmp_path):
+    domain = load(tmp_path, RASA3)
+    again = Domain.from_dict(domain.as_dict())
+    assert again.as_dict() == domain.as_dict()
+    assert again.fingerprint == domain.fingerprint
+    assert again.slot_by_name["size"].mappings == domain.slot_by_name["size"].mappings
+
+
+def test_zero_x_domain_json_is_unchanged(tmp_path):
+    text = "intents: [greet]\nslots:\n  name:\n    type: text\ntemplates:\n"
+    text += "  utter_greet:\n  - hi\nactions: [utter_greet]\n"
+    assert load(tmp_path, text).as_dict() == {
+        "config": {"store_entities_as_slots": True},
+        "intents": [{"greet": {"use_entities": True}}],
+        "entities": [],
+        "slots": {
+            "name": {
+                "type": "rasa_core.slots.TextSlot",
+                "initial_value": None,
+                "auto_fill": True,
+            }
+        },
+        "templates": {"utter_greet": [{"text": "hi"}]},
+        "actions": ["utter_greet"],
+        "forms": [],
+    }
+
+
+def test_formbot_2_0_domain_loads_unchanged():
+    domain = Domain.load(FIXTURES / "formbot" / "domain.yml")
+    spec = domain.form_specs["restaurant_form"]
+    assert spec.required_slots == (
+        "cuisine",
+        "num_people",
+        "outdoor_seating",
+        "preferences",
+        "feedback",
+    )
+    seating = domain.slot_by_name["outdoor_seating"].mappings
+    assert [m["type"] for m in seating] == ["from_entity", "from_intent", "from_intent"]
+    assert all(m["conditions"] == [{"active_loop": "restaurant_form"}] for m in seating)
+    fills = domain.auto_fill(
+        [], intent="affirm", active_loop="restaurant_form", text="yes"
+    )
+    assert ("outdoor_seating", True) in fills
+    assert ("preferences", "yes") not in fills  # from_text, not_intent: affirm
+    assert domain.templates["utter_ask_cuisine"] == [{"text": "What cuisine?"}]
+    assert domain.intent_by_name["chitchat"].use_entities == ()
+
+
+def test_domain_folder_is_merged(tmp_path):
+    (tmp_path / "domain").mkdir()
+    (tmp_path / "domain" / "a.yml").write_text(
+        'version: "3.1"\nintents: [greet]\nresponses:\n  utter_hi:\n  - text: hi\n'
+    )
+    (tmp_path / "domain" / "b.yml").write_text(
+        'version: "3.1"\nintents: [greet, bye]\nactions: [action_x]\n'
+    )
+    (tmp_path / "domain" / "nlu.yml").write_text("nlu:\n- intent: greet\n")
+    domain = Domain.load(tmp_path / "domain")
+    assert domain.intent_names == ("greet", "bye")
+    assert domain.user_actions == ("action_x", "utter_hi")
+    assert "utter_hi" in domain.templates
+
+
+def test_domain_folder_conflict_names_both_files(tmp_path):
+    (tmp_path / "a.yml").write_text("responses:\n  utter_hi:\n  - text: hi\n")
+    (tmp_path / "b.yml").write_text("responses:\n  utter_hi:\n  - text: hello\n")
+    with pytest.raises(InvalidDomain) as info:
+        Domain.load(tmp_path)
+    assert info.value.path == str(tmp_path / "b.yml")
+    assert info.value.line == 2
+    assert "a.yml" in str(info.value)
+
+
+def test_error_in_a_folder_names_its_file_and_line(tmp_path):
+    (tmp_path / "a.yml").write_text("intents: [greet]\n")
+    (tmp_path / "b.yml").write_text("intents:\n- bye\n- 3\n")
+    with pytest.raises(InvalidDomain) as info:
+        Domain.load(tmp_path)
+    assert (info.value.path, info.value.line) == (str(tmp_path / "b.yml"), 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("slots:\n  a:\n    type: text\n    mappings:\n    - type: x\n", 2, "type"),
+        (
+            "slots:\n  a:\n    type: text\n    mappings:\n    - type: from_entity\n",
+            2,
+            "needs 'entity'",
+        ),
+        ("slots:\n  a:\n    type: text\n    influence_conversation: 1\n", 2, "bool"),
+        ("responses:\n  utter_a:\n  - foo: 1\n", 2, "variation"),
+        ("responses:\n  utter_a:\n  - text: a\n    buttons: x\n", 2, "buttons"),
+        ("session_config:\n  session_expiration_time: -1\n", 1, "minutes"),
+        ("forms:\n  f:\n    required_slots: [missing]\n", 2, "undeclared"),
+        ("intents:\n- a:\n    use_entities: 3\n", 2, "invalid"),
+        ("entities:\n- a:\n    roles: r\n", 2, "roles"),
+        ("version: 3.1\n", 1, "string"),
+        ("e2e_actions: [hi]\n", 1, "unknown top-level"),
+        (
+            "templates:\n  utter_a:\n  - hi\nresponses:\n  utter_a:\n  - hi\n",
+            5,
+            "twice",
+        ),
+    ],
+)
+def test_malformed_domain_names_file_and_line(tmp_path, text, line, fragment):
+    with pytest.raises(InvalidDomain) as info:
+        load(tmp_path, text)
+    assert info.value.path == str(tmp_path / "domain.yml")
+    assert info.value.line == line
+    assert fragment in str(info.value)
+
+
+def test_scalars_resolve_as_yaml_1_2(tmp_path):
+    """Rasa reads YAML 1.2: ``yes``/``no`` stay strings, so the slot's values do."""
+    text = "slots:\n  ok:\n    type: categorical\n    values: [yes, no, on]\n"
+    text += "    initial_value: 0777\n"
+    slot = load(tmp_path, text).slot_by_name["ok"]
+    assert slot.values == ("yes", "no", "on")
+    assert slot.initial_value == 777
+    assert slot.features("yes") == [1.0, 0.0, 0.0]
