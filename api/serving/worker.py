@@ -93,7 +93,10 @@ def request_state(data: bytes | bytearray) -> State:
 
 
 def _chunked_state(data: bytes | bytearray, pos: int) -> State:
-    more: State = "more" if len(data) - pos <= BODY_LIMIT else "too large"
+    # NOTE: a chunked body past the limit is served: the app has more than it reads
+    # at hand and answers 413 without waiting for the rest (a declared length past
+    # the limit is served the same way).
+    more: State = "more" if len(data) - pos <= BODY_LIMIT else "ready"
     while True:
         line_end = data.find(b"\r\n", pos)
         if line_end < 0:
