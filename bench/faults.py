@@ -16,7 +16,7 @@ the first 200 after it (recovery), turns
 acknowledged (200) but missing from the logs read back, turns committed twice
 (a retry applied again: more user events than parse keys), and requests committed
 but answered as failed (their retry found its key applied: the server logs it).
-Another fault (200 slow clients, say) is one more entry of ``SCENARIOS``: a
+Each fault (200 slow clients too: ``slow``) is one entry of ``SCENARIOS``: a
 function given the Redis and the server while the load runs.
 
     python -m bench.faults [--clients 6] [--seconds 40] [--scenarios restart stall ...]
@@ -45,6 +45,8 @@ import requests
 
 from api.testing import Server
 from api.testing import free_port
+from bench.slow_clients import SlowClients
+from bench.slow_clients import normal_client
 from bench.turn_latency import moodbot_model
 from trackerstore.embedded import redis_server_binary
 
@@ -223,7 +225,7 @@ def scenario(
     name: str,
     model: Path,
     work: Path,
-    fault: Callable[[PrivateRedis, Server], None],
+    fault: Callable[[PrivateRedis, Server], dict[str, Any] | None],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     folder = work / name
@@ -242,16 +244,17 @@ def scenario(
             client.start()
         time.sleep(args.warmup)
         fault_at = time.monotonic()
+        extra: dict[str, Any] = {}
         for n in range(args.repeat):
             if n:
                 time.sleep(args.gap)
-            fault(store, server)
+            extra.update(fault(store, server) or {})
         fault_end = time.monotonic()
         time.sleep(args.seconds)
         stop.set()
         for client in clients:
             client.join(args.client_timeout + 5)
-        result = summarise(clients, fault_at, fault_end)
+        result = summarise(clients, fault_at, fault_end) | extra
         with store.client() as reader:
             result.update(check_logs(reader, prefix, clients))
         # a retry whose key a write already carried: committed, answered failed
@@ -291,11 +294,23 @@ def _kill(store: PrivateRedis, server: Server) -> None:
     os.kill(int(workers[0]), signal.SIGKILL)
 
 
-SCENARIOS: dict[str, Callable[[PrivateRedis, Server], None]] = {
+def _slow(store: PrivateRedis, server: Server) -> dict[str, Any]:
+    """200 slow sockets (nothing sent, a head or a body trickled, reopened when
+    closed) while one more client times its turns, against the same client's
+    turns just before the attack, under the same load."""
+    port = int(server.url.rsplit(":", 1)[1])
+    alone = normal_client(server.url, requests=100, timeout=10, pause=0.1)
+    with SlowClients(port, n=200, seconds=30):
+        attacked = normal_client(server.url, requests=200, timeout=10, pause=0.1)
+    return {"normal_client_alone": alone, "normal_client_attacked": attacked}
+
+
+SCENARIOS: dict[str, Callable[[PrivateRedis, Server], dict[str, Any] | None]] = {
     "restart": _restart,
     "stall": _stall,
     "oom": _oom,
     "kill": _kill,
+    "slow": _slow,
 }
 
 
