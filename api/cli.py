@@ -114,6 +114,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What ``dialogd init`` writes: a small Rasa 3 project (the one ``rasa init`` writes).
+TEMPLATE = Path(__file__).parent / "project_template"
+TEMPLATE_FILES = (
+    "config.yml",
+    "domain.yml",
+    "endpoints.yml",
+    "data/nlu.yml",
+    "data/rules.yml",
+    "data/stories.yml",
+    "tests/test_stories.yml",
+)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a project that trains and passes its own tests; never overwrite."""
+    root = Path(args.init_dir or args.path or ".")
+    existing = [name for name in TEMPLATE_FILES if (root / name).exists()]
+    if existing:
+        print(
+            f"error: {root} already holds {', '.join(existing)}: "
+            "dialogd init never overwrites a file",
+            file=sys.stderr,
+        )
+        return 1
+    for name in TEMPLATE_FILES:
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((TEMPLATE / name).read_text(encoding="utf-8"), "utf-8")
+    where = "" if str(root) == "." else f"cd {root} && "
+    print(f"Created a project in {root}. Next: {where}dialogd train && dialogd test")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     return server.serve(server.options_from_args(args))
 
@@ -350,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="story augmentation factor (default 20)",
     )
     train.set_defaults(func=cmd_train, parser=train)
+
+    init = sub.add_parser("init", help="write a small Rasa 3 project to start from")
+    init.add_argument("path", nargs="?", help="the project folder (default: here)")
+    init.add_argument(
+        "--no-prompt",
+        action="store_true",
+        help="accepted as rasa init has it; dialogd init never asks",
+    )
+    init.add_argument("--init-dir", help="the project folder (rasa init's flag)")
+    init.set_defaults(func=cmd_init)
 
     serve = sub.add_parser("serve", help="serve a model with gunicorn")
     server.add_serve_arguments(serve)

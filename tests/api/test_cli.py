@@ -96,3 +96,36 @@ def test_serve_without_any_redis_says_what_to_install(tmp_path, capsys, monkeypa
     assert code == 1
     err = capsys.readouterr().err
     assert "--redis-url" in err and "dialogd[embedded]" in err
+
+
+def test_init_writes_a_project_that_trains_and_passes_its_tests(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "--no-prompt", "--init-dir", "bot"]) == 0
+    assert sorted(
+        str(p.relative_to(tmp_path / "bot"))
+        for p in (tmp_path / "bot").rglob("*")
+        if p.is_file()
+    ) == [
+        "config.yml",
+        "data/nlu.yml",
+        "data/rules.yml",
+        "data/stories.yml",
+        "domain.yml",
+        "endpoints.yml",
+        "tests/test_stories.yml",
+    ]
+    monkeypatch.chdir(tmp_path / "bot")
+    assert main(["train"]) == 0
+    assert main(["test"]) == 0
+    assert "7 of 7 test stories passed" in capsys.readouterr().out
+
+
+def test_init_never_overwrites(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "nlu.yml").write_text("mine")
+    assert main(["init", str(tmp_path)]) == 1
+    assert "already holds data/nlu.yml" in capsys.readouterr().err
+    assert (tmp_path / "data" / "nlu.yml").read_text() == "mine"
+    assert not (tmp_path / "domain.yml").exists()
