@@ -16,6 +16,10 @@ from typing import Any
 
 from api import server
 from trackerstore.errors import StoreError
+from worker.convert import nlu_to_markdown
+from worker.convert import nlu_to_yaml
+from worker.convert import stories_to_markdown
+from worker.convert import stories_to_yaml
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.evaluation import curve_summary
@@ -42,6 +46,9 @@ from worker.train import split_config
 from worker.train import train_models
 from worker.train import train_nlu
 from worker.training import read_stories
+from worker.validate import ERROR
+from worker.validate import MAX_HISTORY
+from worker.validate import validate
 from worker.version import __version__
 
 
@@ -145,6 +152,88 @@ def cmd_init(args: argparse.Namespace) -> int:
     where = "" if str(root) == "." else f"cd {root} && "
     print(f"Created a project in {root}. Next: {where}dialogd train && dialogd test")
     return 0
+
+
+def _project_paths(args: argparse.Namespace) -> tuple[str, str]:
+    project = find_project(".")
+    domain = args.domain or (str(project.domain) if project.domain else None)
+    data = args.data or (str(project.data) if project.data else None)
+    if domain is None or data is None:
+        args.parser.error("give --domain and --data (or run in a project folder)")
+    return domain, data
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    """``rasa data validate``: errors make the exit code 1 (warnings too with
+    ``--fail-on-warnings``)."""
+    domain, data = _project_paths(args)
+    issues = validate(domain, data, max_history=args.max_history)
+    for issue in issues:
+        print(f"{issue.level}: {issue.message}")
+    errors = sum(i.level == ERROR for i in issues)
+    warnings = len(issues) - errors
+    print(f"{errors} errors, {warnings} warnings")
+    return 1 if errors or (warnings and args.fail_on_warnings) else 0
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    """``rasa data convert nlu|core``: Markdown and YAML, either way."""
+    source = Path(args.data)
+    if args.target == "nlu":
+        nlu = load_nlu_data(source, lookup_files=True)
+        text = nlu_to_yaml(nlu) if args.format == "yaml" else nlu_to_markdown(nlu)
+    else:
+        domain, _ = _project_paths(args) if not args.domain else (args.domain, "")
+        steps = read_stories(source, Domain.load(domain))
+        text = (
+            stories_to_yaml(steps)
+            if args.format == "yaml"
+            else stories_to_markdown(steps)
+        )
+    out = Path(args.out)
+    suffix = ".yml" if args.format == "yaml" else ".md"
+    if out.is_dir() or not out.suffix:
+        out = out / f"{source.stem}_converted{suffix}"
+    if out.exists():
+        print(f"error: {out} exists: not overwritten", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"converted {source} to {out}")
+    return 0
+
+
+def add_data_parsers(sub: Any) -> None:
+    data = sub.add_parser("data", help="check or convert training data")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    check = data_sub.add_parser(
+        "validate", help="is the domain consistent with the data? (rasa data validate)"
+    )
+    check.add_argument("-d", "--domain", help="domain (default: ./domain.yml)")
+    check.add_argument("--data", help="data folder or file (default: ./data)")
+    check.add_argument(
+        "--max-history",
+        type=int,
+        default=MAX_HISTORY,
+        help=f"turns the story structure check looks at (default {MAX_HISTORY})",
+    )
+    check.add_argument(
+        "--fail-on-warnings", action="store_true", help="warnings fail the check too"
+    )
+    check.set_defaults(func=cmd_data_validate, parser=check)
+    convert = data_sub.add_parser(
+        "convert", help="convert NLU data or stories between Markdown and YAML"
+    )
+    convert.add_argument("target", choices=("nlu", "core"))
+    convert.add_argument("--data", required=True, help="file or folder to convert")
+    convert.add_argument(
+        "--out", required=True, help="file to write, or a folder for <name>_converted"
+    )
+    convert.add_argument(
+        "-f", "--format", choices=("yaml", "md"), default="yaml", help="(default yaml)"
+    )
+    convert.add_argument("-d", "--domain", help="core: the domain (default: here)")
+    convert.set_defaults(func=cmd_data_convert, parser=convert)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -393,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--init-dir", help="the project folder (rasa init's flag)")
     init.set_defaults(func=cmd_init)
+
+    add_data_parsers(sub)
 
     serve = sub.add_parser("serve", help="serve a model with gunicorn")
     server.add_serve_arguments(serve)
