@@ -375,12 +375,11 @@ def cmd_test_project(args: argparse.Namespace) -> int:
 def _wrong_step(step: ActionResult | UserResult) -> str:
     if isinstance(step, ActionResult):
         return f"action {step.gold}: predicted {step.predicted} ({step.policy})"
-    gold = f"intent {step.gold}"
     if step.gold == step.predicted:
-        return (
-            f"{step.text!r}: entities {list(step.entities)}, not {step.gold_entities}"
-        )
-    return f"{step.text!r}: {gold}, predicted {step.predicted}"
+        found = ", ".join(f"{k}={v}" for k, v in step.entities) or "none"
+        gold = ", ".join(f"{k}={v}" for k, v in step.gold_entities or ()) or "none"
+        return f"{step.text!r}: entities {found}, expected {gold}"
+    return f"{step.text!r}: intent {step.gold}, predicted {step.predicted}"
 
 
 def build_test_project_parser() -> argparse.ArgumentParser:

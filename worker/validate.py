@@ -211,7 +211,13 @@ def _check_actions(domain: Domain, used: _Used) -> list[Issue]:
             issues.append(
                 Issue(WARNING, f"action '{action}' is an utterance without a response")
             )
-    for name in sorted(set(domain.templates) - set(used.actions)):
+    asked = {
+        name
+        for form, spec in domain.form_specs.items()
+        for slot in spec.required_slots
+        for name in (f"utter_ask_{slot}", f"utter_ask_{form}_{slot}")
+    }
+    for name in sorted(set(domain.templates) - set(used.actions) - asked):
         issues.append(
             Issue(WARNING, f"response '{name}' is not used in any story or rule")
         )

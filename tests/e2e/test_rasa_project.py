@@ -139,3 +139,24 @@ def test_serve_without_a_model_says_to_train(project, capsys):
     assert "no model at models: train one with 'dialogd train'" in (
         capsys.readouterr().err
     )
+
+
+def test_restaurantbot_example_with_a_form_passes_its_tests(
+    tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "restaurantbot"
+    shutil.copytree(ROOT / "examples" / "restaurantbot", folder)
+    monkeypatch.chdir(folder)
+    assert dialogd(["data", "validate"]) == 0
+    assert "0 errors" in capsys.readouterr().out
+    assert dialogd(["train", "--augmentation", "0"]) == 0
+    assert dialogd(["test"]) == 0
+    assert "2 of 2 test stories passed" in capsys.readouterr().out
+
+    # entities count: a story annotating the wrong entity fails
+    stories = folder / "tests" / "test_stories.yml"
+    stories.write_text(stories.read_text().replace("[4](number)", "[4](cuisine)"))
+    assert dialogd(["test"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: book a table with a form" in out
+    assert "'for 4': entities number=4, expected cuisine=4" in out
