@@ -160,7 +160,7 @@ def _project_paths(args: argparse.Namespace) -> tuple[str, str]:
     data = args.data or (str(project.data) if project.data else None)
     if domain is None or data is None:
         args.parser.error("give --domain and --data (or run in a project folder)")
-    return domain, data
+    return str(domain), str(data)
 
 
 def cmd_data_validate(args: argparse.Namespace) -> int:

@@ -226,12 +226,12 @@ def _check_actions(domain: Domain, used: _Used) -> list[Issue]:
 
 def _check_slots(domain: Domain, used: _Used) -> list[Issue]:
     issues = []
-    for slot, places in sorted(used.slots.items()):
-        if slot not in domain.slot_by_name:
+    for name, places in sorted(used.slots.items()):
+        if name not in domain.slot_by_name:
             issues.append(
                 Issue(
                     ERROR,
-                    f"slot '{slot}' is set in {_first(places)} but is not in the "
+                    f"slot '{name}' is set in {_first(places)} but is not in the "
                     "domain",
                 )
             )

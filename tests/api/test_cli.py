@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from api.cli import main
 from tests.data import RASA_EXAMPLES
 from worker.model import CoreModel
@@ -129,3 +131,31 @@ def test_init_never_overwrites(tmp_path, capsys):
     assert "already holds data/nlu.yml" in capsys.readouterr().err
     assert (tmp_path / "data" / "nlu.yml").read_text() == "mine"
     assert not (tmp_path / "domain.yml").exists()
+
+
+def test_train_in_a_project_with_a_domain_folder(tmp_path, monkeypatch, capsys):
+    """Rasa 3's split domain (``domain/``), and --out with --fixed-model-name as
+    Rasa has them (the folder of models, the model's name)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    domain = (tmp_path / "domain.yml").read_text()
+    (tmp_path / "domain.yml").unlink()
+    (tmp_path / "domain").mkdir()
+    head, responses = domain.split("responses:", 1)
+    (tmp_path / "domain" / "intents.yml").write_text(head)
+    (tmp_path / "domain" / "responses.yml").write_text(
+        'version: "3.1"\nresponses:' + responses
+    )
+    assert main(["train", "--out", "built", "--fixed-model-name", "mood"]) == 0
+    assert "saved at 'built/mood'" in capsys.readouterr().out
+    assert main(["test", "-m", "built"]) == 0
+    assert "7 of 7 test stories passed" in capsys.readouterr().out
+
+
+def test_train_outside_a_project_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["train"])
+    assert "no domain.yml here" in capsys.readouterr().err
+    assert main(["test"]) == 1
+    assert "no model at models" in capsys.readouterr().err
