@@ -16,6 +16,10 @@ from typing import Any
 
 from api import server
 from trackerstore.errors import StoreError
+from worker.convert import nlu_to_markdown
+from worker.convert import nlu_to_yaml
+from worker.convert import stories_to_markdown
+from worker.convert import stories_to_yaml
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.evaluation import curve_summary
@@ -23,6 +27,9 @@ from worker.evaluation import curve_svg
 from worker.evaluation import evaluate_stories
 from worker.evaluation import learning_curve
 from worker.evaluation import write_report
+from worker.evaluation.stories import ActionResult
+from worker.evaluation.stories import OtherEvent
+from worker.evaluation.stories import UserResult
 from worker.model import CoreModel
 from worker.nlu import Interpreter
 from worker.nlu import NLUPipeline
@@ -30,11 +37,18 @@ from worker.nlu import load_nlu_data
 from worker.nlu.evaluation import evaluate as evaluate_nlu
 from worker.nlu.evaluation import summary_lines as nlu_summary_lines
 from worker.nlu.evaluation import write_reports as write_nlu_reports
+from worker.train import MODELS_DIR
+from worker.train import find_project
+from worker.train import new_model_dir
+from worker.train import newest_model
 from worker.train import read_config
 from worker.train import split_config
 from worker.train import train_models
 from worker.train import train_nlu
 from worker.training import read_stories
+from worker.validate import ERROR
+from worker.validate import MAX_HISTORY
+from worker.validate import validate
 from worker.version import __version__
 
 
@@ -63,15 +77,38 @@ class _Progress:
         self.stream.write(message + "\n")
 
 
+def _train_inputs(args: argparse.Namespace) -> tuple[Any, ...]:
+    """Domain, stories, NLU data, config and output of ``dialogd train``: the flags,
+    and in a Rasa project folder what is missing is found as ``rasa train`` finds
+    it (``domain.yml`` or ``domain/``, ``config.yml``, ``data/``, ``models/``)."""
+    project = find_project(".")
+    data = args.data or (str(project.data) if project.data else None)
+    domain = args.domain or (str(project.domain) if project.domain else None)
+    if domain is None:
+        args.parser.error("no domain.yml here: give --domain (or run in a project)")
+    stories = args.stories or data
+    if stories is None:
+        args.parser.error("no data/ folder here: give --stories (or --data)")
+    # NOTE: before project folders, --domain/--stories without --nlu trained Core
+    # only; that stays so.
+    nlu = args.nlu or (data if not (args.domain or args.stories) or args.data else None)
+    config = args.config or (str(project.config) if project.config else None)
+    if args.out and not args.fixed_model_name:
+        out = Path(args.out)
+    else:
+        out = new_model_dir(args.out or MODELS_DIR, args.fixed_model_name)
+    return domain, stories, nlu, config, out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    domain, stories, nlu, config, out = _train_inputs(args)
     progress = _Progress()
     trained = train_models(
         out,
-        read_config(args.config),
-        nlu=args.nlu,
-        domain=args.domain,
-        stories=args.stories,
+        read_config(config),
+        nlu=nlu,
+        domain=domain,
+        stories=stories,
         augmentation_factor=args.augmentation,
         progress=progress,
         lookup_files=True,
@@ -80,7 +117,123 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress.done(f"NLU model written to {out / 'nlu'}")
     assert trained.core is not None
     progress.done(f"Core model written to {out / 'core'} ({trained.core.fingerprint})")
+    print(f"Your model is trained and saved at '{out}'.")
     return 0
+
+
+#: What ``dialogd init`` writes: a small Rasa 3 project (the one ``rasa init`` writes).
+TEMPLATE = Path(__file__).parent / "project_template"
+TEMPLATE_FILES = (
+    "config.yml",
+    "domain.yml",
+    "endpoints.yml",
+    "data/nlu.yml",
+    "data/rules.yml",
+    "data/stories.yml",
+    "tests/test_stories.yml",
+)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a project that trains and passes its own tests; never overwrite."""
+    root = Path(args.init_dir or args.path or ".")
+    existing = [name for name in TEMPLATE_FILES if (root / name).exists()]
+    if existing:
+        print(
+            f"error: {root} already holds {', '.join(existing)}: "
+            "dialogd init never overwrites a file",
+            file=sys.stderr,
+        )
+        return 1
+    for name in TEMPLATE_FILES:
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((TEMPLATE / name).read_text(encoding="utf-8"), "utf-8")
+    where = "" if str(root) == "." else f"cd {root} && "
+    print(f"Created a project in {root}. Next: {where}dialogd train && dialogd test")
+    return 0
+
+
+def _project_paths(args: argparse.Namespace) -> tuple[str, str]:
+    project = find_project(".")
+    domain = args.domain or (str(project.domain) if project.domain else None)
+    data = args.data or (str(project.data) if project.data else None)
+    if domain is None or data is None:
+        args.parser.error("give --domain and --data (or run in a project folder)")
+    return str(domain), str(data)
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    """``rasa data validate``: errors make the exit code 1 (warnings too with
+    ``--fail-on-warnings``)."""
+    domain, data = _project_paths(args)
+    issues = validate(domain, data, max_history=args.max_history)
+    for issue in issues:
+        print(f"{issue.level}: {issue.message}")
+    errors = sum(i.level == ERROR for i in issues)
+    warnings = len(issues) - errors
+    print(f"{errors} errors, {warnings} warnings")
+    return 1 if errors or (warnings and args.fail_on_warnings) else 0
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    """``rasa data convert nlu|core``: Markdown and YAML, either way."""
+    source = Path(args.data)
+    if args.target == "nlu":
+        nlu = load_nlu_data(source, lookup_files=True)
+        text = nlu_to_yaml(nlu) if args.format == "yaml" else nlu_to_markdown(nlu)
+    else:
+        domain, _ = _project_paths(args) if not args.domain else (args.domain, "")
+        steps = read_stories(source, Domain.load(domain))
+        text = (
+            stories_to_yaml(steps)
+            if args.format == "yaml"
+            else stories_to_markdown(steps)
+        )
+    out = Path(args.out)
+    suffix = ".yml" if args.format == "yaml" else ".md"
+    if out.is_dir() or not out.suffix:
+        out = out / f"{source.stem}_converted{suffix}"
+    if out.exists():
+        print(f"error: {out} exists: not overwritten", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"converted {source} to {out}")
+    return 0
+
+
+def add_data_parsers(sub: Any) -> None:
+    data = sub.add_parser("data", help="check or convert training data")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    check = data_sub.add_parser(
+        "validate", help="is the domain consistent with the data? (rasa data validate)"
+    )
+    check.add_argument("-d", "--domain", help="domain (default: ./domain.yml)")
+    check.add_argument("--data", help="data folder or file (default: ./data)")
+    check.add_argument(
+        "--max-history",
+        type=int,
+        default=MAX_HISTORY,
+        help=f"turns the story structure check looks at (default {MAX_HISTORY})",
+    )
+    check.add_argument(
+        "--fail-on-warnings", action="store_true", help="warnings fail the check too"
+    )
+    check.set_defaults(func=cmd_data_validate, parser=check)
+    convert = data_sub.add_parser(
+        "convert", help="convert NLU data or stories between Markdown and YAML"
+    )
+    convert.add_argument("target", choices=("nlu", "core"))
+    convert.add_argument("--data", required=True, help="file or folder to convert")
+    convert.add_argument(
+        "--out", required=True, help="file to write, or a folder for <name>_converted"
+    )
+    convert.add_argument(
+        "-f", "--format", choices=("yaml", "md"), default="yaml", help="(default yaml)"
+    )
+    convert.add_argument("-d", "--domain", help="core: the domain (default: here)")
+    convert.set_defaults(func=cmd_data_convert, parser=convert)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -191,6 +344,67 @@ def cmd_test_core(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test_project(args: argparse.Namespace) -> int:
+    """``dialogd test``: replay the project's test stories end to end through the
+    trained model (NLU parses each text, Core predicts each action), as
+    ``rasa test`` does; non-zero when a story fails."""
+    model = newest_model(args.model)
+    core = CoreModel.load(model / "core")
+    nlu = NLUPipeline.load(model / "nlu") if (model / "nlu").is_dir() else None
+    evaluation = evaluate_stories(
+        core, args.stories, interpreter=Interpreter(nlu), e2e=True
+    )
+    write_report(evaluation, args.out, f"Test stories: {args.stories}")
+    for story in evaluation.stories:
+        steps = [s for s in story.steps if not isinstance(s, OtherEvent)]
+        ok = sum(s.correct for s in steps)
+        verdict = "passed" if story.correct else "FAILED"
+        print(f"{verdict}: {story.name} ({ok}/{len(steps)} steps correct)")
+        for step in steps:
+            if not step.correct:
+                print(f"    {_wrong_step(step)}")
+    failed = len(evaluation.failed_stories)
+    total = len(evaluation.stories)
+    print(
+        f"{total - failed} of {total} test stories passed, {failed} failed "
+        f"(model {model}); reports in {args.out}"
+    )
+    return 1 if failed else 0
+
+
+def _wrong_step(step: ActionResult | UserResult) -> str:
+    if isinstance(step, ActionResult):
+        return f"action {step.gold}: predicted {step.predicted} ({step.policy})"
+    if step.gold == step.predicted:
+        found = ", ".join(f"{k}={v}" for k, v in step.entities) or "none"
+        gold = ", ".join(f"{k}={v}" for k, v in step.gold_entities or ()) or "none"
+        return f"{step.text!r}: entities {found}, expected {gold}"
+    return f"{step.text!r}: intent {step.gold}, predicted {step.predicted}"
+
+
+def build_test_project_parser() -> argparse.ArgumentParser:
+    """``dialogd test`` with no subcommand, apart as ``dialogd train nlu`` is."""
+    parser = argparse.ArgumentParser(
+        prog="dialogd test",
+        description="Run the project's test stories through its newest model "
+        "('dialogd test core|nlu' evaluate one model).",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=MODELS_DIR,
+        help="a model directory, or a folder of them (default: the newest in models/)",
+    )
+    parser.add_argument(
+        "-s", "--stories", default="tests", help="test stories (default: tests)"
+    )
+    parser.add_argument(
+        "--out", default="results", help="folder for the reports (default: results)"
+    )
+    parser.set_defaults(func=cmd_test_project)
+    return parser
+
+
 def add_test_core_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="Core model directory to evaluate")
     parser.add_argument("--stories", required=True, help="stories file or folder")
@@ -228,18 +442,47 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a Core model (and an NLU model); 'train nlu': NLU only",
     )
-    train.add_argument("--domain", required=True, help="domain.yml")
-    train.add_argument("--stories", required=True, help="stories file or folder")
-    train.add_argument("--nlu", help="NLU training data (Rasa JSON or Markdown)")
-    train.add_argument("--config", help="YAML with 'pipeline:' and/or 'policies:'")
-    train.add_argument("--out", required=True, help="model directory to write")
+    train.add_argument(
+        "-d", "--domain", help="domain file or folder (default: ./domain.yml)"
+    )
+    train.add_argument(
+        "--data",
+        help="data folder or file: stories, rules and NLU (default: ./data)",
+    )
+    train.add_argument("--stories", help="stories file or folder (default: --data)")
+    train.add_argument("--nlu", help="NLU training data (JSON, Markdown or YAML)")
+    train.add_argument(
+        "-c",
+        "--config",
+        help="YAML with 'pipeline:' and/or 'policies:' (default: ./config.yml)",
+    )
+    train.add_argument(
+        "--out",
+        help="model directory to write (default: models/<timestamp>); with "
+        "--fixed-model-name, the folder of models",
+    )
+    train.add_argument(
+        "--fixed-model-name", help="name the model models/NAME, not by the time"
+    )
     train.add_argument(
         "--augmentation",
         type=int,
         default=20,
         help="story augmentation factor (default 20)",
     )
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=cmd_train, parser=train)
+
+    init = sub.add_parser("init", help="write a small Rasa 3 project to start from")
+    init.add_argument("path", nargs="?", help="the project folder (default: here)")
+    init.add_argument(
+        "--no-prompt",
+        action="store_true",
+        help="accepted as rasa init has it; dialogd init never asks",
+    )
+    init.add_argument("--init-dir", help="the project folder (rasa init's flag)")
+    init.set_defaults(func=cmd_init)
+
+    add_data_parsers(sub)
 
     serve = sub.add_parser("serve", help="serve a model with gunicorn")
     server.add_serve_arguments(serve)
@@ -252,8 +495,11 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--model-dir", help="the servers' shared model folder")
     trainer.set_defaults(func=cmd_trainer)
 
-    test = sub.add_parser("test", help="evaluate trained models")
-    test_sub = test.add_subparsers(dest="target", required=True)
+    test = sub.add_parser(
+        "test",
+        help="run the project's test stories; 'test core|nlu': evaluate one model",
+    )
+    test_sub = test.add_subparsers(dest="target")
     add_test_core_arguments(
         test_sub.add_parser("core", help="evaluate a Core model on test stories")
     )
@@ -271,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["train", "nlu"]:
         args = build_train_nlu_parser().parse_args(argv[2:])
+    elif argv[:1] == ["test"] and argv[1:2] not in (["core"], ["nlu"]):
+        args = build_test_project_parser().parse_args(argv[1:])
     else:
         args = build_parser().parse_args(argv)
     try:

@@ -24,6 +24,7 @@ from gunicorn.app.base import BaseApplication
 
 from api.app import DEFAULT_MAX_BODY
 from api.app import create_app
+from api.endpoints import read_endpoints
 from api.logs import logging_config
 from api.serving.settings import gunicorn_settings
 from trackerstore import EmbeddedRedis
@@ -33,6 +34,8 @@ from trackerstore.registry import ModelRegistry
 from worker.archive import MAX_MODEL_BYTES
 from worker.models import ModelSet
 from worker.models import RegistryModels
+from worker.train import MODELS_DIR
+from worker.train import newest_model
 from worker.trainer import run as run_jobs
 from worker.turn import Engine
 
@@ -61,10 +64,27 @@ class ServeOptions:
     cors: tuple[str, ...] | None = None
     model_dir: str | None = None
     max_model_size: int = MAX_MODEL_BYTES
+    unused_endpoints: tuple[str, ...] = ()
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-d", "--core", required=True, help="Core model directory")
+    parser.add_argument(
+        "-d",
+        "--core",
+        help="Core model directory (default: core/ of the newest model under "
+        "--model, as 'rasa run')",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=MODELS_DIR,
+        help="without -d: a model directory (core/, nlu/) or a folder of them; the "
+        "newest is served (default: models)",
+    )
+    parser.add_argument(
+        "--endpoints",
+        help="Rasa's endpoints.yml (default: ./endpoints.yml when there is one)",
+    )
     parser.add_argument(
         "-u",
         "--nlu",
@@ -146,7 +166,30 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
-    return ServeOptions(**{f.name: getattr(args, f.name) for f in fields(ServeOptions)})
+    """The options of the flags; without ``-d``, the newest trained model (its NLU
+    too, unless ``-u`` names one); endpoints.yml's Redis tracker store when no
+    flag names a Redis."""
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(ServeOptions)
+        if f.name != "unused_endpoints"
+    }
+    if given["core"] is None:
+        model = newest_model(args.model)
+        given["core"] = str(model / "core")
+        if given["nlu"] is None and (model / "nlu").is_dir():
+            given["nlu"] = str(model / "nlu")
+    path = args.endpoints or (
+        "endpoints.yml" if os.path.isfile("endpoints.yml") else None
+    )
+    if path is not None:
+        endpoints = read_endpoints(path)
+        if given["redis_url"] is None and endpoints.redis_url is not None:
+            given["redis_url"] = endpoints.redis_url
+            if not given["key_prefix"]:
+                given["key_prefix"] = endpoints.key_prefix
+        given["unused_endpoints"] = endpoints.unused
+    return ServeOptions(**given)
 
 
 def start_trainer(redis_url: str, options: ServeOptions) -> subprocess.Popen:
@@ -239,6 +282,11 @@ def serve(options: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     log_config = logging_config(options.log_file)
     logging.config.dictConfig(log_config)
+    if options.unused_endpoints:
+        log.warning(
+            "endpoints accepted but not used yet: %s (docs/rasa.md)",
+            ", ".join(options.unused_endpoints),
+        )
     embedded = None
     trainer_process = None
     master = os.getpid()

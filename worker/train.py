@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from worker.domain import Domain
 from worker.errors import InvalidConfig
+from worker.errors import ModelError
 from worker.model import CoreModel
 from worker.model import Progress
 from worker.nlu import NLUPipeline
@@ -103,3 +105,64 @@ def train_models(
         )
         trained.core.save(out / "core")
     return trained
+
+
+# ---- a Rasa project folder ---------------------------------------------------------
+#: Where ``dialogd train`` and ``dialogd serve`` look for models, as Rasa does.
+MODELS_DIR = "models"
+DOMAIN_NAMES = ("domain.yml", "domain.yaml", "domain")
+CONFIG_NAMES = ("config.yml", "config.yaml")
+
+
+@dataclass(frozen=True)
+class Project:
+    """The files of a Rasa project folder (``rasa init``'s layout); None for one
+    the folder does not have."""
+
+    root: Path
+    domain: Path | None
+    config: Path | None
+    data: Path | None
+
+
+def find_project(root: str | Path = ".") -> Project:
+    """``domain.yml`` (or a ``domain/`` folder), ``config.yml`` and ``data/``."""
+    base = Path(root)
+
+    def first(names: tuple[str, ...]) -> Path | None:
+        return next((base / n for n in names if (base / n).exists()), None)
+
+    data = base / "data"
+    return Project(
+        base, first(DOMAIN_NAMES), first(CONFIG_NAMES), data if data.is_dir() else None
+    )
+
+
+def new_model_dir(models: str | Path, name: str | None = None) -> Path:
+    """``models/NAME``, or a timestamped ``models/20261203-145512`` as Rasa names
+    its models (``-2``, ``-3``... when two trainings share a second)."""
+    base = Path(models)
+    stem = name or time.strftime("%Y%m%d-%H%M%S")
+    path, n = base / stem, 1
+    while name is None and path.exists():
+        n += 1
+        path = base / f"{stem}-{n}"
+    return path
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / "core").is_dir()
+
+
+def newest_model(path: str | Path = MODELS_DIR) -> Path:
+    """``path`` itself when it is a model (``core/`` and maybe ``nlu/``), else the
+    most recently trained model below it, as ``rasa run`` picks one."""
+    base = Path(path)
+    if is_model_dir(base):
+        return base
+    if not base.is_dir():
+        raise ModelError(f"no model at {base}: train one with 'dialogd train'")
+    found = [p for p in base.iterdir() if p.is_dir() and is_model_dir(p)]
+    if not found:
+        raise ModelError(f"no trained model in {base}: train one with 'dialogd train'")
+    return max(found, key=lambda p: ((p / "core").stat().st_mtime, p.name))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from api.cli import main
 from tests.data import RASA_EXAMPLES
 from worker.model import CoreModel
@@ -96,3 +98,64 @@ def test_serve_without_any_redis_says_what_to_install(tmp_path, capsys, monkeypa
     assert code == 1
     err = capsys.readouterr().err
     assert "--redis-url" in err and "dialogd[embedded]" in err
+
+
+def test_init_writes_a_project_that_trains_and_passes_its_tests(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "--no-prompt", "--init-dir", "bot"]) == 0
+    assert sorted(
+        str(p.relative_to(tmp_path / "bot"))
+        for p in (tmp_path / "bot").rglob("*")
+        if p.is_file()
+    ) == [
+        "config.yml",
+        "data/nlu.yml",
+        "data/rules.yml",
+        "data/stories.yml",
+        "domain.yml",
+        "endpoints.yml",
+        "tests/test_stories.yml",
+    ]
+    monkeypatch.chdir(tmp_path / "bot")
+    assert main(["train"]) == 0
+    assert main(["test"]) == 0
+    assert "7 of 7 test stories passed" in capsys.readouterr().out
+
+
+def test_init_never_overwrites(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "nlu.yml").write_text("mine")
+    assert main(["init", str(tmp_path)]) == 1
+    assert "already holds data/nlu.yml" in capsys.readouterr().err
+    assert (tmp_path / "data" / "nlu.yml").read_text() == "mine"
+    assert not (tmp_path / "domain.yml").exists()
+
+
+def test_train_in_a_project_with_a_domain_folder(tmp_path, monkeypatch, capsys):
+    """Rasa 3's split domain (``domain/``), and --out with --fixed-model-name as
+    Rasa has them (the folder of models, the model's name)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    domain = (tmp_path / "domain.yml").read_text()
+    (tmp_path / "domain.yml").unlink()
+    (tmp_path / "domain").mkdir()
+    head, responses = domain.split("responses:", 1)
+    (tmp_path / "domain" / "intents.yml").write_text(head)
+    (tmp_path / "domain" / "responses.yml").write_text(
+        'version: "3.1"\nresponses:' + responses
+    )
+    assert main(["train", "--out", "built", "--fixed-model-name", "mood"]) == 0
+    assert "saved at 'built/mood'" in capsys.readouterr().out
+    assert main(["test", "-m", "built"]) == 0
+    assert "7 of 7 test stories passed" in capsys.readouterr().out
+
+
+def test_train_outside_a_project_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["train"])
+    assert "no domain.yml here" in capsys.readouterr().err
+    assert main(["test"]) == 1
+    assert "no model at models" in capsys.readouterr().err

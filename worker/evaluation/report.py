@@ -86,9 +86,13 @@ def _turn(step: object) -> str:
             text += f" <span class=note>[{escape(ents)}]</span>"
         if step.correct:
             return f'<div class="turn user">{text}</div>'
+        predicted = escape(str(step.predicted))
+        if step.gold == step.predicted:
+            gold = ", ".join(f"{k}={v}" for k, v in step.gold_entities or ())
+            predicted += f" with entities [{escape(ents)}], not [{escape(gold)}]"
         return (
             f'<div class="turn user bad">{text} &nbsp;&larr; NLU predicted '
-            f"<b>{escape(str(step.predicted))}</b></div>"
+            f"<b>{predicted}</b></div>"
         )
     return f'<div class="turn event">- {escape(getattr(step, "text", ""))}</div>'
 

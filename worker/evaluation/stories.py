@@ -93,17 +93,25 @@ class ActionResult:
 
 @dataclass(frozen=True, slots=True)
 class UserResult:
-    """One user message; ``predicted`` differs from ``gold`` only end to end."""
+    """One user message; ``predicted`` differs from ``gold`` only end to end.
+
+    End to end, the entities found must be the story's annotated ones (entity and
+    value, in any order), as in ``rasa test``."""
 
     story: str
     text: str | None
     gold: str | None
     predicted: str | None
     entities: tuple[tuple[str, Any], ...] = ()
+    gold_entities: tuple[tuple[str, Any], ...] | None = None
 
     @property
     def correct(self) -> bool:
-        return self.gold == self.predicted
+        if self.gold != self.predicted:
+            return False
+        if self.gold_entities is None:
+            return True
+        return sorted(map(repr, self.gold_entities)) == sorted(map(repr, self.entities))
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,17 +271,19 @@ class _Replay:
         gold_fills = [
             SlotSet(name=n, value=v) for n, v in user_fills(self.domain, event)
         ]
-        parsed = event
+        parsed, gold_entities = event, None
         if interpreter is not None:
             parse_data = interpreter.parse(event.text or "")
             parsed = UserUttered(text=event.text, parse_data=parse_data)
+            gold_entities = _entity_values(event)
         self.steps.append(
             UserResult(
                 self.name,
                 event.text,
                 event.intent_name,
                 parsed.intent_name,
-                tuple((str(e.get("entity")), e.get("value")) for e in parsed.entities),
+                _entity_values(parsed),
+                gold_entities,
             )
         )
         self.log(parsed)
@@ -298,6 +308,10 @@ class _Replay:
                 self.steps.append(OtherEvent(self.name, _event_text(event)))
                 self.log(event)
         return StoryResult(self.name, tuple(self.steps))
+
+
+def _entity_values(event: UserUttered) -> tuple[tuple[str, Any], ...]:
+    return tuple((str(e.get("entity")), e.get("value")) for e in event.entities)
 
 
 def _event_text(event: Event) -> str:

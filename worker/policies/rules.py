@@ -19,6 +19,7 @@ from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
 from worker.events import ActionExecuted
 from worker.events import Event
+from worker.events import Form
 from worker.events import UserUttered
 from worker.policies.base import Policy
 from worker.policies.base import own_window
@@ -242,6 +243,10 @@ class RulePolicy(Policy):
                 continue
             for window, action in dialogue_examples(dialogue, domain, _ALL):
                 rule = self._match(window, len(window))
+                if _form_turn(window[-1], domain.action_names[action]) and not (
+                    rule and _overrides_loop(rule, domain)
+                ):
+                    continue
                 if rule is not None and rule["action"] != action:
                     problems.append(
                         f"rule '{rule['name']}' predicts "
@@ -264,10 +269,7 @@ class RulePolicy(Policy):
             if n > len(states) or (rule["start"] and total != n):
                 continue
             have = states[len(states) - n :]
-            if all(
-                all(h.get(k) == v for k, v in w.items())
-                for w, h in zip(want, have, strict=True)
-            ):
+            if all(_state_matches(w, h) for w, h in zip(want, have, strict=True)):
                 size = (n, sum(len(w) for w in want))
                 if size > best_size:
                     best, best_size = rule, size
@@ -286,12 +288,18 @@ class RulePolicy(Policy):
         # NOTE: max_history exceeds every rule's length, so a start rule can only
         # match a window that holds the whole conversation.
         rule = self._match(window, len(window))
-        if rule is not None:
-            scores[rule["action"]] = 1.0
-            return scores
         loop = self._loop_action(tracker)
-        if loop is not None and loop in domain.action_index:
+        # NOTE: an active form goes first, as in Rasa (its action after each user
+        # message, a listen after it), but for a rule about that form that says
+        # otherwise (an unhappy path: the loop in its condition).
+        if (
+            loop is not None
+            and loop in domain.action_index
+            and not (rule and _overrides_loop(rule, domain))
+        ):
             scores[domain.action_index[loop]] = 1.0
+        elif rule is not None:
+            scores[rule["action"]] = 1.0
         elif self.enable_fallback_prediction:
             fallback = domain.action_index[self.core_fallback_action_name]
             scores[fallback] = self.core_fallback_threshold
@@ -318,16 +326,82 @@ def _rule_examples(
 ) -> list[tuple[list[State], int]]:
     """(the rule's states before an action, that action) for each of its actions.
     A rule that opens with a user message starts at that message, not at the
-    conversation's initial state, unless it is a ``conversation_start`` rule."""
+    conversation's initial state, unless it is a ``conversation_start`` rule.
+
+    A state after the rule's ``active_loop: null`` requires that no form is
+    active (Rasa's ``should_not_be_set``): without it, a rule that submits a form
+    would match every turn of the form that the form action takes."""
     rule = dialogue.rule
     assert rule is not None
     first = dialogue.events[len(rule.condition) : len(rule.condition) + 1]
     opens_with_user = bool(first) and _is_listen(first[0])
     skip = 1 if opens_with_user and not rule.conversation_start else 0
+    no_loop = _no_loop_states(dialogue)
     return [
-        ([dict(s) for s in window[skip:]], action)
+        (
+            [
+                {**s, NO_ACTIVE_LOOP: 1.0}
+                if no_loop[i] and not _has_loop(s)
+                else dict(s)
+                for i, s in enumerate(window)
+            ][skip:],
+            action,
+        )
         for window, action in dialogue_examples(dialogue, domain, _ALL)
     ]
+
+
+#: A rule state's key: no form may be active (the rule deactivated it).
+NO_ACTIVE_LOOP = "!active_form"
+
+
+def _has_loop(state: State) -> bool:
+    return any(k.startswith("active_form_") for k in state)
+
+
+def _no_loop_states(dialogue: TrainingDialogue) -> list[bool]:
+    """For each action of the dialogue (the state before it is the tracker's state
+    of that index), whether the rule set ``active_loop: null`` before it (and no
+    form since)."""
+    flags, deactivated = [], False
+    for event in dialogue.events:
+        if isinstance(event, Form):
+            deactivated = not event.name
+        elif isinstance(event, ActionExecuted):
+            flags.append(deactivated)
+    return flags
+
+
+def _overrides_loop(rule: dict[str, Any], domain: Domain) -> bool:
+    """A rule whose last state has a form active and whose action is neither
+    that form nor a listen: an unhappy path, which wins over the form."""
+    last = rule["states"][-1] if rule["states"] else {}
+    action = domain.action_names[rule["action"]]
+    return (
+        _has_loop(last)
+        and action != ACTION_LISTEN
+        and last.get(f"active_form_{action}") is None
+    )
+
+
+def _form_turn(state: State, action: str) -> bool:
+    """A story's own form turn (the form's action, or the listen after it, while
+    the form is active): the form predicts it, not a rule."""
+    return _has_loop(state) and (
+        action == ACTION_LISTEN or state.get(f"active_form_{action}") is not None
+    )
+
+
+def _state_matches(want: State, have: State) -> bool:
+    """The conversation state has every feature of the rule state (and no active
+    form where the rule deactivated it)."""
+    for key, value in want.items():
+        if key == NO_ACTIVE_LOOP:
+            if _has_loop(have):
+                return False
+        elif have.get(key) != value:
+            return False
+    return True
 
 
 def _is_listen(event: Event) -> bool:

@@ -231,3 +231,41 @@ def test_rasa_init_project_rules_apply_anytime():
     assert next_action(model, *mid) == ("utter_iamabot", "policy_1_RulePolicy")
     story = (act("action_listen"), user("greet"))
     assert next_action(model, *story)[0] == "utter_greet"
+
+
+FORM_STORY = """\
+stories:
+- story: the form in a story
+  steps:
+  - intent: inform
+  - action: city_form
+  - active_loop: city_form
+  - slot_was_set:
+    - requested_slot: city
+  - intent: affirm
+  - action: city_form
+  - active_loop: null
+  - action: utter_done
+"""
+
+
+def test_a_story_running_a_form_does_not_contradict_the_submit_rule(tmp_path):
+    """The submit rule (loop in its condition, then the form's action and
+    ``active_loop: null``) is not the form's every turn: a story that runs the
+    form trains, and the form that just ran is followed by a listen."""
+    domain, data = write_bot(tmp_path, RULES, FORM_STORY)
+    config = {"policies": [{"name": "RulePolicy"}, {"name": "MemoizationPolicy"}]}
+    model = CoreModel.train(domain, data, config)
+    begin = (act("action_listen"), user("inform"), act("city_form"))
+    asked = (
+        *begin,
+        Form(name="city_form"),
+        SlotSet(name="requested_slot", value="city"),
+    )
+    assert next_action(model, *asked) == ("action_listen", "policy_0_RulePolicy")
+    answered = (*asked, act("action_listen"), user("affirm"))
+    assert next_action(model, *answered)[0] == "city_form"
+    ran = (*answered, act("city_form"))
+    assert next_action(model, *ran) == ("action_listen", "policy_0_RulePolicy")
+    done = (*ran, Form(name=None), SlotSet(name="requested_slot", value=None))
+    assert next_action(model, *done)[0] == "utter_done"

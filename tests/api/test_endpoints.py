@@ -1,0 +1,63 @@
+"""Rasa's endpoints.yml as ``dialogd serve`` reads it."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.endpoints import read_endpoints
+from worker.errors import InvalidConfig
+
+
+def endpoints(tmp_path, text: str):
+    path = tmp_path / "endpoints.yml"
+    path.write_text(text)
+    return read_endpoints(str(path))
+
+
+def test_rasa_init_endpoints_are_all_comments(tmp_path):
+    assert endpoints(tmp_path, "# action_endpoint:\n#  url: x\n").redis_url is None
+
+
+def test_a_redis_tracker_store_is_the_servers_redis(tmp_path):
+    found = endpoints(
+        tmp_path,
+        "tracker_store:\n  type: redis\n  url: redis.example\n  port: 6380\n"
+        "  db: 3\n  password: 'p@ss:/'\n  use_ssl: true\n  key_prefix: bot\n"
+        "  record_exp: 60\nlock_store:\n  type: redis\n",
+    )
+    assert found.redis_url == "rediss://:p%40ss%3A%2F@redis.example:6380/3"
+    assert found.key_prefix == "bot"
+    assert found.unused == ("lock_store", "tracker_store.record_exp")
+
+
+def test_defaults_and_url_given_whole(tmp_path):
+    text = "tracker_store:\n  type: RedisTrackerStore\n"
+    with pytest.raises(InvalidConfig, match="Redis only"):
+        endpoints(tmp_path, text)
+    assert (
+        endpoints(tmp_path, "tracker_store:\n  type: redis\n").redis_url
+        == "redis://localhost:6379/0"
+    )
+    whole = "tracker_store:\n  type: redis\n  url: unix:///tmp/r.sock\n"
+    assert endpoints(tmp_path, whole).redis_url == "unix:///tmp/r.sock"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("trackers:\n  type: redis\n", "unknown endpoints \\['trackers'\\]"),
+        ("- a\n", "must be a mapping"),
+        ("tracker_store:\n  type: sql\n", "tracker_store type 'sql'"),
+        ("tracker_store: redis\n", "tracker_store must be a mapping"),
+        ("tracker_store:\n  type: redis\n  port: x\n", "port and db are numbers"),
+    ],
+)
+def test_mistakes_are_errors(tmp_path, text, message):
+    with pytest.raises(InvalidConfig, match=message):
+        endpoints(tmp_path, text)
+
+
+def test_in_memory_is_accepted_and_named_unused(tmp_path):
+    found = endpoints(tmp_path, "tracker_store:\n  type: in_memory\n")
+    assert found.redis_url is None
+    assert found.unused == ("tracker_store (in_memory)",)
