@@ -459,10 +459,12 @@ class _DomainReader:
                         )
                     for mapping in mappings:
                         if isinstance(mapping, dict):
-                            mapping = {
-                                **mapping,
-                                "conditions": [{"active_loop": name}],
-                            }
+                            # NOTE: as Rasa 2's forms: a slot the form is not
+                            # asking for is filled from entities only.
+                            condition = {"active_loop": name}
+                            if mapping.get("type") != "from_entity":
+                                condition["requested_slot"] = str(slot)
+                            mapping = {**mapping, "conditions": [condition]}
                         self.form_mappings.setdefault(str(slot), []).append(mapping)
                 required = list(required)
             ignored = spec.get("ignored_intents") or []

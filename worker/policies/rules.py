@@ -286,10 +286,15 @@ class RulePolicy(Policy):
         # NOTE: max_history exceeds every rule's length, so a start rule can only
         # match a window that holds the whole conversation.
         rule = self._match(window, len(window))
-        if rule is not None:
+        loop = self._loop_action(tracker)
+        if rule is not None and not (
+            loop == ACTION_LISTEN
+            and domain.action_names[rule["action"]] == tracker.active_form_name
+        ):
+            # NOTE: a rule that runs the form (its condition: the form is active)
+            # does not run it again right after it asked: then the form listens.
             scores[rule["action"]] = 1.0
             return scores
-        loop = self._loop_action(tracker)
         if loop is not None and loop in domain.action_index:
             scores[domain.action_index[loop]] = 1.0
         elif self.enable_fallback_prediction:
@@ -325,9 +330,23 @@ def _rule_examples(
     opens_with_user = bool(first) and _is_listen(first[0])
     skip = 1 if opens_with_user and not rule.conversation_start else 0
     return [
-        ([dict(s) for s in window[skip:]], action)
+        ([dict(s) for s in _ended_loops(window)[skip:]], action)
         for window, action in dialogue_examples(dialogue, domain, _ALL)
     ]
+
+
+def _ended_loops(window: Sequence[State]) -> list[State]:
+    """The rule's states, where a loop the rule ended (``active_loop: null``) must
+    be inactive: ``None`` matches only a state without that key. Otherwise a rule
+    that runs after its form is done would also fire while the form still asks."""
+    out: list[State] = []
+    seen: set[str] = set()
+    for state in window:
+        loops = {k for k in state if k.startswith("active_form_")}
+        ended = {k: None for k in seen - loops}
+        seen |= loops
+        out.append({**state, **ended})  # type: ignore[dict-item]
+    return out
 
 
 def _is_listen(event: Event) -> bool:
