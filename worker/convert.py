@@ -13,7 +13,6 @@ from typing import Any
 
 from worker.errors import TrainingDataError
 from worker.events import ActionExecuted
-from worker.events import ActiveLoop
 from worker.events import Event
 from worker.events import Form
 from worker.events import SlotSet
@@ -158,7 +157,7 @@ def _yaml_step(event: Event) -> dict[str, Any]:
         return {"action": event.name}
     if isinstance(event, SlotSet):
         return {"slot_was_set": [{event.name: event.value}]}
-    if isinstance(event, Form | ActiveLoop):
+    if isinstance(event, Form):  # and ActiveLoop, a Form
         return {"active_loop": event.name}
     raise TrainingDataError(f"a '{event.type_name}' event cannot be written in YAML")
 
@@ -203,7 +202,7 @@ def _markdown_line(event: Event) -> str:
         return f"  - {event.name}"
     if isinstance(event, SlotSet):
         return f"  - slot{json.dumps({event.name: event.value})}"
-    if isinstance(event, Form | ActiveLoop):
+    if isinstance(event, Form):
         # NOTE: Rasa 2's Markdown wrote ``active_loop{...}``; ``form{...}`` is read
         # by every version, so it is the one written.
         return f"  - form{json.dumps({'name': event.name})}"

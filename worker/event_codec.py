@@ -61,7 +61,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:  # noqa: C901 - one branch pe
             out["name"] = event.name
             out["policy"] = event.policy
             out["confidence"] = event.confidence
-        case FollowupAction() | Form() | ActiveLoop():
+        case FollowupAction() | Form():  # and ActiveLoop, a Form
             out["name"] = event.name
         case LoopInterrupted():
             out["is_interrupted"] = event.is_interrupted

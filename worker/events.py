@@ -149,11 +149,12 @@ class Form(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ActiveLoop(Event):
-    """Rasa 2+'s name for ``form``: the loop (form) now active, or None."""
+class ActiveLoop(Form):
+    """Rasa 2+'s name for ``form``: the loop (form) now active, or None. It is a
+    ``Form``, so whatever reads form events reads these too; it keeps its own
+    wire name (and an ``active_loop`` is not equal to a ``form``)."""
 
     type_name: ClassVar[str] = "active_loop"
-    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from worker.events import HISTORY_EVENTS
 from worker.events import ActionExecuted
 from worker.events import ActionExecutionRejected
 from worker.events import ActionReverted
-from worker.events import ActiveLoop
 from worker.events import AllSlotsReset
 from worker.events import BotUttered
 from worker.events import ConversationPaused
@@ -179,7 +178,7 @@ class Tracker:
                 self.followup_action = event.name
             case BotUttered():
                 self.latest_bot_utterance = {"text": event.text, "data": event.data}
-            case Form() | ActiveLoop():
+            case Form():  # and ActiveLoop, a Form
                 self.active_form = (
                     {
                         "name": event.name,

@@ -11,6 +11,7 @@ from worker.event_codec import event_to_dict
 from worker.event_codec import events_from_dicts
 from worker.events import EVENT_TYPES
 from worker.events import ActionExecuted
+from worker.events import Form
 from worker.events import SlotSet
 from worker.events import UserUttered
 
@@ -101,6 +102,13 @@ def test_equality_follows_the_original():
     assert a == b
     assert ActionExecuted(name="x", policy="p", timestamp=1) == ActionExecuted(name="x")
     assert SlotSet(name="a", value=1) != SlotSet(name="a", value=2)
+
+
+def test_active_loop_is_a_form_but_not_equal_to_one():
+    """Code that reads form events reads Rasa 2's too; the wire name is kept."""
+    loop = event_from_dict({"event": "active_loop", "name": "f"}, now)
+    assert isinstance(loop, Form) and loop != Form(name="f")
+    assert event_to_dict(loop)["event"] == "active_loop"
 
 
 def test_an_explicit_timestamp_is_kept():
