@@ -157,7 +157,7 @@ def _yaml_step(event: Event) -> dict[str, Any]:
         return {"action": event.name}
     if isinstance(event, SlotSet):
         return {"slot_was_set": [{event.name: event.value}]}
-    if isinstance(event, Form):
+    if isinstance(event, Form):  # and ActiveLoop, a Form
         return {"active_loop": event.name}
     raise TrainingDataError(f"a '{event.type_name}' event cannot be written in YAML")
 
@@ -203,6 +203,8 @@ def _markdown_line(event: Event) -> str:
     if isinstance(event, SlotSet):
         return f"  - slot{json.dumps({event.name: event.value})}"
     if isinstance(event, Form):
+        # NOTE: Rasa 2's Markdown wrote ``active_loop{...}``; ``form{...}`` is read
+        # by every version, so it is the one written.
         return f"  - form{json.dumps({'name': event.name})}"
     raise TrainingDataError(
         f"a '{event.type_name}' event cannot be written in Markdown stories"

@@ -28,6 +28,7 @@ ACTION_RESTART = "action_restart"
 ACTION_DEFAULT_FALLBACK = "action_default_fallback"
 ACTION_DEACTIVATE_FORM = "action_deactivate_form"
 ACTION_BACK = "action_back"
+ACTION_SESSION_START = "action_session_start"
 
 #: The built-in actions, in the order of rasa_core 0.14.5; they come first in the
 #: action list, so policy output indices match the original's.
@@ -111,7 +112,13 @@ class Domain:
     # ---- derived tables -----------------------------------------------------------
     @cached_property
     def action_names(self) -> tuple[str, ...]:
-        return DEFAULT_ACTIONS + self.user_actions + self.forms
+        """Defaults, then the domain's actions and forms. ``action_session_start``
+        only with a ``session_config`` (Rasa 2+): the action list of a 0.x domain,
+        and so its models' output indices, stay as they were."""
+        defaults = DEFAULT_ACTIONS
+        if self.session_config is not None:
+            defaults += (ACTION_SESSION_START,)
+        return defaults + self.user_actions + self.forms
 
     @cached_property
     def action_index(self) -> dict[str, int]:
@@ -317,6 +324,7 @@ class _DomainReader:
         actions = [str(_item_name(a)) for a in self.names("actions")]
         forms = self.forms()
         templates = self.templates()
+        session = self.session_config()
         if "responses" in self.data or self.major_version() >= 2:
             # NOTE: from Rasa 2 on a response is its own action, listed or not.
             actions += [
@@ -330,11 +338,16 @@ class _DomainReader:
             slots=self.slots(forms),
             templates=templates,
             # NOTE: a default action listed again is dropped, as in the original.
-            user_actions=tuple(a for a in actions if a not in DEFAULT_ACTIONS),
+            user_actions=tuple(
+                a
+                for a in actions
+                if a not in DEFAULT_ACTIONS
+                and not (a == ACTION_SESSION_START and session is not None)
+            ),
             forms=tuple(forms),
             store_entities_as_slots=self.config(),
             form_specs={k: v for k, v in forms.items() if v is not None},
-            session_config=self.session_config(),
+            session_config=session,
             entity_properties=self.entity_properties(),
         )
         for i, intent in enumerate(domain.intents):
@@ -446,10 +459,12 @@ class _DomainReader:
                         )
                     for mapping in mappings:
                         if isinstance(mapping, dict):
-                            mapping = {
-                                **mapping,
-                                "conditions": [{"active_loop": name}],
-                            }
+                            # NOTE: as Rasa 2's forms: a slot the form is not
+                            # asking for is filled from entities only.
+                            condition = {"active_loop": name}
+                            if mapping.get("type") != "from_entity":
+                                condition["requested_slot"] = str(slot)
+                            mapping = {**mapping, "conditions": [condition]}
                         self.form_mappings.setdefault(str(slot), []).append(mapping)
                 required = list(required)
             ignored = spec.get("ignored_intents") or []

@@ -15,19 +15,22 @@ from worker.errors import InvalidEvent
 from worker.events import EVENT_TYPES
 from worker.events import ActionExecuted
 from worker.events import ActionExecutionRejected
+from worker.events import ActiveLoop
 from worker.events import AgentUttered
 from worker.events import BotUttered
+from worker.events import EntitiesAdded
 from worker.events import Event
 from worker.events import FollowupAction
 from worker.events import Form
 from worker.events import FormValidation
+from worker.events import LoopInterrupted
 from worker.events import ReminderScheduled
 from worker.events import SlotSet
 from worker.events import StoryExported
 from worker.events import UserUttered
 
 
-def event_to_dict(event: Event) -> dict[str, Any]:
+def event_to_dict(event: Event) -> dict[str, Any]:  # noqa: C901 - one branch per type
     """The wire form: ``event``, ``timestamp`` and the type's own fields."""
     out: dict[str, Any] = {"event": event.type_name, "timestamp": event.timestamp}
     match event:
@@ -37,18 +40,33 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             out["input_channel"] = event.input_channel
             if event.message_id is not None:
                 out["message_id"] = event.message_id
-        case BotUttered() | AgentUttered():
+        case BotUttered():
+            out["text"] = event.text
+            out["data"] = event.data
+            if event.metadata is not None:
+                out["metadata"] = event.metadata
+        case AgentUttered():
             out["text"] = event.text
             out["data"] = event.data
         case SlotSet():
             out["name"] = event.name
             out["value"] = event.value
-        case ActionExecuted() | ActionExecutionRejected():
+        case ActionExecuted():
             out["name"] = event.name
             out["policy"] = event.policy
             out["confidence"] = event.confidence
-        case FollowupAction() | Form():
+            if event.action_text is not None:
+                out["action_text"] = event.action_text
+        case ActionExecutionRejected():
             out["name"] = event.name
+            out["policy"] = event.policy
+            out["confidence"] = event.confidence
+        case FollowupAction() | Form():  # and ActiveLoop, a Form
+            out["name"] = event.name
+        case LoopInterrupted():
+            out["is_interrupted"] = event.is_interrupted
+        case EntitiesAdded():
+            out["entities"] = list(event.entities)
         case FormValidation():
             out["validate"] = event.validate
         case ReminderScheduled():
@@ -102,8 +120,10 @@ def _intent(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _entity(value: Any, i: int) -> None:
-    where = f"'user' event: 'parse_data.entities[{i}]'"
+def _entity(
+    value: Any, i: int, where: str = "'user' event: 'parse_data.entities"
+) -> None:
+    where = f"{where}[{i}]'"
     if not isinstance(value, dict) or not isinstance(value.get("entity"), str):
         raise InvalidEvent(f"{where} must be an object with a string 'entity'")
     for key in ("start", "end"):
@@ -162,7 +182,7 @@ def _timestamp(d: Mapping[str, Any], now: Callable[[], float]) -> float:
     return float(value)
 
 
-def event_from_dict(d: Any, now: Callable[[], float]) -> Event:
+def event_from_dict(d: Any, now: Callable[[], float]) -> Event:  # noqa: C901
     """Build an event from its wire form; anything malformed is ``InvalidEvent``."""
     if not isinstance(d, dict):
         raise InvalidEvent("an event must be a JSON object")
@@ -182,16 +202,34 @@ def event_from_dict(d: Any, now: Callable[[], float]) -> Event:
             message_id=_str(d, "message_id", required=False),
             timestamp=ts,
         )
-    if cls in (BotUttered, AgentUttered):
-        return cls(
+    if cls is BotUttered:
+        metadata = d.get("metadata")
+        if not isinstance(metadata, dict | None):
+            raise InvalidEvent("'bot' event: 'metadata' must be an object")
+        return BotUttered(
+            text=_str(d, "text", required=False),
+            data=d.get("data"),
+            metadata=metadata,
+            timestamp=ts,
+        )
+    if cls is AgentUttered:
+        return AgentUttered(
             text=_str(d, "text", required=False), data=d.get("data"), timestamp=ts
         )
     if cls is SlotSet:
         return SlotSet(
             name=_str(d, "name", required=True), value=d.get("value"), timestamp=ts
         )
-    if cls in (ActionExecuted, ActionExecutionRejected):
-        return cls(
+    if cls is ActionExecuted:
+        return ActionExecuted(
+            name=_str(d, "name", required=True),
+            policy=_str(d, "policy", required=False),
+            confidence=_confidence(d, cls.type_name),
+            action_text=_str(d, "action_text", required=False),
+            timestamp=ts,
+        )
+    if cls is ActionExecutionRejected:
+        return ActionExecutionRejected(
             name=_str(d, "name", required=True),
             policy=_str(d, "policy", required=False),
             confidence=_confidence(d, cls.type_name),
@@ -199,8 +237,24 @@ def event_from_dict(d: Any, now: Callable[[], float]) -> Event:
         )
     if cls is FollowupAction:
         return FollowupAction(name=_str(d, "name", required=True), timestamp=ts)
-    if cls is Form:
-        return Form(name=_str(d, "name", required=False), timestamp=ts)
+    if cls in (Form, ActiveLoop):
+        return cls(name=_str(d, "name", required=False), timestamp=ts)
+    if cls is LoopInterrupted:
+        interrupted = d.get("is_interrupted")
+        if not isinstance(interrupted, bool):
+            raise InvalidEvent(
+                "'loop_interrupted' event: 'is_interrupted' must be a boolean"
+            )
+        return LoopInterrupted(is_interrupted=interrupted, timestamp=ts)
+    if cls is EntitiesAdded:
+        entities = d.get("entities")
+        if not isinstance(entities, list):
+            raise InvalidEvent(
+                "'entities' event: 'entities' must be a list of entity objects"
+            )
+        for i, entity in enumerate(entities):
+            _entity(entity, i, "'entities' event: 'entities")
+        return EntitiesAdded(entities=tuple(entities), timestamp=ts)
     if cls is FormValidation:
         validate = d.get("validate", True)
         if not isinstance(validate, bool):

@@ -60,6 +60,8 @@ class BotUttered(Event):
     type_name: ClassVar[str] = "bot"
     text: str | None = None
     data: Any = None
+    #: Rasa 2+'s free-form metadata of a bot message (an object), kept for clients
+    metadata: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ class ActionExecuted(Event):
     name: str = ""
     policy: str | None = field(default=None, compare=False)
     confidence: float | None = field(default=None, compare=False)
+    #: Rasa 2+'s end-to-end bot text; stored for clients, never predicted
+    action_text: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,41 @@ class FollowupAction(Event):
 class Form(Event):
     type_name: ClassVar[str] = "form"
     name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveLoop(Form):
+    """Rasa 2+'s name for ``form``: the loop (form) now active, or None. It is a
+    ``Form``, so whatever reads form events reads these too; it keeps its own
+    wire name (and an ``active_loop`` is not equal to a ``form``)."""
+
+    type_name: ClassVar[str] = "active_loop"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopInterrupted(Event):
+    """Rasa 2+'s ``form_validation`` with the opposite sign: the active loop runs
+    after an unhappy path (until the next action)."""
+
+    type_name: ClassVar[str] = "loop_interrupted"
+    is_interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted(Event):
+    """Rasa 2+: a new session; the state starts afresh (carried-over slots follow
+    as ``slot`` events)."""
+
+    type_name: ClassVar[str] = "session_started"
+
+
+@dataclass(frozen=True, slots=True)
+class EntitiesAdded(Event):
+    """Rasa 2+: entities added to the latest user message (by a policy or an
+    action), as if NLU had found them."""
+
+    type_name: ClassVar[str] = "entities"
+    entities: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +217,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Form,
         FormValidation,
         ActionExecutionRejected,
+        ActiveLoop,
+        LoopInterrupted,
+        SessionStarted,
+        EntitiesAdded,
     )
 }
 

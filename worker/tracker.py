@@ -24,16 +24,19 @@ from worker.events import AllSlotsReset
 from worker.events import BotUttered
 from worker.events import ConversationPaused
 from worker.events import ConversationResumed
+from worker.events import EntitiesAdded
 from worker.events import Event
 from worker.events import FollowupAction
 from worker.events import Form
 from worker.events import FormValidation
+from worker.events import LoopInterrupted
 from worker.events import Restarted
+from worker.events import SessionStarted
 from worker.events import SlotSet
 from worker.events import UserUtteranceReverted
 from worker.events import UserUttered
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 #: the most recent events a snapshot keeps, whatever the actions in them
 MAX_WINDOW = 32
 EMPTY_MESSAGE: dict[str, Any] = {"intent": {}, "entities": [], "text": None}
@@ -41,7 +44,8 @@ State = dict[str, float]
 
 
 def applied_events(events: Iterable[Event]) -> list[Event]:
-    """The events that define the state, after restarts, undos and rewinds."""
+    """The events that define the state, after restarts, session starts (Rasa 2+),
+    undos and rewinds."""
     out: list[Event] = []
 
     def undo_till(kind: type[Event]) -> None:
@@ -50,7 +54,7 @@ def applied_events(events: Iterable[Event]) -> list[Event]:
                 return
 
     for event in events:
-        if isinstance(event, Restarted):
+        if isinstance(event, Restarted | SessionStarted):
             out.clear()
         elif isinstance(event, ActionReverted):
             undo_till(ActionExecuted)
@@ -93,6 +97,7 @@ class Tracker:
         "latest_event_time",
         "latest_input_channel",
         "latest_message",
+        "latest_user_time",
         "past_states",
         "paused",
         "sender_id",
@@ -107,6 +112,8 @@ class Tracker:
         self.history = max(1, history)
         self.event_count = 0
         self.latest_event_time: float | None = None
+        #: when the latest user message came: a session expires after its silence
+        self.latest_user_time: float | None = None
         self.latest_input_channel: str | None = None
         self._reset()
 
@@ -137,6 +144,7 @@ class Tracker:
         self.latest_event_time = event.timestamp
         if isinstance(event, UserUttered):
             self.latest_input_channel = event.input_channel
+            self.latest_user_time = event.timestamp
         self._apply(event)
 
     def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event type
@@ -159,7 +167,7 @@ class Tracker:
                     self.slots[event.name] = event.value
             case AllSlotsReset():
                 self.slots = {s.name: s.initial_value for s in self.domain.slots}
-            case Restarted():
+            case Restarted() | SessionStarted():
                 self._reset()
                 return
             case ConversationPaused():
@@ -170,7 +178,7 @@ class Tracker:
                 self.followup_action = event.name
             case BotUttered():
                 self.latest_bot_utterance = {"text": event.text, "data": event.data}
-            case Form():
+            case Form():  # and ActiveLoop, a Form
                 self.active_form = (
                     {
                         "name": event.name,
@@ -184,6 +192,13 @@ class Tracker:
             case FormValidation():
                 if self.active_form:
                     self.active_form["validate"] = event.validate
+            case LoopInterrupted():
+                if self.active_form:
+                    self.active_form["validate"] = not event.is_interrupted
+            case EntitiesAdded():
+                have = list(self.latest_message.get("entities") or [])
+                have += [e for e in event.entities if e not in have]
+                self.latest_message = {**self.latest_message, "entities": have}
             case ActionExecutionRejected():
                 if event.name == self.active_form.get("name"):
                     self.active_form["rejected"] = True
@@ -248,6 +263,7 @@ class Tracker:
         for event in reversed(events):
             if isinstance(event, UserUttered):
                 tracker.latest_input_channel = event.input_channel
+                tracker.latest_user_time = event.timestamp
                 break
         return tracker
 
@@ -273,8 +289,23 @@ class Tracker:
         past = list(self.past_states)[-(max_history - 1) :] if max_history > 1 else []
         return [*past, self.current_state()]
 
+    @property
+    def active_loop(self) -> dict[str, Any]:
+        """The active form in Rasa 2+'s shape (``active_loop`` of its tracker JSON):
+        ``is_interrupted`` is 0.x's ``validate`` negated."""
+        form = self.active_form
+        if not form.get("name"):
+            return {}
+        return {
+            "name": form["name"],
+            "is_interrupted": not form.get("validate", True),
+            "rejected": form.get("rejected", False),
+            "trigger_message": form.get("trigger_message"),
+        }
+
     def dump(self) -> dict[str, Any]:
-        """The tracker JSON of Rasa Core 0.14's HTTP API, without ``events``."""
+        """The tracker JSON of Rasa Core 0.14's HTTP API, without ``events``, plus
+        Rasa 2+'s ``active_loop`` and ``latest_action``."""
         return {
             "sender_id": self.sender_id,
             "slots": dict(self.slots),
@@ -284,7 +315,13 @@ class Tracker:
             "paused": self.paused,
             "latest_input_channel": self.latest_input_channel,
             "active_form": self.active_form,
+            "active_loop": self.active_loop,
             "latest_action_name": self.latest_action_name,
+            "latest_action": (
+                {"action_name": self.latest_action_name}
+                if self.latest_action_name is not None
+                else None
+            ),
         }
 
     # ---- snapshot ----------------------------------------------------------------
@@ -295,6 +332,7 @@ class Tracker:
             "history": self.history,
             "count": self.event_count,
             "time": self.latest_event_time,
+            "user_time": self.latest_user_time,
             "channel": self.latest_input_channel,
             "slots": dict(self.slots),
             "message": self.latest_message,
@@ -331,6 +369,7 @@ class Tracker:
         tracker._window_events = None
         tracker.event_count = snap["count"]
         tracker.latest_event_time = snap["time"]
+        tracker.latest_user_time = snap["user_time"]
         tracker.latest_input_channel = snap["channel"]
         tracker.slots = dict(snap["slots"])
         tracker.latest_message = snap["message"]

@@ -21,6 +21,7 @@ from trackerstore import StoreUnavailable
 from trackerstore import TrackerStore
 from trackerstore import VersionConflict
 from worker.domain import ACTION_LISTEN
+from worker.domain import ACTION_SESSION_START
 from worker.domain import REQUESTED_SLOT
 from worker.domain import Domain
 from worker.errors import ConversationConflict
@@ -31,6 +32,7 @@ from worker.event_codec import event_to_dict
 from worker.event_codec import events_from_dicts
 from worker.events import ActionExecuted
 from worker.events import Event
+from worker.events import SessionStarted
 from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.model import RESTART_INTENT
@@ -93,7 +95,42 @@ class _Session:
             )
         self.tracker = tracker or Tracker(cid, engine.domain, engine.history)
         if tracker is None:
-            self.log(ActionExecuted(name=ACTION_LISTEN, timestamp=engine.clock()))
+            if engine.domain.session_config is not None:
+                self.start_session(engine.clock())
+            else:
+                self.log(ActionExecuted(name=ACTION_LISTEN, timestamp=engine.clock()))
+
+    def start_session(self, ts: float) -> None:
+        """Rasa 2+'s ``action_session_start``, in Rasa 3's order: the action, the
+        ``session_started`` that resets the state, the slots carried over (those
+        that differ from their initial value), then the listen."""
+        domain = self.engine.domain
+        config = domain.session_config
+        carried = []
+        if config is not None and config.carry_over_slots_to_new_session:
+            values = self.tracker.slots
+            carried = [
+                SlotSet(name=slot.name, value=values.get(slot.name), timestamp=ts)
+                for slot in domain.slots
+                if values.get(slot.name) != slot.initial_value
+            ]
+        self.log(ActionExecuted(name=ACTION_SESSION_START, timestamp=ts))
+        self.log(SessionStarted(timestamp=ts))
+        for event in carried:
+            self.log(event)
+        self.log(ActionExecuted(name=ACTION_LISTEN, timestamp=ts))
+
+    def session_expired(self, now: float) -> bool:
+        """Rasa's rule: more than ``session_expiration_time`` minutes since the
+        latest user message (never without one, never when it is 0)."""
+        config = self.engine.domain.session_config
+        since = self.tracker.latest_user_time
+        return (
+            config is not None
+            and config.session_expiration_time > 0
+            and since is not None
+            and now - since > config.session_expiration_time * 60
+        )
 
     @property
     def is_new(self) -> bool:
@@ -227,6 +264,8 @@ class Turn:
 
         def body(s: _Session) -> dict[str, Any]:
             ts = self.clock()
+            if s.session_expired(ts):
+                s.start_session(ts)
             s.log(
                 UserUttered(
                     text=parse_data.get("text", text),

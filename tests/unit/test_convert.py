@@ -133,3 +133,25 @@ def test_rules_do_not_go_to_markdown(tmp_path):
         stories_to_markdown(steps)
     (tmp_path / "all.yml").write_text(stories_to_yaml(steps))
     assert meaning(read_stories(tmp_path / "all.yml", domain)) == meaning(steps)
+
+
+def test_a_form_story_converts_both_ways(tmp_path):
+    """YAML's ``active_loop`` is read as Rasa 2's event and written back as it was;
+    Markdown writes it as ``form{...}``, which every Rasa version reads."""
+    domain = Domain.from_yaml(
+        'version: "3.1"\nintents: [order]\nresponses:\n  utter_done: [{text: ok}]\n'
+        "forms:\n  f_form:\n    required_slots: []\n"
+    )
+    yaml_text = (
+        'version: "3.1"\nstories:\n- story: s\n  steps:\n  - intent: order\n'
+        "  - action: f_form\n  - active_loop: f_form\n  - active_loop: null\n"
+        "  - action: utter_done\n"
+    )
+    (tmp_path / "s.yml").write_text(yaml_text)
+    steps = read_stories(tmp_path / "s.yml", domain)
+    assert [e.type_name for e in steps[0].events][2:4] == ["active_loop"] * 2
+    markdown = stories_to_markdown(steps)
+    assert '  - form{"name": "f_form"}\n  - form{"name": null}\n' in markdown
+    (tmp_path / "s.md").write_text(markdown)
+    again = stories_to_yaml(read_stories(tmp_path / "s.md", domain))
+    assert "- active_loop: f_form\n" in again and "- active_loop: null\n" in again

@@ -190,12 +190,39 @@ def test_formbot_2_0_domain_loads_unchanged():
     )
     seating = domain.slot_by_name["outdoor_seating"].mappings
     assert [m["type"] for m in seating] == ["from_entity", "from_intent", "from_intent"]
-    assert all(m["conditions"] == [{"active_loop": "restaurant_form"}] for m in seating)
+    # as Rasa 2's forms: entities fill any slot of the active form, intents and
+    # text only the slot it asks for
+    form = {"active_loop": "restaurant_form"}
+    assert [m["conditions"] for m in seating] == [
+        [form],
+        [{**form, "requested_slot": "outdoor_seating"}],
+        [{**form, "requested_slot": "outdoor_seating"}],
+    ]
     fills = domain.auto_fill(
-        [], intent="affirm", active_loop="restaurant_form", text="yes"
+        [],
+        intent="affirm",
+        active_loop="restaurant_form",
+        requested_slot="outdoor_seating",
+        text="yes",
     )
-    assert ("outdoor_seating", True) in fills
-    assert ("preferences", "yes") not in fills  # from_text, not_intent: affirm
+    assert fills == [("outdoor_seating", True)]
+    fills = domain.auto_fill(
+        [{"entity": "cuisine", "value": "italian"}],
+        intent="inform",
+        active_loop="restaurant_form",
+        requested_slot="cuisine",
+        text="italian food",
+    )
+    assert fills == [("cuisine", "italian")]
+    # an entity fills a slot the form is not asking for
+    fills = domain.auto_fill(
+        [{"entity": "seating", "value": "outside"}],
+        intent="inform",
+        active_loop="restaurant_form",
+        requested_slot="cuisine",
+        text="outside",
+    )
+    assert fills == [("outdoor_seating", "outside")]
     assert domain.templates["utter_ask_cuisine"] == [{"text": "What cuisine?"}]
     assert domain.intent_by_name["chitchat"].use_entities == ()
 

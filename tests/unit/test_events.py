@@ -11,6 +11,7 @@ from worker.event_codec import event_to_dict
 from worker.event_codec import events_from_dicts
 from worker.events import EVENT_TYPES
 from worker.events import ActionExecuted
+from worker.events import Form
 from worker.events import SlotSet
 from worker.events import UserUttered
 
@@ -48,6 +49,17 @@ EXAMPLES = [
     {"event": "form", "name": "restaurant_form"},
     {"event": "form_validation", "validate": False},
     {"event": "action_execution_rejected", "name": "my_form"},
+    # Rasa 2.x/3.x (rasa/shared/core/events.py of Rasa 3.6)
+    {"event": "active_loop", "name": "restaurant_form"},
+    {"event": "loop_interrupted", "is_interrupted": True},
+    {"event": "session_started"},
+    {"event": "entities", "entities": [{"entity": "cuisine", "value": "thai"}]},
+]
+#: Rasa 3's optional fields of older types, kept as given.
+RASA3_FIELDS = [
+    {"event": "bot", "text": "Hi", "data": {"buttons": []}, "metadata": {"k": 1}},
+    {"event": "action", "name": "utter_greet", "action_text": "Hi there"},
+    {"event": "active_loop", "name": None},
 ]
 
 
@@ -55,7 +67,7 @@ def test_examples_cover_every_registered_type():
     assert {e["event"] for e in EXAMPLES} == set(EVENT_TYPES)
 
 
-@pytest.mark.parametrize("wire", EXAMPLES, ids=lambda d: d["event"])
+@pytest.mark.parametrize("wire", EXAMPLES + RASA3_FIELDS, ids=lambda d: d["event"])
 def test_round_trip_json_and_msgpack(wire):
     event = event_from_dict(wire, now)
     out = event_to_dict(event)
@@ -92,6 +104,13 @@ def test_equality_follows_the_original():
     assert SlotSet(name="a", value=1) != SlotSet(name="a", value=2)
 
 
+def test_active_loop_is_a_form_but_not_equal_to_one():
+    """Code that reads form events reads Rasa 2's too; the wire name is kept."""
+    loop = event_from_dict({"event": "active_loop", "name": "f"}, now)
+    assert isinstance(loop, Form) and loop != Form(name="f")
+    assert event_to_dict(loop)["event"] == "active_loop"
+
+
 def test_an_explicit_timestamp_is_kept():
     event = event_from_dict({"event": "pause", "timestamp": 12.5}, now)
     assert event.timestamp == 12.5
@@ -113,6 +132,18 @@ def test_an_explicit_timestamp_is_kept():
         {"event": "pause", "timestamp": "yesterday"},
         {"event": "form_validation", "validate": "no"},
         {"event": "topic", "topic": "question"},
+        {"event": "active_loop", "name": 3},
+        {"event": "loop_interrupted"},
+        {"event": "loop_interrupted", "is_interrupted": "yes"},
+        {"event": "entities"},
+        {"event": "entities", "entities": {"entity": "a"}},
+        {"event": "entities", "entities": [{"value": "x"}]},
+        {"event": "entities", "entities": [{"entity": "a", "start": -1}]},
+        {"event": "entities", "entities": [{"entity": "a", "confidence": "hi"}]},
+        {"event": "bot", "text": "x", "metadata": "m"},
+        {"event": "action", "name": "a", "action_text": 5},
+        # NOTE: Rasa 2+'s "stack" (conversation stacks) has no meaning here.
+        {"event": "stack", "update": "[]"},
     ],
 )
 def test_malformed_events_are_rejected(bad):

@@ -9,14 +9,18 @@ from worker.domain import Domain
 from worker.events import ActionExecuted
 from worker.events import ActionExecutionRejected
 from worker.events import ActionReverted
+from worker.events import ActiveLoop
 from worker.events import AllSlotsReset
 from worker.events import BotUttered
 from worker.events import ConversationPaused
 from worker.events import ConversationResumed
+from worker.events import EntitiesAdded
 from worker.events import FollowupAction
 from worker.events import Form
 from worker.events import FormValidation
+from worker.events import LoopInterrupted
 from worker.events import Restarted
+from worker.events import SessionStarted
 from worker.events import SlotSet
 from worker.events import UserUtteranceReverted
 from worker.events import UserUttered
@@ -180,8 +184,12 @@ def _random_log(rng: random.Random, n: int) -> list:
         lambda: FollowupAction(name="a1"),
         lambda: AllSlotsReset(),
         lambda: BotUttered(text="hi"),
+        lambda: ActiveLoop(name=rng.choice(["my_form", None])),
+        lambda: LoopInterrupted(is_interrupted=rng.choice([True, False])),
+        lambda: SessionStarted(),
+        lambda: EntitiesAdded(entities=({"entity": "name", "value": "Ada"},)),
     ]
-    weights = [6, 4, 3, 0.3, 0.5, 0.5, 1, 0.5, 0.3, 1]
+    weights = [6, 4, 3, 0.3, 0.5, 0.5, 1, 0.5, 0.3, 1, 1, 0.5, 0.3, 0.5]
     return [rng.choices(makers, weights)[0]() for _ in range(n)]
 
 
@@ -228,3 +236,78 @@ def test_rejected_action_is_the_latest_event_only():
     assert Tracker.from_snapshot("t", DOMAIN, snap, 5).rejected_action == "utter_greet"
     t.update(act("action_listen"))
     assert t.rejected_action is None
+
+
+def test_active_loop_is_the_form_event_of_rasa_2():
+    t = replay([act("action_listen"), user("greet"), ActiveLoop(name="my_form")])
+    assert t.active_form_name == "my_form"
+    assert t.dump()["active_loop"] == {
+        "name": "my_form",
+        "is_interrupted": False,
+        "rejected": False,
+        "trigger_message": t.latest_message,
+    }
+    assert t.current_state()["active_form_my_form"] == 1.0
+    form = replay([act("action_listen"), user("greet"), Form(name="my_form")])
+    assert form.dump() == t.dump()
+    t.update(ActiveLoop(name=None))
+    assert t.active_form == {} and t.dump()["active_loop"] == {}
+
+
+def test_loop_interrupted_lasts_until_the_next_action():
+    t = replay([act("action_listen"), ActiveLoop(name="my_form")])
+    t.update(LoopInterrupted(is_interrupted=True))
+    assert t.dump()["active_loop"]["is_interrupted"] is True
+    t.update(act("a1"))
+    assert t.dump()["active_loop"]["is_interrupted"] is False
+
+
+def test_session_started_starts_afresh_like_rasa():
+    events = [
+        act("action_listen"),
+        user("greet"),
+        SlotSet(name="mood", value="sad"),
+        ActiveLoop(name="my_form"),
+        act("a1"),
+        act("action_session_start"),
+        SessionStarted(),
+        SlotSet(name="mood", value="sad"),
+        act("action_listen"),
+    ]
+    t = replay(events)
+    assert t.slots == {"name": "nobody", "mood": "sad", "requested_slot": None}
+    assert t.active_form == {} and t.latest_intent is None
+    assert t.latest_action_name == "action_listen"
+    # the policies see a fresh start: one past state, before the listen
+    assert len(t.past_states) == 1
+    assert applied_events(events) == events[-2:]
+    folded = Tracker("t", DOMAIN)
+    for event in events:
+        folded.update(event)
+    assert folded.dump() == t.dump()
+
+
+def test_entities_event_adds_to_the_latest_message():
+    t = replay([act("action_listen"), user("greet")])
+    t.update(EntitiesAdded(entities=({"entity": "name", "value": "Ada"},)))
+    t.update(EntitiesAdded(entities=({"entity": "name", "value": "Ada"},)))
+    assert t.latest_message["entities"] == [{"entity": "name", "value": "Ada"}]
+    assert t.current_state()["entity_name"] == 1.0
+
+
+def test_snapshot_keeps_the_loop_state_and_the_user_time():
+    t = Tracker("t", DOMAIN)
+    for event in (
+        act("action_listen", 1.0),
+        user("greet", 2.0),
+        ActiveLoop(name="my_form", timestamp=3.0),
+        LoopInterrupted(is_interrupted=True, timestamp=4.0),
+    ):
+        t.update(event)
+    snap = msgpack.unpackb(msgpack.packb(t.to_snapshot()))
+    again = Tracker.from_snapshot("t", DOMAIN, snap, 5)
+    assert again.dump() == t.dump()
+    assert again.dump()["active_loop"]["is_interrupted"] is True
+    assert again.latest_user_time == 2.0 and again.latest_event_time == 4.0
+    # a snapshot of the previous format is rebuilt from the log, not read
+    assert Tracker.from_snapshot("t", DOMAIN, {**snap, "v": 2}, 5) is None

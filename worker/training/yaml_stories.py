@@ -20,8 +20,8 @@ from worker.annotations import parse_annotations
 from worker.domain import Domain
 from worker.errors import TrainingDataError
 from worker.events import ActionExecuted
+from worker.events import ActiveLoop
 from worker.events import Event
-from worker.events import Form
 from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.training.stories import GENERATED_PREFIX
@@ -274,7 +274,7 @@ class _Reader:
             not isinstance(name, str) or name not in self.domain.action_index
         ):
             raise self.fail(f"active_loop {name!r} is not a form of the domain", *keys)
-        return Form(name=name)
+        return ActiveLoop(name=name)
 
     def checkpoint(self, name: Any, slots: Any, keys: tuple[Any, ...]) -> None:
         if not isinstance(name, str) or not name:

@@ -159,6 +159,10 @@ def test_form_loop_rules(model):
     stopped = (*active, act("action_listen"), user("stop"))
     assert next_action(model, *stopped)[0] == "utter_stopped"
     # the form is done: the submit rule, then listen
+    # the form asked again: it listens (the submit rule needs the form ended)
+    again = (*active, act("action_listen"), user("affirm"))
+    assert next_action(model, *again)[0] == "city_form"
+    assert next_action(model, *again, act("city_form"))[0] == "action_listen"
     done = (*answered, act("city_form"), Form(name=None))
     assert next_action(model, *done)[0] == "utter_done"
     assert next_action(model, *done, act("utter_done"))[0] == "action_listen"

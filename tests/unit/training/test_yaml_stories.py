@@ -9,7 +9,7 @@ import pytest
 from worker.domain import Domain
 from worker.errors import TrainingDataError
 from worker.events import ActionExecuted
-from worker.events import Form
+from worker.events import ActiveLoop
 from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.training import read_stories
@@ -138,11 +138,11 @@ def test_story_steps_and_events(tmp_path, domain):
     assert form.events[1:] == (
         ActionExecuted(name="utter_greet"),
         ActionExecuted(name="city_form"),
-        Form(name="city_form"),
+        ActiveLoop(name="city_form"),
         SlotSet(name="city", value="filled"),
         SlotSet(name="size", value="large"),
         SlotSet(name="tags", value=["filled"]),
-        Form(name=None),
+        ActiveLoop(name=None),
         ActionExecuted(name="utter_done"),
     )
     assert [c.name for c in form.end_checkpoints] == ["after_form"]
@@ -176,7 +176,7 @@ def test_rules_keep_condition_and_flags(tmp_path, domain):
     stop = next(s for s in steps if s.block_name == "stop ends the form")
     assert stop.rule is not None
     assert stop.rule.condition == (
-        Form(name="city_form"),
+        ActiveLoop(name="city_form"),
         SlotSet(name="size", value="large"),
     )
     assert stop.rule.wait_for_user_input is False

@@ -1,0 +1,168 @@
+"""Rasa's formbot (its Rasa 2.0 files, tests/fixtures/formbot) served by a real
+gunicorn on the session's Redis, with the client running the form, as the
+parse/continue protocol has it: the server fills the form's slots from each message
+(the domain's mappings) and predicts; the client asks, and reports the form's state
+with Rasa 2+ events (``active_loop``, ``requested_slot``)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.testing import Client
+from api.testing import Server
+from tests.data import ROOT
+from worker.domain import Domain
+from worker.train import read_config
+from worker.train import train_models
+
+FORMBOT = ROOT / "tests" / "fixtures" / "formbot"
+DOMAIN = Domain.load(FORMBOT / "domain.yml")
+FORM = "restaurant_form"
+
+
+def formbot_config() -> dict[str, Any]:
+    """formbot's config.yml less what dialogd cannot honour (docs/rasa.md):
+    Duckling (no Duckling server: numbers come as ``/inform{"number": 2}`` here),
+    CountVectorsFeaturizer's ``token_pattern``, and RulePolicy's contradiction
+    check, which does not yet know Rasa's loop-interruption (the ``stop`` stories)."""
+    config = copy.deepcopy(read_config(FORMBOT / "config.yml"))
+    config["pipeline"] = [
+        {k: v for k, v in item.items() if k != "token_pattern"}
+        for item in config["pipeline"]
+        if item["name"] != "DucklingEntityExtractor"
+    ]
+    for policy in config["policies"]:
+        if policy["name"] == "RulePolicy":
+            policy["check_for_contradictions"] = False
+    return config
+
+
+@pytest.fixture(scope="module")
+def formbot(redis_url, tmp_path_factory) -> Iterator[Server]:
+    out: Path = tmp_path_factory.mktemp("formbot-model")
+    train_models(
+        out,
+        formbot_config(),
+        nlu=FORMBOT / "data" / "nlu.yml",
+        domain=FORMBOT / "domain.yml",
+        stories=FORMBOT / "data",
+        augmentation_factor=0,
+    )
+    server = Server(
+        out,
+        redis_url,
+        f"formbot:{uuid.uuid4().hex[:8]}:",
+        tmp_path_factory.mktemp("logs"),
+        nlu=True,
+        workers=1,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class FormClient(Client):
+    """Plays the client's side and keeps the transcript."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.cid = f"formbot-{uuid.uuid4().hex}"
+        self.transcript: list[str] = []
+
+    def say(self, text: str) -> dict[str, Any]:
+        reply = self.parse(self.cid, text)
+        self.transcript.append(f"parse {text!r} -> {reply['next_action']}")
+        return reply
+
+    def done(self, action: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        reply = self.post(
+            f"/conversations/{self.cid}/continue",
+            {"executed_action": action, "events": events},
+        )
+        shown = ", ".join(_short(e) for e in events)
+        self.transcript.append(f"continue {action} [{shown}] -> {reply['next_action']}")
+        return reply
+
+    def ask(self, slot: str, first: bool = False) -> dict[str, Any]:
+        """The form ran: it asks for ``slot`` (activating itself the first time)."""
+        events = [{"event": "active_loop", "name": FORM}] if first else []
+        events += [
+            {"event": "slot", "name": "requested_slot", "value": slot},
+            {"event": "bot", "text": DOMAIN.templates[f"utter_ask_{slot}"][0]["text"]},
+        ]
+        return self.done(FORM, events)
+
+    def tracker(self) -> dict[str, Any]:
+        return self.get(f"/conversations/{self.cid}/tracker?include_events=ALL")
+
+
+def _short(event: dict[str, Any]) -> str:
+    if event["event"] == "bot":
+        return f"bot {event['text']!r}"
+    if event["event"] == "slot":
+        return f"{event['name']}={event['value']}"
+    return f"{event['event']}={event.get('name')}"
+
+
+def test_the_form_loop_over_http(formbot):
+    client = FormClient(formbot.url)
+    assert client.say("im looking for a restaurant")["next_action"] == FORM
+    # a Rasa 3 conversation starts with a session
+    events = [(e["event"], e.get("name")) for e in client.tracker()["events"]]
+    assert events[:3] == [
+        ("action", "action_session_start"),
+        ("session_started", None),
+        ("action", "action_listen"),
+    ]
+    reply = client.ask("cuisine", first=True)
+    assert reply["next_action"] == "action_listen"
+    tracker = reply["tracker"]
+    assert tracker["active_loop"]["name"] == FORM
+    assert tracker["active_form"]["name"] == FORM  # the 0.x key stays
+    assert tracker["slots"]["requested_slot"] == "cuisine"
+
+    answers = [
+        ("italian food", "cuisine", "italian", "num_people"),
+        ('/inform{"number": 2}', "num_people", 2, "outdoor_seating"),
+        ("yes", "outdoor_seating", True, "preferences"),
+        ("no", "preferences", "no", "feedback"),
+    ]
+    for text, slot, value, following in answers:
+        reply = client.say(text)
+        assert reply["next_action"] == FORM, client.transcript
+        # the server's own slot-mapping step filled the requested slot
+        assert reply["tracker"]["slots"][slot] == value
+        assert client.ask(following)["next_action"] == "action_listen"
+    # a slot the form did not ask for is not filled from the text
+    assert reply["tracker"]["slots"]["feedback"] is None
+
+    reply = client.say("my feedback is great")
+    assert reply["next_action"] == FORM
+    # every slot is filled: the form ends itself
+    reply = client.done(
+        FORM,
+        [
+            {"event": "slot", "name": "requested_slot", "value": None},
+            {"event": "active_loop", "name": None},
+        ],
+    )
+    assert reply["next_action"] == "utter_submit"  # formbot's rule 'submit form'
+    reply = client.done("utter_submit", [{"event": "bot", "text": "All done!"}])
+    assert reply["next_action"] == "utter_slots_values"
+    reply = client.done("utter_slots_values", [])
+    assert reply["next_action"] == "action_listen"
+
+    tracker = client.tracker()
+    assert tracker["active_loop"] == {} and tracker["active_form"] == {}
+    assert tracker["slots"]["requested_slot"] is None
+    assert tracker["slots"]["cuisine"] == "italian"
+    assert tracker["latest_action"] == {"action_name": "action_listen"}
+    print("\n".join(client.transcript))
