@@ -115,7 +115,7 @@ class Domain:
         """Defaults, then the domain's actions and forms. ``action_session_start``
         only with a ``session_config`` (Rasa 2+): the action list of a 0.x domain,
         and so its models' output indices, stay as they were."""
-        defaults = DEFAULT_ACTIONS
+        defaults: tuple[str, ...] = DEFAULT_ACTIONS
         if self.session_config is not None:
             defaults += (ACTION_SESSION_START,)
         return defaults + self.user_actions + self.forms
