@@ -48,6 +48,8 @@ _FEATURIZERS = frozenset(
     {"CountVectorsFeaturizer", "LexicalSyntacticFeaturizer", "RegexFeaturizer"}
 )
 _TOKENIZERS = frozenset({"WhitespaceTokenizer"})
+#: Duckling's dimensions that have a counterpart: ``number`` is NumberExtractor's.
+_DUCKLING_DIMENSIONS = frozenset({"number"})
 _CLASSIFIERS = frozenset(
     {
         "DIETClassifier",
@@ -69,7 +71,6 @@ REFUSED = {
     "MitieEntityExtractor": "MITIE is not supported",
     "MitieIntentClassifier": "use DIETClassifier",
     "JiebaTokenizer": "only whitespace tokenization is supported",
-    "DucklingEntityExtractor": "Duckling is not supported",
     "ConveRTFeaturizer": "use SentenceEncoderFeaturizer (docs/nlu.md)",
     "LanguageModelFeaturizer": "use SentenceEncoderFeaturizer (docs/nlu.md)",
     "ResponseSelector": "retrieval intents are not supported",
@@ -78,7 +79,12 @@ REFUSED = {
 #: ``FallbackClassifier`` and ``RegexEntityExtractor`` are dialogd's own names too
 #: (with Rasa's parameters), so they need no translation.
 RASA_NAMES = frozenset(
-    _FEATURIZERS | _TOKENIZERS | _CLASSIFIERS | _ENTITY_EXTRACTORS | set(REFUSED)
+    _FEATURIZERS
+    | _TOKENIZERS
+    | _CLASSIFIERS
+    | _ENTITY_EXTRACTORS
+    | {"DucklingEntityExtractor"}
+    | set(REFUSED)
 )
 
 
@@ -104,6 +110,8 @@ def translate_pipeline(pipeline: list[Any]) -> list[dict[str, Any]]:
         if short in REFUSED:
             raise InvalidConfig(f"{where} has no dialogd counterpart: {REFUSED[short]}")
         if short in _FEATURIZERS:
+            if "token_pattern" in params:
+                _set_token_pattern(out, params.pop("token_pattern"), where)
             if featurizer is None:
                 featurizer = {"name": "SparseFeaturizer"}
                 out.append(featurizer)
@@ -140,9 +148,25 @@ def _translate(name: str, params: dict[str, Any], where: str) -> list[dict[str, 
         params.pop("intent_split_symbol", None)
         out = {"name": "Tokenizer"}
         if "token_pattern" in params:
-            out["pattern"] = params.pop("token_pattern")
+            out["pattern"] = _pattern(params.pop("token_pattern"), where)
         _refuse(params, set(), where)
         return [out]
+    if name == "DucklingEntityExtractor":
+        dimensions = params.pop("dimensions", None)
+        if not isinstance(dimensions, list) or not dimensions:
+            raise InvalidConfig(
+                f"{where}: Duckling without 'dimensions' extracts all of them; only "
+                f"{sorted(_DUCKLING_DIMENSIONS)} have a counterpart: name them"
+            )
+        other = sorted(str(d) for d in set(dimensions) - _DUCKLING_DIMENSIONS)
+        if other:
+            raise InvalidConfig(
+                f"{where}: Duckling dimensions {other} have no counterpart; "
+                f"supported: {sorted(_DUCKLING_DIMENSIONS)}"
+            )
+        # NOTE: numbers need no Duckling server: its url and settings go unused.
+        _refuse(params, {"url", "locale", "timezone", "timeout"}, where)
+        return [{"name": "NumberExtractor", "entity": "number"}]
     if name in _CLASSIFIERS:
         intents = params.pop("intent_classification", True)
         entities = params.pop("entity_recognition", name == "DIETClassifier")
@@ -157,6 +181,27 @@ def _translate(name: str, params: dict[str, Any], where: str) -> list[dict[str, 
         _refuse(params, {"features", "max_iterations", "L1_c", "L2_c"}, where)
         return [{"name": "PerceptronEntityExtractor", "intent_features": True}]
     raise AssertionError(name)
+
+
+def _pattern(value: Any, where: str) -> str:
+    """A Rasa token pattern as ours: Python 3's ``(?u)`` flag is the default."""
+    if not isinstance(value, str) or not value:
+        raise InvalidConfig(f"{where}: token_pattern must be a regular expression")
+    return value.removeprefix("(?u)")
+
+
+def _set_token_pattern(out: list[dict[str, Any]], value: Any, where: str) -> None:
+    """CountVectorsFeaturizer's ``token_pattern`` names the words it counts: ours
+    counts the tokenizer's tokens, so the pattern goes to the tokenizer before it."""
+    pattern = _pattern(value, where)
+    tokenizer = next((s for s in reversed(out) if s.get("name") == "Tokenizer"), None)
+    if tokenizer is None:
+        raise InvalidConfig(f"{where}: token_pattern needs a tokenizer before it")
+    if tokenizer.setdefault("pattern", pattern) != pattern:
+        raise InvalidConfig(
+            f"{where}: token_pattern {pattern!r} differs from the tokenizer's "
+            f"{tokenizer['pattern']!r}; dialogd counts the tokenizer's tokens"
+        )
 
 
 def _refuse(

@@ -31,6 +31,7 @@ from worker.event_codec import event_from_dict
 from worker.event_codec import event_to_dict
 from worker.event_codec import events_from_dicts
 from worker.events import ActionExecuted
+from worker.events import ActionExecutionRejected
 from worker.events import Event
 from worker.events import SessionStarted
 from worker.events import SlotSet
@@ -299,8 +300,16 @@ class Turn:
             self.domain.index_of_action(executed_action)
         new_events = self._events(events if events is not None else [])
 
+        # NOTE: an action that rejected its run (a form that cannot use the message)
+        # did not happen: its rejection is logged instead of it, as Rasa 2+ does,
+        # so the policies see the state before it.
+        rejected = any(
+            isinstance(e, ActionExecutionRejected) and e.name == executed_action
+            for e in new_events
+        )
+
         def body(s: _Session) -> dict[str, Any]:
-            if executed_action not in (None, ACTION_LISTEN):
+            if executed_action not in (None, ACTION_LISTEN) and not rejected:
                 s.log(ActionExecuted(name=executed_action, timestamp=self.clock()))
             for event in new_events:
                 s.log(event)

@@ -80,6 +80,20 @@ def test_continue_after_listen_answers_info_and_keeps_the_events(engine):
     assert reply["tracker"]["slots"]["name"] == "x"
 
 
+def test_a_rejected_action_is_logged_as_its_rejection_only(engine):
+    """As Rasa 2+: the action that refused its run did not happen."""
+    engine.parse("r", "/greet")
+    engine.continue_(
+        "r",
+        "utter_greet",
+        [{"event": "action_execution_rejected", "name": "utter_greet"}],
+    )
+    logged = names(engine, "r")
+    at = logged.index(("user", "/greet"))
+    assert logged[at + 1] == ("action_execution_rejected", "utter_greet")
+    assert ("action", "utter_greet") not in logged
+
+
 def test_paused_conversation_predicts_nothing_until_restart(engine):
     engine.parse("c", "/greet")
     engine.continue_("c", "utter_greet", [{"event": "pause"}])

@@ -247,6 +247,10 @@ class RulePolicy(Policy):
                     rule and _overrides_loop(rule, domain)
                 ):
                     continue
+                if rule is not None and _interrupted(
+                    window[-1], domain.action_names[rule["action"]], action, domain
+                ):
+                    continue
                 if rule is not None and rule["action"] != action:
                     problems.append(
                         f"rule '{rule['name']}' predicts "
@@ -288,6 +292,15 @@ class RulePolicy(Policy):
         # NOTE: max_history exceeds every rule's length, so a start rule can only
         # match a window that holds the whole conversation.
         rule = self._match(window, len(window))
+        form = tracker.active_form
+        if (
+            rule is not None
+            and form.get("rejected")
+            and domain.action_names[rule["action"]] == form.get("name")
+        ):
+            # NOTE: the form refused this message: no rule runs it again now (Rasa's
+            # "do not predict the loop action" after a rejection).
+            rule = None
         loop = self._loop_action(tracker)
         # NOTE: an active form goes first, as in Rasa (its action after each user
         # message, a listen after it), but for a rule about that form that says
@@ -381,6 +394,18 @@ def _overrides_loop(rule: dict[str, Any], domain: Domain) -> bool:
         _has_loop(last)
         and action != ACTION_LISTEN
         and last.get(f"active_form_{action}") is None
+    )
+
+
+def _interrupted(state: State, predicted: str, action: int, domain: Domain) -> bool:
+    """A story leaves the active form here (a user message the form would refuse,
+    then another action): a rule that runs the form is its happy path, not a
+    contradiction. At serving time the form runs, rejects, and then no rule runs
+    it again (``predict_scores``)."""
+    return (
+        state.get(f"active_form_{predicted}") is not None
+        and state.get("prev_action_listen") is not None
+        and domain.action_names[action] != predicted
     )
 
 

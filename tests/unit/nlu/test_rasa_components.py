@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,40 @@ def test_unsupported_components_and_parameters_are_refused_by_name(spec, fragmen
         NLUPipeline({"pipeline": [{"name": "WhitespaceTokenizer"}, spec]})
     assert spec["name"].rsplit(".", 1)[-1] in str(info.value)
     assert fragment in str(info.value)
+
+
+def test_formbot_config_duckling_numbers_and_token_pattern():
+    """formbot's config.yml: Duckling's number dimension is NumberExtractor, and
+    CountVectorsFeaturizer's token_pattern is the tokenizer's (Python 3's (?u) is
+    the default)."""
+    config = read_yaml(FIXTURES / "formbot" / "config.yml").data
+    pipeline = NLUPipeline(config)
+    assert names(pipeline)[:3] == ["Tokenizer", "SparseFeaturizer", "NumberExtractor"]
+    assert pipeline.config["pipeline"][0] == {
+        "name": "Tokenizer",
+        "pattern": r"\b\w+\b",
+    }
+    assert pipeline.config["pipeline"][2] == {
+        "name": "NumberExtractor",
+        "entity": "number",
+    }
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "fragment"),
+    [
+        ([{"name": "DucklingEntityExtractor", "dimensions": ["time"]}], "['time']"),
+        ([{"name": "DucklingEntityExtractor"}], "dimensions"),
+        (
+            [
+                {"name": "WhitespaceTokenizer", "token_pattern": r"\w+"},
+                {"name": "CountVectorsFeaturizer", "token_pattern": r"\S+"},
+            ],
+            "differs",
+        ),
+        ([{"name": "CountVectorsFeaturizer", "token_pattern": r"\w+"}], "tokenizer"),
+    ],
+)
+def test_what_cannot_be_honoured_is_refused(pipeline, fragment):
+    with pytest.raises(InvalidConfig, match=re.escape(fragment)):
+        NLUPipeline({"pipeline": [*pipeline, {"name": "DIETClassifier"}]})
