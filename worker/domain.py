@@ -43,6 +43,9 @@ DEFAULT_ACTIONS = (
     ACTION_BACK,
 )
 REQUESTED_SLOT = "requested_slot"
+#: Intents every Rasa 2+ domain has, listed or not (Rasa 3's DEFAULT_INTENTS): a
+#: rule may name ``nlu_fallback`` (FallbackClassifier's intent) without listing it.
+DEFAULT_INTENTS = ("restart", "back", "out_of_scope", "session_start", "nlu_fallback")
 _TOP_KEYS = {
     "version",
     "responses",
@@ -325,7 +328,8 @@ class _DomainReader:
         forms = self.forms()
         templates = self.templates()
         session = self.session_config()
-        if "responses" in self.data or self.major_version() >= 2:
+        rasa2 = "responses" in self.data or self.major_version() >= 2
+        if rasa2:
             # NOTE: from Rasa 2 on a response is its own action, listed or not.
             actions += [
                 name
@@ -333,7 +337,7 @@ class _DomainReader:
                 if name.startswith("utter_") and "/" not in name and name not in actions
             ]
         domain = Domain(
-            intents=self.intents(),
+            intents=self.intents(default=DEFAULT_INTENTS if rasa2 else ()),
             entities=tuple(_item_name(e) for e in self.names("entities")),
             slots=self.slots(forms),
             templates=templates,
@@ -371,7 +375,8 @@ class _DomainReader:
         if version is not None and not isinstance(version, str):
             raise self.fail('"version" must be a string such as "3.1"', "version")
 
-    def intents(self) -> tuple[Intent, ...]:
+    def intents(self, default: tuple[str, ...] = ()) -> tuple[Intent, ...]:
+        """The listed intents, then the ``default`` ones not listed."""
         out = []
         for i, item in enumerate(self.names("intents")):
             if isinstance(item, str):
@@ -402,6 +407,8 @@ class _DomainReader:
                     tuple(ignore),
                 )
             )
+        listed = {intent.name for intent in out}
+        out += [Intent(name) for name in default if name not in listed]
         return tuple(out)
 
     def entity_properties(self) -> dict[str, dict[str, list[str]]]:

@@ -19,6 +19,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from worker.domain import DEFAULT_INTENTS
 from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.model import CoreModel
@@ -135,11 +136,13 @@ def _first(places: set[str]) -> str:
 def _check_intents(domain: Domain, nlu_intents: list[str], used: _Used) -> list[Issue]:
     issues = []
     declared = set(domain.intent_names)
+    # NOTE: Rasa 2+'s default intents need neither examples nor stories.
+    optional = declared & set(DEFAULT_INTENTS)
     for intent in sorted(set(nlu_intents) - declared):
         issues.append(
             Issue(ERROR, f"intent '{intent}' has NLU examples but is not in the domain")
         )
-    for intent in sorted(declared - set(nlu_intents)):
+    for intent in sorted(declared - set(nlu_intents) - optional):
         issues.append(
             Issue(
                 WARNING, f"intent '{intent}' is in the domain but has no NLU examples"
@@ -154,7 +157,7 @@ def _check_intents(domain: Domain, nlu_intents: list[str], used: _Used) -> list[
                     "in the domain",
                 )
             )
-    for intent in sorted(declared - set(used.intents)):
+    for intent in sorted(declared - set(used.intents) - optional):
         issues.append(
             Issue(WARNING, f"intent '{intent}' is not used in any story or rule")
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.domain import DEFAULT_INTENTS
 from worker.domain import Domain
 from worker.domain import SessionConfig
 from worker.errors import InvalidDomain
@@ -237,7 +238,8 @@ def test_domain_folder_is_merged(tmp_path):
     )
     (tmp_path / "domain" / "nlu.yml").write_text("nlu:\n- intent: greet\n")
     domain = Domain.load(tmp_path / "domain")
-    assert domain.intent_names == ("greet", "bye")
+    # Rasa 2+'s default intents come after the listed ones
+    assert domain.intent_names == ("greet", "bye", *DEFAULT_INTENTS)
     assert domain.user_actions == ("action_x", "utter_hi")
     assert "utter_hi" in domain.templates
 
@@ -301,3 +303,36 @@ def test_scalars_resolve_as_yaml_1_2(tmp_path):
     assert slot.values == ("yes", "no", "on")
     assert slot.initial_value == 777
     assert slot.features("yes") == [1.0, 0.0, 0.0]
+
+
+def test_the_fallback_rule_needs_no_listed_intent(tmp_path):
+    """Rasa's fallback rule names ``nlu_fallback`` (FallbackClassifier's intent),
+    which a Rasa 2+ domain has without listing it; a 0.x domain has no default
+    intents, so its features stay as they were."""
+    from worker.model import CoreModel
+
+    domain = load(tmp_path, RASA3)
+    assert set(DEFAULT_INTENTS) <= set(domain.intent_names)
+    (tmp_path / "rules.yml").write_text(
+        "rules:\n- rule: Ask the user to rephrase whenever they send a message "
+        "with low NLU confidence\n  steps:\n  - intent: nlu_fallback\n"
+        "  - action: utter_greet\n"
+    )
+    model = CoreModel.train(
+        domain, tmp_path / "rules.yml", {"policies": [{"name": "RulePolicy"}]}
+    )
+    from worker.events import ActionExecuted
+    from worker.events import UserUttered
+    from worker.tracker import Tracker
+
+    tracker = Tracker("t", domain, 5)
+    tracker.update(ActionExecuted(name="action_listen"))
+    tracker.update(
+        UserUttered(
+            text="zzz",
+            parse_data={"intent": {"name": "nlu_fallback", "confidence": 1.0}},
+        )
+    )
+    assert model.predict(tracker).action == "utter_greet"
+    old = load(tmp_path, "intents: [greet]\n", "old.yml")
+    assert old.intent_names == ("greet",)
