@@ -719,6 +719,20 @@ def test_a_post_is_never_sent_twice_and_a_get_is_retried(
     assert any(rid in unavailable.ids() for rid in gets)
 
 
+def _logged(access_log: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The access log's lines by request id, once all of ``ids`` are there. nginx
+    logs a request it refused with a body (413) only when the connection's lingering
+    close ends, after the client has its answer: so wait, up to 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = access_log.read_text() if access_log.exists() else ""
+        lines = [json.loads(x) for x in text.splitlines()]
+        logged = {x["request_id"]: x for x in lines}
+        if ids <= logged.keys() or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.05)
+
+
 @pytest.mark.e2e
 def test_an_error_answer_is_logged_as_the_request_the_client_sent(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
@@ -744,11 +758,10 @@ def test_an_error_answer_is_logged_as_the_request_the_client_sent(
                 b"x" * (1024 * 1024 + 1),
                 X_Request_Id="b",
             )
+            logged = _logged(tmp_path / "access.log", {"d", "b"})
     finally:
         dropping.close()
     assert (died[0], too_big[0]) == (502, 413)
-    lines = [json.loads(x) for x in (tmp_path / "access.log").read_text().splitlines()]
-    logged = {x["request_id"]: x for x in lines}
     assert [
         (logged[rid]["method"], logged[rid]["path"], logged[rid]["conversation_id"])
         for rid in ("d", "b")
