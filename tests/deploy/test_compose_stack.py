@@ -294,6 +294,7 @@ def test_a_replica_killed_under_load(stack: Stack) -> None:
     """SIGKILL: what that replica held in flight is lost (a POST is never sent
     twice: 502), nothing else."""
     victim = stack.container("dialogd", 2)
+    since = _utc_now()
     with Load(stack.port) as load:
         time.sleep(4)
         _run("docker", "kill", victim)
@@ -310,6 +311,13 @@ def test_a_replica_killed_under_load(stack: Stack) -> None:
     assert set(load.statuses) <= {200, 502}, load.failures
     for _, _, body in load.failures:
         assert json.loads(body)["reason"] == "BadGateway"
+    # nginx logs each lost turn as the client sent it (not as its error page).
+    lost = [e for e in stack.nginx_log(since) if e["status"] == 502]
+    assert len(lost) == load.failed, lost
+    for entry in lost:
+        assert entry["method"] == "POST", entry
+        assert entry["path"] == f"/conversations/{entry['conversation_id']}/parse"
+        assert entry["conversation_id"].startswith("load-"), entry
 
 
 def test_scaling_3_5_3_under_load_costs_nothing(stack: Stack) -> None:

@@ -719,6 +719,60 @@ def test_a_post_is_never_sent_twice_and_a_get_is_retried(
     assert any(rid in unavailable.ids() for rid in gets)
 
 
+def _logged(access_log: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The access log's lines by request id, once all of ``ids`` are there. nginx
+    logs a request it refused with a body (413) only when the connection's lingering
+    close ends, after the client has its answer: so wait, up to 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = access_log.read_text() if access_log.exists() else ""
+        lines = [json.loads(x) for x in text.splitlines()]
+        logged = {x["request_id"]: x for x in lines}
+        if ids <= logged.keys() or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.05)
+
+
+@pytest.mark.e2e
+def test_an_error_answer_is_logged_as_the_request_the_client_sent(
+    nginx: str, render_nginx: ModuleType, tmp_path: Path
+) -> None:
+    """nginx's JSON error page is an internal redirect, which makes $uri
+    /_dialogd_error and the method GET: a POST that died with its worker was logged
+    as `GET /_dialogd_error` with no conversation id (seen in the compose stack's
+    replica kill), the very line one looks for."""
+    dropping = Worker("drop")
+    try:
+        with running_nginx(nginx, render_nginx, tmp_path, [dropping.address]) as port:
+            died = _request(
+                port,
+                "POST",
+                "/conversations/ada/parse?q=secret",
+                b"{}",
+                X_Request_Id="d",
+            )
+            too_big = _request(
+                port,
+                "POST",
+                "/conversations/bob/continue",
+                b"x" * (1024 * 1024 + 1),
+                X_Request_Id="b",
+            )
+            logged = _logged(tmp_path / "access.log", {"d", "b"})
+    finally:
+        dropping.close()
+    assert (died[0], too_big[0]) == (502, 413)
+    assert [
+        (logged[rid]["method"], logged[rid]["path"], logged[rid]["conversation_id"])
+        for rid in ("d", "b")
+    ] == [
+        ("POST", "/conversations/ada/parse", "ada"),
+        ("POST", "/conversations/bob/continue", "bob"),
+    ]
+    assert logged["d"]["status"] == 502 and logged["d"]["upstream"] == dropping.address
+    assert "secret" not in (tmp_path / "access.log").read_text()
+
+
 @pytest.mark.e2e
 def test_a_dead_instance_costs_no_request(
     nginx: str, render_nginx: ModuleType, tmp_path: Path
