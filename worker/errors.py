@@ -43,6 +43,10 @@ class InvalidConfig(DialogdError, ValueError):
     """A pipeline or policy configuration is invalid."""
 
 
+class TrainingTooLong(DialogdError):
+    """A training job ran past its time limit and was stopped."""
+
+
 class ModelError(DialogdError):
     """A model directory is missing, incomplete, or from an incompatible version."""
 

@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import math
+import multiprocessing
 import os
 import socket
 import tempfile
@@ -34,6 +35,7 @@ from worker.domain import Domain
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
+from worker.errors import TrainingTooLong
 from worker.errors import public_message
 from worker.models import load_archive
 from worker.nlu import Component
@@ -52,6 +54,9 @@ from worker.yamlfile import load_client_yaml
 
 log = logging.getLogger("dialogd.trainer")
 HEARTBEAT_INTERVAL = 2.0
+#: The longest one training job may take (``DIALOGD_MAX_TRAIN_SECONDS``). A request
+#: may ask for any number of epochs or examples: its time is what is bounded.
+MAX_TRAIN_SECONDS = 3600.0
 
 
 class JobQueue(Protocol):
@@ -250,7 +255,61 @@ def train_archive(request: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
     return archive, meta
 
 
-def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
+def max_train_seconds(environ: Mapping[str, str] = os.environ) -> float:
+    value = environ.get("DIALOGD_MAX_TRAIN_SECONDS", "").strip()
+    seconds = float(value) if value else MAX_TRAIN_SECONDS
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"DIALOGD_MAX_TRAIN_SECONDS must be above 0, not {value!r}")
+    return seconds
+
+
+def train_bounded(
+    request: Mapping[str, Any], seconds: float
+) -> tuple[bytes, dict[str, Any]]:
+    """``train_archive`` in a child process that is killed after ``seconds``
+    (TrainingTooLong): a job cannot hold the trainer for ever."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_train_child, args=(request, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(seconds):
+            raise TrainingTooLong(
+                f"training took longer than {seconds:g} s and was stopped "
+                "(DIALOGD_MAX_TRAIN_SECONDS)"
+            )
+        kind, value = receiver.recv()
+    except EOFError:
+        raise RuntimeError("the training process ended without an answer") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(10)
+        receiver.close()
+    if kind == "done":
+        return value
+    if kind == "invalid":
+        raise DialogdError(value)
+    raise RuntimeError(value)
+
+
+def _train_child(request: Mapping[str, Any], sender: Any) -> None:
+    """In the child: the trained archive and its metadata, or what went wrong as
+    text (an exception object need not survive pickling)."""
+    try:
+        sender.send(("done", train_archive(request)))
+    except DialogdError as err:
+        sender.send(("invalid", str(err)))
+    except Exception as err:
+        sender.send(("error", f"{type(err).__name__}: {err}"))
+    finally:
+        sender.close()
+
+
+def run_one(
+    queue: JobQueue, timeout: float = 1.0, max_seconds: float = MAX_TRAIN_SECONDS
+) -> bool:
     """Take and do one job; False when none came within ``timeout``."""
     claimed = queue.claim(timeout)
     if claimed is None:
@@ -265,7 +324,7 @@ def run_one(queue: JobQueue, timeout: float = 1.0) -> bool:
 
     threading.Thread(target=beat, daemon=True).start()
     try:
-        archive, meta = train_archive(request)
+        archive, meta = train_bounded(request, max_seconds)
         queue.put(meta["name"], archive, meta)
     except ModelExists as err:
         queue.finish(job, error=str(err), code=409)
@@ -299,10 +358,11 @@ def run(queue: JobQueue, stop: threading.Event) -> None:
 
     beating = threading.Thread(target=beat, name="trainer-heartbeat", daemon=True)
     beating.start()
+    limit = max_train_seconds()
     try:
         while not stop.is_set():
             try:
-                run_one(queue)
+                run_one(queue, max_seconds=limit)
             except StoreUnavailable as err:
                 log.warning("Redis is unavailable, retrying: %s", err)
                 stop.wait(1.0)
