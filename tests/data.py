@@ -17,6 +17,17 @@ RASA_EXAMPLES = FIXTURES / "rasa_examples"
 SNIPS_SLICE = FIXTURES / "snips"
 #: the first dialogues of dialog bAbI tasks 5 and 6 (trn and dev)
 BABI_SLICE = FIXTURES / "dialog_babi"
+#: the smallest Rasa NLU JSON that trains: two intents, two examples each
+TINY_NLU = {
+    "rasa_nlu_data": {
+        "common_examples": [
+            {"text": "hey", "intent": "greet"},
+            {"text": "hello there", "intent": "greet"},
+            {"text": "bye", "intent": "goodbye"},
+            {"text": "see you", "intent": "goodbye"},
+        ]
+    }
+}
 
 
 def dataset(name: str) -> Path:

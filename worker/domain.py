@@ -695,7 +695,6 @@ class _MergedDoc:
 
     def __init__(self, docs: list[YamlDoc], folder: str):
         self.folder = folder
-        self.docs = docs
         self.data: dict[str, Any] = {}
         #: (key, merged index or mapping key) -> the file that defined it
         self.origin: dict[tuple[str, Any], YamlDoc] = {}

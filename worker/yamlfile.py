@@ -108,11 +108,6 @@ class BoundedLoader(Yaml12Loader):
         return node
 
 
-def safe_load(text: str) -> Any:
-    """``yaml.safe_load`` within the limits of ``BoundedLoader``."""
-    return yaml.load(text, Loader=BoundedLoader)
-
-
 class ClientLoader(BoundedLoader):
     """A safe loader that refuses anchors and aliases (data from clients)."""
 

@@ -12,6 +12,7 @@ import pytest
 
 from api.app import create_app
 from tests.data import RASA_EXAMPLES
+from tests.data import TINY_NLU
 from trackerstore import InMemoryStore
 from trackerstore.registry import ModelRegistry
 from worker.domain import Domain
@@ -21,16 +22,7 @@ from worker.trainer import run_one
 from worker.turn import Engine
 
 MOODBOT = RASA_EXAMPLES / "moodbot"
-NLU = {
-    "rasa_nlu_data": {
-        "common_examples": [
-            {"text": "hey", "intent": "greet"},
-            {"text": "hello there", "intent": "greet"},
-            {"text": "bye", "intent": "goodbye"},
-            {"text": "see you", "intent": "goodbye"},
-        ]
-    }
-}
+NLU = TINY_NLU
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from worker.domain import Domain
 from worker.errors import InvalidConfig
 from worker.errors import TrainingDataError
 from worker.events import ActionExecuted
-from worker.events import Event
 from worker.events import Form
 from worker.events import UserUttered
 from worker.policies.base import Policy
@@ -28,6 +27,7 @@ from worker.policies.featurizer import story_dialogues
 from worker.tracker import State
 from worker.tracker import Tracker
 from worker.training.generator import TrainingDialogue
+from worker.training.generator import is_listen
 
 #: Intents that MappingPolicy maps without a ``triggers`` entry (0.14.x final).
 BUILTIN_MAPPINGS = {"restart": ACTION_RESTART, "back": ACTION_BACK}
@@ -347,7 +347,7 @@ def _rule_examples(
     rule = dialogue.rule
     assert rule is not None
     first = dialogue.events[len(rule.condition) : len(rule.condition) + 1]
-    opens_with_user = bool(first) and _is_listen(first[0])
+    opens_with_user = bool(first) and is_listen(first[0])
     skip = 1 if opens_with_user and not rule.conversation_start else 0
     no_loop = _no_loop_states(dialogue)
     return [
@@ -427,7 +427,3 @@ def _state_matches(want: State, have: State) -> bool:
         elif have.get(key) != value:
             return False
     return True
-
-
-def _is_listen(event: Event) -> bool:
-    return isinstance(event, ActionExecuted) and event.name == ACTION_LISTEN

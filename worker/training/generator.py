@@ -75,7 +75,7 @@ def replay(domain: Domain, events: Sequence[Event], history: int) -> Tracker:
     return tracker
 
 
-def _is_listen(event: Event) -> bool:
+def is_listen(event: Event) -> bool:
     return isinstance(event, ActionExecuted) and event.name == ACTION_LISTEN
 
 
@@ -88,7 +88,7 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
     for event in step.events:
         if isinstance(event, UserUttered):
             opening = False
-            if not out or not _is_listen(out[-1]):
+            if not out or not is_listen(out[-1]):
                 out.append(ActionExecuted(name=ACTION_LISTEN))
             out.append(event)
             out.extend(
@@ -100,7 +100,7 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
             opening = False
             unpredictable = len(out)
         out.append(event)
-    if not step.end_checkpoints and (not out or not _is_listen(out[-1])):
+    if not step.end_checkpoints and (not out or not is_listen(out[-1])):
         out.append(ActionExecuted(name=ACTION_LISTEN))
     return out, unpredictable
 
@@ -127,7 +127,7 @@ def rule_dialogues(
         unpredictable = frozenset(range(len(events) + opens_with_user))
         for event in step.events:
             if isinstance(event, UserUttered):
-                if not events or not _is_listen(events[-1]):
+                if not events or not is_listen(events[-1]):
                     events.append(ActionExecuted(name=ACTION_LISTEN))
                 events.append(event)
                 events.extend(
@@ -136,7 +136,7 @@ def rule_dialogues(
             else:
                 events.append(event)
         listens = step.rule.wait_for_user_input and not step.end_checkpoints
-        if listens and not (events and _is_listen(events[-1])):
+        if listens and not (events and is_listen(events[-1])):
             events.append(ActionExecuted(name=ACTION_LISTEN))
         out.append(
             TrainingDialogue(
@@ -160,7 +160,7 @@ def story_step(dialogue: TrainingDialogue, domain: Domain) -> StoryStep:
         fills = []
         if isinstance(event, UserUttered):
             fills = [SlotSet(name=n, value=v) for n, v in user_fills(domain, event)]
-        elif _is_listen(event) and (
+        elif is_listen(event) and (
             i == last or isinstance(dialogue.events[i + 1], UserUttered)
         ):
             continue
@@ -282,7 +282,7 @@ def _warn_checkpoint(kind: str, name: str, step: StoryStep) -> None:
 def _unlisten(dialogue: TrainingDialogue) -> TrainingDialogue:
     """Drop the story end's ``action_listen`` so a glued story can follow it."""
     last = len(dialogue.events) - 1
-    if last < 0 or not _is_listen(dialogue.events[last]):
+    if last < 0 or not is_listen(dialogue.events[last]):
         return replace(dialogue, is_augmented=True)
     return replace(
         dialogue,

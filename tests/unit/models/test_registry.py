@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.data import RASA_EXAMPLES
+from tests.data import TINY_NLU
 from trackerstore.registry import STALE_AFTER
 from trackerstore.registry import STARTUP
 from trackerstore.registry import TRAINER_TTL
@@ -33,16 +34,7 @@ from worker.trainer import run as run_trainer
 from worker.trainer import run_one
 
 MOODBOT = RASA_EXAMPLES / "moodbot"
-NLU_JSON = {
-    "rasa_nlu_data": {
-        "common_examples": [
-            {"text": "hey", "intent": "greet"},
-            {"text": "hello there", "intent": "greet"},
-            {"text": "bye", "intent": "goodbye"},
-            {"text": "see you", "intent": "goodbye"},
-        ]
-    }
-}
+NLU_JSON = TINY_NLU
 
 
 class Clock:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.data import TINY_NLU
 from trackerstore.registry import ModelRegistry
 from worker.errors import DialogdError
 from worker.errors import TrainingTooLong
@@ -15,16 +16,7 @@ from worker.trainer import max_train_seconds
 from worker.trainer import run_one
 from worker.trainer import train_bounded
 
-NLU = {
-    "rasa_nlu_data": {
-        "common_examples": [
-            {"text": "hey", "intent": "greet"},
-            {"text": "hello there", "intent": "greet"},
-            {"text": "bye", "intent": "goodbye"},
-            {"text": "see you", "intent": "goodbye"},
-        ]
-    }
-}
+NLU = TINY_NLU
 #: a classifier asked for a billion epochs: it would train for days
 ENDLESS = {
     "pipeline": [
