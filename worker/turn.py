@@ -71,7 +71,7 @@ def check_key(key: Any) -> str | None:
     return key
 
 
-class _Session:
+class Session:
     """One attempt at a turn: the loaded tracker plus the events logged so far."""
 
     __slots__ = ("cid", "engine", "keys", "new", "tracker", "version")
@@ -152,7 +152,9 @@ class _Session:
 
     def commit(self, key: str | None = None, answer: Any = None) -> None:
         """Append the new events; ``key`` is stored with ``answer``, so a retry of
-        the request finds it applied (``Turn._run``)."""
+        the request finds it applied (``Turn._run``). Afterwards the session is
+        at the new version with nothing new: the server-side loop goes on with
+        it, one write per action."""
         args = (
             self.cid,
             [event_to_dict(e) for e in self.new],
@@ -160,9 +162,11 @@ class _Session:
             self.tracker.to_snapshot(),
         )
         if key is None:
-            self.engine.store.append(*args)
+            self.version = self.engine.store.append(*args)
         else:
-            self.engine.store.append(*args, {**self.keys, key: answer})
+            self.keys = {**self.keys, key: answer}
+            self.version = self.engine.store.append(*args, self.keys)
+        self.new = []
 
 
 class Turn:
@@ -187,10 +191,10 @@ class Turn:
     def _run(
         self,
         cid: str,
-        body: Callable[[_Session], Any],
+        body: Callable[[Session], Any],
         pending: PendingLoad | None = None,
         key: str | None = None,
-        replay: Callable[[_Session, Any], Any] | None = None,
+        replay: Callable[[Session, Any], Any] | None = None,
     ) -> Any:
         """``body`` on a fresh load until its write wins; ``pending`` is the first
         attempt's load, asked for earlier.
@@ -202,7 +206,7 @@ class Turn:
         two turns, and the loser reloads and finds the winner's key.
         """
         for attempt in range(self.max_attempts):
-            session = _Session(self, cid, pending)
+            session = Session(self, cid, pending)
             pending = None
             if key is not None and key in session.keys:
                 log.info("%r: request %r was applied already", cid, key)
@@ -236,7 +240,7 @@ class Turn:
                 )
         return events
 
-    def _next(self, s: _Session) -> dict[str, Any]:
+    def _next(self, s: Session) -> dict[str, Any]:
         tracker = s.tracker
         if tracker.paused and tracker.latest_intent != RESTART_INTENT:
             return {"next_action": None, "info": PAUSED_INFO, "tracker": _dump(tracker)}
@@ -263,7 +267,7 @@ class Turn:
             pending.cancel()
             raise
 
-        def body(s: _Session) -> dict[str, Any]:
+        def body(s: Session) -> dict[str, Any]:
             ts = self.clock()
             if s.session_expired(ts):
                 s.start_session(ts)
@@ -308,7 +312,7 @@ class Turn:
             for e in new_events
         )
 
-        def body(s: _Session) -> dict[str, Any]:
+        def body(s: Session) -> dict[str, Any]:
             if executed_action not in (None, ACTION_LISTEN) and not rejected:
                 s.log(ActionExecuted(name=executed_action, timestamp=self.clock()))
             for event in new_events:
@@ -333,7 +337,7 @@ class Turn:
         """The tracker dump. An unknown conversation answers as a new one (with its
         first ``action_listen``) but is not stored: a read never writes."""
         verbosity = _verbosity(include_events)
-        session = _Session(self, cid)
+        session = Session(self, cid)
         if verbosity == "NONE" and until is None:
             return _dump(session.tracker)
         events = session.new if session.is_new else self.read_events(cid)
@@ -355,7 +359,7 @@ class Turn:
         verbosity = _verbosity(include_events)
         events = self._events(items)
 
-        def body(s: _Session) -> Tracker:
+        def body(s: Session) -> Tracker:
             for event in events:
                 s.log(event)
             return s.tracker
@@ -492,7 +496,7 @@ def _answer_of(result: Any) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "tracker"}
 
 
-def _replay_answer(session: _Session, answer: dict[str, Any]) -> dict[str, Any]:
+def _replay_answer(session: Session, answer: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "tracker": _dump(session.tracker)}
 
 
