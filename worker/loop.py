@@ -147,34 +147,42 @@ class MessageLoop:
         message_id: str | None = None,
     ) -> LoopResult:
         """``/webhooks/rest/webhook``, ``/respond``: the whole loop, all at once."""
-        result = LoopResult(cid)
-        for messages in self.steps(
-            result, text, parse_data, channel, metadata, message_id
-        ):
-            result.messages += messages
-        return result
+        with self.start(
+            cid,
+            text,
+            parse_data=parse_data,
+            channel=channel,
+            metadata=metadata,
+            message_id=message_id,
+        ) as running:
+            for messages in running:
+                running.result.messages += messages
+        return running.result
 
-    def steps(
+    def start(
         self,
-        result: LoopResult,
+        cid: str,
         text: str,
+        *,
         parse_data: dict[str, Any] | None = None,
         channel: str | None = None,
         metadata: dict[str, Any] | None = None,
         message_id: str | None = None,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """The loop, step by step: the channel messages of each logged action as
-        soon as it is logged (``?stream=true``). The lease is held until the
-        iterator ends or is closed."""
-        cid = result.cid
+    ) -> Running:
+        """Log the message under the conversation's lease, now (so its errors are
+        the request's); iterating the answer runs the actions, each step's
+        messages as soon as it is logged (``?stream=true``)."""
         if parse_data is None:
             parse_data = self.turn.interpreter.parse(text)
-        with Lease(self.turn.store, cid, self.settings) as lease:
+        lease = Lease(self.turn.store, cid, self.settings).__enter__()
+        try:
             session = self._log_user(
                 cid, text, parse_data, channel, metadata, message_id
             )
-            result.session = session
-            yield from self._predict_and_run(lease, session, result, channel)
+        except BaseException:
+            lease.__exit__(None, None, None)
+            raise
+        return Running(self, lease, LoopResult(cid, [], session), channel)
 
     def trigger_intent(
         self,
@@ -388,6 +396,42 @@ class MessageLoop:
                 continue
             kept.append(event)
         return kept
+
+
+class Running:
+    """A message loop under way: its message is logged and the lease held until
+    the actions are run (iterate) or the loop is dropped (``close``)."""
+
+    def __init__(
+        self, loop: MessageLoop, lease: Lease, result: LoopResult, channel: str | None
+    ):
+        self.loop = loop
+        self.lease: Lease | None = lease
+        self.result = result
+        self.channel = channel
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        lease, session = self.lease, self.result.session
+        if lease is None or session is None:
+            return
+        try:
+            yield from self.loop._predict_and_run(
+                lease, session, self.result, self.channel
+            )
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Free the conversation; a loop dropped midway keeps its logged steps."""
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.__exit__(None, None, None)
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)

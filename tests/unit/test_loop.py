@@ -115,9 +115,7 @@ def test_the_circuit_breaker_stops_an_endless_loop(engine):
     runner = Runner({"utter_default": again, "utter_greet": again})
     loop_of(engine, runner, max_predictions=4).handle_message("c", "/greet")
 
-    assert runner.calls == ["utter_greet", "utter_default", "utter_default"] + [
-        "utter_default"
-    ]
+    assert runner.calls == ["utter_greet"] + ["utter_default"] * 3
     # NOTE: as Rasa: the breaker logs no listen.
     assert names(engine, "c")[-1] == ("followup", "utter_default")
 
@@ -212,9 +210,7 @@ def test_a_message_gives_up_on_a_conversation_held_too_long(engine):
     assert engine.store.log_length("c") == 0
 
 
-def test_a_step_that_loses_a_conflict_is_dropped_and_the_loop_goes_on(
-    engine, caplog
-):
+def test_a_step_that_loses_a_conflict_is_dropped_and_the_loop_goes_on(engine, caplog):
     """A writer outside the loops (the client's own ``/tracker/events``) wins the
     race against an action's step: the action was called once, its events are
     not logged, and the loop predicts again from the state that won."""
@@ -282,8 +278,16 @@ def test_the_user_event_carries_channel_and_metadata(engine):
     ("text", "data", "expected"),
     [
         ("a\n\nb", {}, [{"text": "a"}, {"text": "b"}]),
-        ("pick", {"buttons": [{"title": "y"}]}, [{"text": "pick", "buttons": [{"title": "y"}]}]),
-        ("pick", {"quick_replies": [{"title": "q"}]}, [{"text": "pick", "buttons": [{"title": "q"}]}]),
+        (
+            "pick",
+            {"buttons": [{"title": "y"}]},
+            [{"text": "pick", "buttons": [{"title": "y"}]}],
+        ),
+        (
+            "pick",
+            {"quick_replies": [{"title": "q"}]},
+            [{"text": "pick", "buttons": [{"title": "q"}]}],
+        ),
         (None, {"image": "http://i/x.png"}, [{"image": "http://i/x.png"}]),
         ("t", {"custom": {"k": 1}}, [{"text": "t"}, {"custom": {"k": 1}}]),
         (None, {"attachment": "f.pdf"}, [{"attachment": "f.pdf"}]),
@@ -294,7 +298,7 @@ def test_the_user_event_carries_channel_and_metadata(engine):
         ),
         (None, None, []),
     ],
-)  # fmt: skip
+)
 def test_channel_messages_are_rasas_collecting_channel(text, data, expected):
     out = channel_messages("r", BotUttered(text=text, data=data))
     assert out == [{"recipient_id": "r", **m} for m in expected]
