@@ -1,10 +1,11 @@
 """Rasa's ``endpoints.yml``, read by ``dialogd serve`` (``rasa run --endpoints``).
 
 A Rasa project is served unchanged: its endpoints file is read and checked, the
-Redis tracker store becomes the server's Redis, and the rest (actions, NLG, event
+Redis tracker store becomes the server's Redis, the action server and the NLG
+server are called by the server-side loop (docs/actions.md), and the rest (event
 broker, model server, lock store) is accepted and named in one warning at start,
-since dialogd does not use them yet (docs/rasa.md). An unknown section is an
-error: a typo there would otherwise go unnoticed.
+since dialogd does not use them (docs/rasa.md). An unknown section is an error: a
+typo there would otherwise go unnoticed.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+from urllib.parse import urlsplit
 
+from worker.actions import ActionEndpoint
+from worker.actions import NLGEndpoint
 from worker.errors import InvalidConfig
 from worker.yamlfile import read_yaml
 
-#: The sections ``rasa run`` reads; only ``tracker_store`` is used for now.
+#: The sections ``rasa run`` reads.
 SECTIONS = (
     "action_endpoint",
     "nlg",
@@ -29,11 +33,19 @@ SECTIONS = (
 REDIS_KEYS = ("type", "url", "host", "port", "db", "password", "use_ssl", "key_prefix")
 
 
+#: Keys of an HTTP endpoint (Rasa's ``EndpointConfig``) that dialogd uses;
+#: ``timeout`` (seconds) is dialogd's own.
+HTTP_KEYS = ("url", "token", "timeout")
+USED = ("tracker_store", "action_endpoint", "nlg")
+
+
 @dataclass(frozen=True)
 class Endpoints:
     redis_url: str | None = None
     key_prefix: str = ""
-    #: Sections (and tracker store keys) accepted but without effect.
+    action: ActionEndpoint | None = None
+    nlg: NLGEndpoint | None = None
+    #: Sections (and keys) accepted but without effect.
     unused: tuple[str, ...] = ()
 
 
@@ -46,15 +58,23 @@ def read_endpoints(path: str) -> Endpoints:
         raise InvalidConfig(
             f"{path}: unknown endpoints {unknown} (known: {', '.join(SECTIONS)})"
         )
-    unused = [k for k in data if k != "tracker_store" and data[k] is not None]
+    unused = [k for k in data if k not in USED and data[k] is not None]
+    action = nlg = None
+    if data.get("action_endpoint") is not None:
+        action = ActionEndpoint(
+            **_http(path, "action_endpoint", data["action_endpoint"], unused)
+        )
+    if data.get("nlg") is not None:
+        nlg = NLGEndpoint(**_http(path, "nlg", data["nlg"], unused))
     store = data.get("tracker_store")
     if store is None:
-        return Endpoints(unused=tuple(unused))
+        return Endpoints(action=action, nlg=nlg, unused=tuple(unused))
     if not isinstance(store, dict):
         raise InvalidConfig(f"{path}: tracker_store must be a mapping")
     kind = str(store.get("type", "")).lower()
     if kind in ("in_memory", ""):
-        return Endpoints(unused=(*unused, "tracker_store (in_memory)"))
+        unused.append("tracker_store (in_memory)")
+        return Endpoints(action=action, nlg=nlg, unused=tuple(unused))
     if kind != "redis":
         raise InvalidConfig(
             f"{path}: tracker_store type {store.get('type')!r}: dialogd keeps "
@@ -62,7 +82,43 @@ def read_endpoints(path: str) -> Endpoints:
         )
     unused += [f"tracker_store.{k}" for k in store if k not in REDIS_KEYS]
     prefix = store.get("key_prefix") or ""
-    return Endpoints(_redis_url(path, store), str(prefix), tuple(unused))
+    return Endpoints(_redis_url(path, store), str(prefix), action, nlg, tuple(unused))
+
+
+def _http(path: str, section: str, data: Any, unused: list[str]) -> dict[str, Any]:
+    """An HTTP endpoint's ``url`` (http or https), ``token`` and ``timeout``."""
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        raise InvalidConfig(f"{path}: {section} must be a mapping with a 'url'")
+    if "actions_module" in data:
+        raise InvalidConfig(
+            f"{path}: {section}.actions_module: dialogd calls an action server "
+            "over HTTP (give its 'url'), it does not import Python actions"
+        )
+    if section == "nlg" and data.get("type") not in (None, "callback"):
+        raise InvalidConfig(
+            f"{path}: nlg type {data.get('type')!r}: only an NLG server "
+            "(type: callback, or no type) is supported"
+        )
+    url = data["url"]
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise InvalidConfig(f"{path}: {section}.url must be an http(s) URL: {url!r}")
+    found: dict[str, Any] = {"url": url}
+    token = data.get("token")
+    if token is not None:
+        found["token"] = str(token)
+    timeout = data.get("timeout")
+    if timeout is not None:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= 3600
+        ):
+            raise InvalidConfig(
+                f"{path}: {section}.timeout must be seconds between 0 and 3600"
+            )
+        found["timeout"] = float(timeout)
+    unused += [f"{section}.{k}" for k in data if k not in (*HTTP_KEYS, "type")]
+    return found
 
 
 def _redis_url(path: str, store: dict[str, Any]) -> str:
@@ -79,3 +135,28 @@ def _redis_url(path: str, store: dict[str, Any]) -> str:
     password = store.get("password")
     auth = f":{quote(str(password), safe='')}@" if password else ""
     return f"{scheme}://{auth}{url}:{port}/{db}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Rasa's ``credentials.yml``: the channels to serve. ``rest`` is always
+    served; ``callback`` when it names a ``url``; others are accepted and named."""
+
+    callback_url: str | None = None
+    unused: tuple[str, ...] = ()
+
+
+def read_credentials(path: str) -> Credentials:
+    data = read_yaml(path).data or {}
+    if not isinstance(data, dict):
+        raise InvalidConfig(f"{path}: credentials must be a mapping of channels")
+    callback = data.get("callback")
+    url = None
+    if callback is not None:
+        if not isinstance(callback, dict) or not isinstance(callback.get("url"), str):
+            raise InvalidConfig(f"{path}: callback must be a mapping with a 'url'")
+        url = callback["url"]
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise InvalidConfig(f"{path}: callback.url must be an http(s) URL")
+    unused = tuple(str(k) for k in data if k not in ("rest", "callback"))
+    return Credentials(url, unused)
