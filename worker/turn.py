@@ -336,7 +336,7 @@ class Turn:
     ) -> dict[str, Any]:
         """The tracker dump. An unknown conversation answers as a new one (with its
         first ``action_listen``) but is not stored: a read never writes."""
-        verbosity = _verbosity(include_events)
+        verbosity = check_verbosity(include_events)
         session = Session(self, cid)
         if verbosity == "NONE" and until is None:
             return _dump(session.tracker)
@@ -356,7 +356,7 @@ class Turn:
         key: str | None = None,
     ) -> dict[str, Any]:
         key = check_key(key)
-        verbosity = _verbosity(include_events)
+        verbosity = check_verbosity(include_events)
         events = self._events(items)
 
         def body(s: Session) -> Tracker:
@@ -372,7 +372,7 @@ class Turn:
     def replace_events(
         self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
     ) -> dict[str, Any]:
-        verbosity = _verbosity(include_events)
+        verbosity = check_verbosity(include_events)
         if not isinstance(items, list):
             raise InvalidInput("the body must be a list of event objects")
         # NOTE: as the original, items without an "event" key are skipped.
@@ -500,7 +500,7 @@ def _replay_answer(session: Session, answer: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "tracker": _dump(session.tracker)}
 
 
-def _verbosity(value: str) -> str:
+def check_verbosity(value: str) -> str:
     upper = value.upper() if isinstance(value, str) else ""
     if upper not in VERBOSITIES:
         raise InvalidInput(

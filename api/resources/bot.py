@@ -25,7 +25,7 @@ from worker.loop import MessageLoop
 from worker.loop import check_entities
 from worker.story import conversation_story
 from worker.turn import Session
-from worker.turn import Turn
+from worker.turn import check_verbosity
 
 log = logging.getLogger("dialogd.channels")
 
@@ -84,8 +84,10 @@ def _object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value
 
 
-def _tracker(turn: Turn, req: falcon.Request, cid: str) -> dict[str, Any]:
-    return turn.tracker(cid, include_events(req))
+def _verbosity(req: falcon.Request) -> str:
+    """``include_events``, checked before anything is written: a request that
+    would be refused for it must not run the loop first."""
+    return check_verbosity(include_events(req))
 
 
 class ChannelStatus:
@@ -205,6 +207,7 @@ class Messages(_Base):
     """Log a user message (NLU unless ``parse_data`` is given), predict nothing."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        verbosity = _verbosity(req)
         body = json_object(read_json(req, self.max_body))
         sender = body.get("sender", "user")
         if sender != "user":
@@ -227,13 +230,14 @@ class Messages(_Base):
             parse_data = event.parse_data  # type: ignore[attr-defined]
         loop = self.loop(resp)
         loop.log_message(cid, text, parse_data)
-        resp.media = _tracker(loop.turn, req, cid)
+        resp.media = loop.turn.tracker(cid, verbosity)
 
 
 class TriggerIntent(_Base):
     """Run the loop as if the user had sent the intent (with entities)."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        verbosity = _verbosity(req)
         body = json_object(read_json(req, self.max_body))
         intent = _string(body, "name")
         assert intent is not None
@@ -249,7 +253,7 @@ class TriggerIntent(_Base):
             )
         result = loop.trigger_intent(cid, intent, entities)
         resp.media = {
-            "tracker": _tracker(loop.turn, req, cid),
+            "tracker": loop.turn.tracker(cid, verbosity),
             "messages": result.messages,
         }
 
@@ -258,6 +262,7 @@ class Execute(_Base):
     """Run one named action; no prediction follows."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
+        verbosity = _verbosity(req)
         body = json_object(read_json(req, self.max_body))
         action = _string(body, "name", "action")
         assert action is not None
@@ -278,7 +283,7 @@ class Execute(_Base):
         loop = self.loop(resp)
         result = loop.execute(cid, action, policy, confidence)
         resp.media = {
-            "tracker": _tracker(loop.turn, req, cid),
+            "tracker": loop.turn.tracker(cid, verbosity),
             "messages": result.messages,
         }
 
