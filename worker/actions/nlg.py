@@ -86,9 +86,10 @@ def interpolate(value: Any, values: Mapping[str, Any]) -> Any:
 
 
 class TemplateNLG:
-    """The domain's responses: conditional variations whose slot conditions hold
-    (else the unconditioned ones), then those for the channel if any; one at
-    random."""
+    """The domain's responses, one variation at random among the first non-empty
+    of (Rasa 3's ``ResponseVariationFilter``): the conditional variations whose
+    slot conditions hold, for this channel; the unconditioned ones for this
+    channel; the conditional ones without a channel; the rest without a channel."""
 
     def __init__(
         self, responses: Mapping[str, list[dict[str, Any]]], rng: random.Random
@@ -104,11 +105,17 @@ class TemplateNLG:
             condition = variation.get("condition")
             if condition is None:
                 default.append(variation)
-            elif all(slots.get(c["name"]) == c["value"] for c in condition):
+            elif condition and all(
+                slots.get(c["name"]) == c["value"] for c in condition
+            ):
                 conditional.append(variation)
-        candidates = conditional or default
-        for_channel = [v for v in candidates if v.get("channel") == channel]
-        return for_channel or candidates
+        buckets = (
+            [v for v in conditional if v.get("channel") == channel],
+            [v for v in default if v.get("channel") == channel],
+            [v for v in conditional if v.get("channel") is None],
+            [v for v in default if v.get("channel") is None],
+        )
+        return next((b for b in buckets if b), [])
 
     def generate(
         self, name: str, context: Context, kwargs: Mapping[str, Any]
