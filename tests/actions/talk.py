@@ -38,6 +38,7 @@ class Talk:
             "text": text,
             "intent": {"name": intent, "confidence": 1.0},
             "entities": entities or [],
+            "intent_ranking": [{"name": intent, "confidence": 1.0}],
         }
         self.add(UserUttered(text=text, parse_data=parse, timestamp=2.0))
 
