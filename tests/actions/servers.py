@@ -4,6 +4,7 @@ ones (silence, trickles, garbage)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -88,11 +89,8 @@ class RawServer:
             self.threads.append(thread)
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.behave(conn, self.stop)
-            except OSError:
-                pass
+        with conn, contextlib.suppress(OSError):
+            self.behave(conn, self.stop)
 
     def __enter__(self) -> RawServer:
         threading.Thread(target=self._accept, daemon=True).start()
@@ -102,10 +100,8 @@ class RawServer:
         self.stop.set()
         self.sock.close()
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for thread in self.threads:
             thread.join(5)
 

@@ -118,9 +118,8 @@ def _chunked_forever(conn: socket.socket, stop: threading.Event) -> None:
 
 
 def test_an_endless_chunked_answer_is_cut_at_the_limit():
-    with RawServer(_chunked_forever) as server:
-        with pytest.raises(ActionFailed) as err:
-            _talk().run(_runner(server.url, max_response_bytes=50_000), "action_hello")
+    with RawServer(_chunked_forever) as server, pytest.raises(ActionFailed) as err:
+        _talk().run(_runner(server.url, max_response_bytes=50_000), "action_hello")
     assert "more than the 50000 bytes" in err.value.reason
 
 
@@ -165,9 +164,8 @@ def test_a_server_that_hangs_up_is_a_failure_and_is_not_called_twice():
         calls.append(time.monotonic())
         _close_without_answer(conn, stop)
 
-    with RawServer(behave) as server:
-        with pytest.raises(ActionFailed) as err:
-            _talk().run(_runner(server.url), "action_hello")
+    with RawServer(behave) as server, pytest.raises(ActionFailed) as err:
+        _talk().run(_runner(server.url), "action_hello")
     assert "bad HTTP answer" in err.value.reason
     assert len(calls) == 1
 
