@@ -73,9 +73,9 @@ def test_a_good_answer_is_applied_and_the_connection_kept():
 
 def test_a_rejection_is_action_rejected():
     rejection = {"error": "no thanks", "action_name": "action_hello"}
-    with JsonServer(lambda path, body: (400, rejection)) as server:
-        with pytest.raises(ActionRejected) as err:
-            _talk().run(_runner(server.url), "action_hello")
+    server = JsonServer(lambda path, body: (400, rejection))
+    with server, pytest.raises(ActionRejected) as err:
+        _talk().run(_runner(server.url), "action_hello")
     assert err.value.reason == "no thanks"
 
 
@@ -95,17 +95,17 @@ def test_a_rejection_is_action_rejected():
     ],
 )
 def test_a_bad_answer_is_a_failure_with_no_events(status, body, reason):
-    with JsonServer(lambda path, _: (status, body)) as server:
-        with pytest.raises(ActionFailed) as err:
-            _talk().run(_runner(server.url), "action_hello")
+    server = JsonServer(lambda path, _: (status, body))
+    with server, pytest.raises(ActionFailed) as err:
+        _talk().run(_runner(server.url), "action_hello")
     assert reason in err.value.reason
 
 
 def test_a_huge_answer_is_refused_unread():
     huge = {"events": [], "junk": "x" * 100_000}
-    with JsonServer(lambda path, _: (200, huge)) as server:
-        with pytest.raises(ActionFailed) as err:
-            _talk().run(_runner(server.url, max_response_bytes=10_000), "action_hello")
+    server = JsonServer(lambda path, _: (200, huge))
+    with server, pytest.raises(ActionFailed) as err:
+        _talk().run(_runner(server.url, max_response_bytes=10_000), "action_hello")
     assert "over the 10000 allowed" in err.value.reason
 
 
