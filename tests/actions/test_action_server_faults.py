@@ -235,3 +235,27 @@ def test_endpoint_config_reads_rasa_keys():
     )
     assert endpoint.token == "abc" and endpoint.timeout == 2.0
     assert endpoint.basic_auth == ("u", "p")
+
+
+def test_one_runner_serves_many_threads_on_few_connections():
+    """A gunicorn worker's threads share one runner: every call is answered with
+    its own conversation's data, on at most one connection per thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def answer(path, body):
+        who = body["sender_id"]
+        return 200, {"events": [{"event": "slot", "name": "name", "value": who}]}
+
+    with JsonServer(answer) as server:
+        runner = _runner(server.url)
+
+        def call(i: int) -> object:
+            talk = Talk(DOMAIN, sender=f"user-{i}")
+            talk.user("hello", "greet")
+            return talk.run(runner, "action_hello")[0]
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(call, range(200)))
+        runner.close()
+    assert results == [SlotSet(name="name", value=f"user-{i}") for i in range(200)]
+    assert server.connections <= 8
