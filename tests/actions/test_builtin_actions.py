@@ -303,3 +303,36 @@ actions: [action_ask_city, validate_trip_form]
     validator_tracker = server.requests[-1]["body"]["tracker"]
     assert validator_tracker["slots"]["city"] == "anywhere"
     assert validator_tracker["latest_action_name"] == "trip_form"
+
+
+def test_validate_slot_mappings_sees_the_candidates_and_wins():
+    domain = Domain.from_yaml(
+        """
+version: "3.1"
+intents: [inform]
+entities: [name, city]
+slots:
+  name: {type: text, mappings: [{type: from_entity, entity: name}]}
+  city: {type: text, mappings: [{type: from_entity, entity: city}]}
+actions: [action_validate_slot_mappings]
+"""
+    )
+
+    def answer(path, body):
+        candidates = body["tracker"]["events"][-2:]
+        assert [e["name"] for e in candidates] == ["city", "name"]
+        return 200, {"events": [{"event": "slot", "name": "name", "value": "ADA"}]}
+
+    with JsonServer(answer) as server:
+        runner = ActionRunner(domain, ActionEndpoint(server.url))
+        talk = Talk(domain)
+        talk.user(
+            "Ada from Oslo",
+            "inform",
+            [{"entity": "name", "value": "Ada"}, {"entity": "city", "value": "Oslo"}],
+        )
+        events = talk.run(runner, "action_extract_slots")
+    assert events == [
+        SlotSet(name="name", value="ADA"),
+        SlotSet(name="city", value="Oslo"),
+    ]

@@ -413,14 +413,18 @@ def _custom_slot_events(runner: Runner, action: str, context: Context) -> list[E
 def _validate_mappings(
     runner: Runner, events: list[Event], context: Context
 ) -> list[Event]:
-    slots = [e for e in events if isinstance(e, SlotSet)]
+    """``action_validate_slot_mappings`` sees the candidates last in its tracker;
+    its slot events win, the candidates it leaves alone stay (the custom
+    mappings' bot messages are kept)."""
     if VALIDATE_SLOT_MAPPINGS not in runner.domain.action_index:
         return events
+    slots = [e for e in events if isinstance(e, SlotSet)]
+    said = [e for e in events if not isinstance(e, SlotSet)]
     validated = _custom_slot_events(
         runner, VALIDATE_SLOT_MAPPINGS, context.after(list(slots))
     )
     names = {e.name for e in validated if isinstance(e, SlotSet)}
-    return [*validated, *(e for e in slots if e.name not in names)]
+    return [*said, *validated, *(e for e in slots if e.name not in names)]
 
 
 BUILTINS: dict[str, Builtin] = {

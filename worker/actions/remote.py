@@ -28,6 +28,7 @@ from worker.domain import Domain
 from worker.errors import InvalidEvent
 from worker.event_codec import events_from_dicts
 from worker.events import Event
+from worker.events import SlotSet
 from worker.jsonlimits import JSONLimitError
 from worker.jsonlimits import loads
 
@@ -168,6 +169,16 @@ class RemoteActions:
             events = events_from_dicts(items, context.clock)
         except InvalidEvent as err:
             raise ActionFailed(name, f"action server {url}: {err}") from None
+        for event in events:
+            if (
+                isinstance(event, SlotSet)
+                and event.name not in self.domain.slot_by_name
+            ):
+                log.warning(
+                    "action %r set slot %r, which the domain does not have: no effect",
+                    name,
+                    event.name,
+                )
         messages = self.utter(responses, context)
         return [*messages, *events]
 
