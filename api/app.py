@@ -19,6 +19,7 @@ from api.resources import bot as channels
 from api.resources import models
 from api.resources.conversations import MODEL_HEADER
 from trackerstore.registry import ModelRegistry
+from worker.actions.http import Endpoint
 from worker.archive import MAX_MODEL_BYTES
 from worker.loop import Bot
 from worker.turn import Engine
@@ -59,7 +60,7 @@ def create_app(
     jwt_method: str = "HS256",
     cors_origins: list[str] | tuple[str, ...] | None = None,
     bot: Bot | None = None,
-    callback_url: str | None = None,
+    callback: Endpoint | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
     training and model routes exist when there is a model ``registry``.
@@ -67,8 +68,8 @@ def create_app(
     ``cors_origins`` (``--cors``) lets browser pages of those origins (``*``: any)
     call the API: Falcon answers their preflight ``OPTIONS`` and marks responses.
     ``bot`` runs the server-side loop (its action and NLG servers); without one,
-    only the domain's responses and the built-in actions run. ``callback_url``
-    (the credentials' ``callback``) mounts Rasa's callback channel."""
+    only the domain's responses and the built-in actions run. ``callback``
+    (the credentials' ``callback`` url) mounts Rasa's callback channel."""
     middleware: list = [RequestContext(), InputCheck()]
     if cors_origins:
         middleware.append(
@@ -113,12 +114,12 @@ def create_app(
     )
     add_route(app, "/webhooks/rest", channels.ChannelStatus())
     add_route(app, "/webhooks/rest/webhook", channels.RestWebhook(bot, max_body))
-    if callback_url is not None:
+    if callback is not None:
         add_route(app, "/webhooks/callback", channels.ChannelStatus())
         add_route(
             app,
             "/webhooks/callback/webhook",
-            channels.CallbackWebhook(bot, max_body, callback_url),
+            channels.CallbackWebhook(bot, max_body, callback),
         )
     for prefix in ("/conversations", "/conversation"):
         for path, resource in per_conversation.items():

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
-from urllib.parse import urlsplit
 
 from worker.actions import ActionEndpoint
 from worker.actions import NLGEndpoint
+from worker.actions.http import Endpoint
 from worker.errors import InvalidConfig
 from worker.yamlfile import read_yaml
 
@@ -34,8 +35,19 @@ REDIS_KEYS = ("type", "url", "host", "port", "db", "password", "use_ssl", "key_p
 
 
 #: Keys of an HTTP endpoint (Rasa's ``EndpointConfig``) that dialogd uses;
-#: ``timeout`` (seconds) is dialogd's own.
-HTTP_KEYS = ("url", "token", "timeout")
+#: the timeouts and the answer limit are dialogd's own.
+HTTP_KEYS = (
+    "url",
+    "type",
+    "token",
+    "token_name",
+    "headers",
+    "basic_auth",
+    "timeout",
+    "connect_timeout",
+    "max_response_bytes",
+)
+E = TypeVar("E", bound=Endpoint)
 USED = ("tracker_store", "action_endpoint", "nlg")
 
 
@@ -61,11 +73,11 @@ def read_endpoints(path: str) -> Endpoints:
     unused = [k for k in data if k not in USED and data[k] is not None]
     action = nlg = None
     if data.get("action_endpoint") is not None:
-        action = ActionEndpoint(
-            **_http(path, "action_endpoint", data["action_endpoint"], unused)
+        action = _http(
+            path, "action_endpoint", data["action_endpoint"], ActionEndpoint, unused
         )
     if data.get("nlg") is not None:
-        nlg = NLGEndpoint(**_http(path, "nlg", data["nlg"], unused))
+        nlg = _http(path, "nlg", data["nlg"], NLGEndpoint, unused)
     store = data.get("tracker_store")
     if store is None:
         return Endpoints(action=action, nlg=nlg, unused=tuple(unused))
@@ -85,40 +97,30 @@ def read_endpoints(path: str) -> Endpoints:
     return Endpoints(_redis_url(path, store), str(prefix), action, nlg, tuple(unused))
 
 
-def _http(path: str, section: str, data: Any, unused: list[str]) -> dict[str, Any]:
-    """An HTTP endpoint's ``url`` (http or https), ``token`` and ``timeout``."""
-    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
-        raise InvalidConfig(f"{path}: {section} must be a mapping with a 'url'")
-    if "actions_module" in data:
+def _http(path: str, section: str, data: Any, kind: type[E], unused: list[str]) -> E:
+    """An HTTP endpoint section, as Rasa's ``EndpointConfig`` reads it (with
+    dialogd's timeouts and answer limit: ``worker/actions/http.py``)."""
+    if isinstance(data, dict) and "actions_module" in data:
         raise InvalidConfig(
             f"{path}: {section}.actions_module: dialogd calls an action server "
             "over HTTP (give its 'url'), it does not import Python actions"
         )
-    if section == "nlg" and data.get("type") not in (None, "callback"):
+    if (
+        section == "nlg"
+        and isinstance(data, dict)
+        and data.get("type") not in (None, "callback")
+    ):
         raise InvalidConfig(
             f"{path}: nlg type {data.get('type')!r}: only an NLG server "
             "(type: callback, or no type) is supported"
         )
-    url = data["url"]
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        raise InvalidConfig(f"{path}: {section}.url must be an http(s) URL: {url!r}")
-    found: dict[str, Any] = {"url": url}
-    token = data.get("token")
-    if token is not None:
-        found["token"] = str(token)
-    timeout = data.get("timeout")
-    if timeout is not None:
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0 < timeout <= 3600
-        ):
-            raise InvalidConfig(
-                f"{path}: {section}.timeout must be seconds between 0 and 3600"
-            )
-        found["timeout"] = float(timeout)
-    unused += [f"{section}.{k}" for k in data if k not in (*HTTP_KEYS, "type")]
-    return found
+    try:
+        endpoint = kind.from_config(data)
+    except InvalidConfig as err:
+        raise InvalidConfig(f"{path}: {section}: {err}") from err
+    if isinstance(data, dict):
+        unused += [f"{section}.{k}" for k in data if k not in HTTP_KEYS]
+    return endpoint
 
 
 def _redis_url(path: str, store: dict[str, Any]) -> str:
@@ -142,7 +144,7 @@ class Credentials:
     """Rasa's ``credentials.yml``: the channels to serve. ``rest`` is always
     served; ``callback`` when it names a ``url``; others are accepted and named."""
 
-    callback_url: str | None = None
+    callback: Endpoint | None = None
     unused: tuple[str, ...] = ()
 
 
@@ -150,13 +152,8 @@ def read_credentials(path: str) -> Credentials:
     data = read_yaml(path).data or {}
     if not isinstance(data, dict):
         raise InvalidConfig(f"{path}: credentials must be a mapping of channels")
-    callback = data.get("callback")
-    url = None
-    if callback is not None:
-        if not isinstance(callback, dict) or not isinstance(callback.get("url"), str):
-            raise InvalidConfig(f"{path}: callback must be a mapping with a 'url'")
-        url = callback["url"]
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-            raise InvalidConfig(f"{path}: callback.url must be an http(s) URL")
-    unused = tuple(str(k) for k in data if k not in ("rest", "callback"))
-    return Credentials(url, unused)
+    unused = [str(k) for k in data if k not in ("rest", "callback")]
+    callback = None
+    if data.get("callback") is not None:
+        callback = _http(path, "callback", data["callback"], Endpoint, unused)
+    return Credentials(callback, tuple(unused))

@@ -34,6 +34,7 @@ from trackerstore.registry import STARTUP
 from trackerstore.registry import ModelRegistry
 from worker.actions import ActionEndpoint
 from worker.actions import NLGEndpoint
+from worker.actions.http import Endpoint
 from worker.archive import MAX_MODEL_BYTES
 from worker.loop import Bot
 from worker.loop import LoopSettings
@@ -72,12 +73,12 @@ class ServeOptions:
     #: from endpoints.yml and credentials.yml, not flags
     action_endpoint: ActionEndpoint | None = None
     nlg_endpoint: NLGEndpoint | None = None
-    callback_url: str | None = None
+    callback: Endpoint | None = None
     unused_endpoints: tuple[str, ...] = ()
 
 
 #: ServeOptions read from files rather than flags
-_FROM_FILES = ("action_endpoint", "nlg_endpoint", "callback_url", "unused_endpoints")
+_FROM_FILES = ("action_endpoint", "nlg_endpoint", "callback", "unused_endpoints")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -214,7 +215,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     )
     if path is not None:
         credentials = read_credentials(path)
-        given["callback_url"] = credentials.callback_url
+        given["callback"] = credentials.callback
         given["unused_endpoints"] = (
             *given.get("unused_endpoints", ()),
             *(f"credentials: {c}" for c in credentials.unused),
@@ -285,7 +286,7 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
     return create_app(
         engine,
         bot=Bot(engine, action, options.nlg_endpoint, settings),
-        callback_url=options.callback_url,
+        callback=options.callback,
         registry=registry,
         max_body=options.max_body,
         max_model=options.max_model_size,

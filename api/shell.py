@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 from typing import TextIO
-
-import urllib3
 
 STOP = "/stop"
 PROMPT = "Your input -> "
@@ -31,28 +31,30 @@ class Shell:
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.out = out
-        self.http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5, read=timeout), retries=False
-        )
+        self.timeout = timeout
         #: the payloads of the latest buttons, chosen by their number
         self.choices: list[str] = []
 
     def send(self, text: str) -> list[dict[str, Any]]:
         """One message; the bot's replies (raises ``ShellError``)."""
-        body = json.dumps({"sender": self.sender, "message": text})
+        body = json.dumps({"sender": self.sender, "message": text}).encode()
+        request = urllib.request.Request(
+            self.webhook, body, self.headers, method="POST"
+        )
         try:
-            answer = self.http.request(
-                "POST", self.webhook, body=body.encode(), headers=self.headers
-            )
-        except urllib3.exceptions.HTTPError as err:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                status, raw = answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        except OSError as err:
             raise ShellError(f"cannot reach the bot at {self.webhook}: {err}") from err
         try:
-            data = json.loads(answer.data or b"null")
+            data = json.loads(raw or b"null")
         except ValueError:
             data = None
-        if answer.status != 200:
+        if status != 200:
             message = data.get("message") if isinstance(data, dict) else None
-            raise ShellError(f"the bot answered {answer.status}: {message or ''}")
+            raise ShellError(f"the bot answered {status}: {message or ''}")
         if not isinstance(data, list):
             raise ShellError("the bot's answer is not a list of messages")
         return data

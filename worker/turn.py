@@ -20,6 +20,7 @@ from trackerstore import PendingLoad
 from trackerstore import StoreUnavailable
 from trackerstore import TrackerStore
 from trackerstore import VersionConflict
+from worker.actions.builtin import session_start_events
 from worker.domain import ACTION_LISTEN
 from worker.domain import ACTION_SESSION_START
 from worker.domain import REQUESTED_SLOT
@@ -33,7 +34,6 @@ from worker.event_codec import events_from_dicts
 from worker.events import ActionExecuted
 from worker.events import ActionExecutionRejected
 from worker.events import Event
-from worker.events import SessionStarted
 from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.model import RESTART_INTENT
@@ -105,21 +105,10 @@ class Session:
         """Rasa 2+'s ``action_session_start``, in Rasa 3's order: the action, the
         ``session_started`` that resets the state, the slots carried over (those
         that differ from their initial value), then the listen."""
-        domain = self.engine.domain
-        config = domain.session_config
-        carried = []
-        if config is not None and config.carry_over_slots_to_new_session:
-            values = self.tracker.slots
-            carried = [
-                SlotSet(name=slot.name, value=values.get(slot.name), timestamp=ts)
-                for slot in domain.slots
-                if values.get(slot.name) != slot.initial_value
-            ]
+        events = session_start_events(self.engine.domain, self.tracker.slots, ts)
         self.log(ActionExecuted(name=ACTION_SESSION_START, timestamp=ts))
-        self.log(SessionStarted(timestamp=ts))
-        for event in carried:
+        for event in events:
             self.log(event)
-        self.log(ActionExecuted(name=ACTION_LISTEN, timestamp=ts))
 
     def session_expired(self, now: float) -> bool:
         """Rasa's rule: more than ``session_expiration_time`` minutes since the

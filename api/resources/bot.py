@@ -11,7 +11,6 @@ from typing import Any
 
 import falcon
 import orjson
-import urllib3
 
 from api.body import json_object
 from api.body import read_json
@@ -19,6 +18,9 @@ from api.errors import APIError
 from api.request import check_id
 from api.resources.conversations import MODEL_HEADER
 from api.resources.conversations import include_events
+from worker.actions.errors import RemoteError
+from worker.actions.http import Endpoint
+from worker.actions.http import HttpClient
 from worker.event_codec import event_from_dict
 from worker.loop import Bot
 from worker.loop import MessageLoop
@@ -177,28 +179,28 @@ class CallbackWebhook(_Channel):
 
     NAME = "callback"
 
-    def __init__(self, bot: Bot, max_body: int, url: str, timeout: float = 10.0):
+    def __init__(self, bot: Bot, max_body: int, endpoint: Endpoint):
         super().__init__(bot, max_body)
-        self.url = url
-        self.http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False
-        )
+        self.endpoint = endpoint
+        self.http = HttpClient()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         sender, text, extra = self.message(req)
         result = self.loop(resp).handle_message(sender, text, **extra)
         for message in result.messages:
             try:
-                answer = self.http.request(
-                    "POST",
-                    self.url,
-                    body=orjson.dumps(message),
-                    headers={"Content-Type": "application/json"},
-                )
+                answer = self.http.post_json(self.endpoint, orjson.dumps(message))
                 if answer.status >= 400:
-                    log.error("callback answered %d for %r", answer.status, sender)
-            except urllib3.exceptions.HTTPError as err:
-                log.error("callback for %r failed: %s", sender, err)
+                    log.error(
+                        "%r: callback %s answered %d",
+                        sender,
+                        self.endpoint.safe_url,
+                        answer.status,
+                    )
+            except RemoteError as err:
+                log.error(
+                    "%r: callback %s failed: %s", sender, self.endpoint.safe_url, err
+                )
         resp.content_type = falcon.MEDIA_TEXT
         resp.text = "success"
 

@@ -81,9 +81,9 @@ def test_action_and_nlg_servers(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("action_endpoint: http://x\n", "mapping with a 'url'"),
-        ("action_endpoint:\n  url: file:///etc/passwd\n", "http\\(s\\) URL"),
-        ("action_endpoint:\n  url: http://x\n  timeout: -1\n", "between 0 and"),
+        ("action_endpoint:\n  token: x\n", "needs a 'url'"),
+        ("action_endpoint:\n  url: file:///etc/passwd\n", "http\\(s\\)"),
+        ("action_endpoint:\n  url: http://x\n  timeout: -1\n", "above 0"),
         ("action_endpoint:\n  actions_module: actions\n  url: http://x\n", "HTTP"),
         ("nlg:\n  type: template\n  url: http://x\n", "only an NLG server"),
     ],
@@ -97,7 +97,8 @@ def test_credentials(tmp_path):
     path = tmp_path / "credentials.yml"
     path.write_text("rest:\ncallback:\n  url: http://me/cb\nrasa:\n  url: http://x\n")
     found = read_credentials(str(path))
-    assert found.callback_url == "http://me/cb" and found.unused == ("rasa",)
+    assert found.callback is not None and found.callback.url == "http://me/cb"
+    assert found.unused == ("rasa",)
     path.write_text("callback:\n  url: ftp://x\n")
     with pytest.raises(InvalidConfig, match="http"):
         read_credentials(str(path))

@@ -125,7 +125,7 @@ def test_a_rejected_action_is_logged_as_rejected_only(engine):
 
     def reject(name: str, tracker: Tracker) -> list[Event]:
         calls.append(name)
-        raise ActionRejected("the form cannot use this")
+        raise ActionRejected(name, "the form cannot use this")
 
     runner = Runner({"utter_greet": reject})
     result = loop_of(engine, runner, max_predictions=2).handle_message("c", "/greet")
@@ -140,7 +140,7 @@ def test_a_failed_action_is_logged_without_its_events_and_the_bot_goes_on(
     engine, caplog
 ):
     def fail(name: str, tracker: Tracker) -> list[Event]:
-        raise ActionFailed("action server answered 500")
+        raise ActionFailed(name, "action server answered 500")
 
     runner = Runner({"utter_greet": fail})
     result = loop_of(engine, runner).handle_message("c", "/greet")
