@@ -479,7 +479,9 @@ def channel_messages(recipient: str, event: BotUttered) -> list[dict[str, Any]]:
         emit(custom=data["custom"])
     if data.get("image"):
         emit(image=data["image"])
-    if data.get("attachment"):
+    # NOTE: Rasa logs an image as the attachment too (a legacy it keeps for
+    # stored events) and drops that copy when it sends (``BotUttered.message``).
+    if data.get("attachment") and data.get("attachment") != data.get("image"):
         emit(attachment=data["attachment"])
     for element in data.get("elements") or ():
         if isinstance(element, dict):

@@ -291,6 +291,7 @@ def test_the_user_event_carries_channel_and_metadata(engine):
         (None, {"image": "http://i/x.png"}, [{"image": "http://i/x.png"}]),
         ("t", {"custom": {"k": 1}}, [{"text": "t"}, {"custom": {"k": 1}}]),
         (None, {"attachment": "f.pdf"}, [{"attachment": "f.pdf"}]),
+        (None, {"image": "i.png", "attachment": "i.png"}, [{"image": "i.png"}]),
         (
             None,
             {"elements": [{"title": "T", "subtitle": "S", "buttons": [1]}]},
