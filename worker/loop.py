@@ -50,11 +50,13 @@ from worker.events import ActionExecuted
 from worker.events import ActionExecutionRejected
 from worker.events import BotUttered
 from worker.events import Event
+from worker.events import LoopInterrupted
 from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.model import RESTART_INTENT
 from worker.models import ModelSet
 from worker.policies.ensemble import Prediction
+from worker.tracker import Tracker
 from worker.turn import Engine
 from worker.turn import Session
 from worker.turn import Turn
@@ -351,6 +353,17 @@ class MessageLoop:
         )
         if name == ACTION_LISTEN:
             return [executed]
+        # NOTE: Rasa's rule policy marks a loop taken up again after an unhappy
+        # path as interrupted (``LoopInterrupted``, logged before the action):
+        # the form asks its question again instead of validating the message
+        # that brought the conversation back to it.
+        interrupted = (
+            [LoopInterrupted(is_interrupted=True, timestamp=ts)]
+            if _returns_from_unhappy_path(session.tracker, name)
+            else []
+        )
+        if interrupted:
+            session.log(interrupted[0])
 
         def history() -> list[Event]:
             return [*turn.read_events(session.cid), *session.new]
@@ -432,6 +445,20 @@ class Running:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _returns_from_unhappy_path(tracker: Tracker, action: str) -> bool:
+    """The active loop runs after a user message, and the last action before that
+    message was another one than the loop (the unhappy path's)."""
+    if (
+        action != tracker.active_form_name
+        or tracker.latest_action_name != ACTION_LISTEN
+    ):
+        return False
+    for event in reversed(tracker.window):
+        if isinstance(event, ActionExecuted) and event.name != ACTION_LISTEN:
+            return event.name != action
+    return False
 
 
 @dataclass(frozen=True)
