@@ -9,7 +9,7 @@ a text and a domain response with an argument, and sets two slots. Conversations
 of several lengths show what sending every event costs (Rasa sends them all).
 
     python -m bench.action_calls [--servers node rasa_sdk] [--lengths 10 1000]
-        [--calls 400] [--threads 1 8] [--out FILE]
+        [--calls 1000] [--rounds 5] [--threads 1 8] [--out FILE]
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ def floor_body() -> bytes:
     return json.dumps({**body, "domain": {}, "version": "3.6.21"}).encode()
 
 
-def rate(threads: int, calls: int, call: Any) -> float:
-    """Calls per second of ``call(thread_index)`` on ``threads`` threads."""
+def elapsed(threads: int, calls: int, call: Any) -> float:
+    """Seconds for ``calls`` calls of ``call(thread_index)`` on ``threads``
+    threads."""
     per_thread = max(1, calls // threads)
 
     def work(index: int) -> None:
@@ -78,50 +79,51 @@ def rate(threads: int, calls: int, call: Any) -> float:
         list(pool.map(lambda i: i, range(threads)))  # threads started
         start = time.perf_counter()
         list(pool.map(work, range(threads)))
-        elapsed = time.perf_counter() - start
-    return per_thread * threads / elapsed
+        return time.perf_counter() - start
 
 
-def floor_rate(url: str, threads: int, calls: int) -> float:
-    parts = urlsplit(url)
-    body = floor_body()
-    connections = [
-        http.client.HTTPConnection(parts.hostname or "", parts.port)
-        for _ in range(threads)
-    ]
+class Floor:
+    """Bare POSTs of a small request, one kept-alive connection per thread."""
 
-    def call(index: int) -> None:
-        connection = connections[index]
+    def __init__(self, url: str, threads: int):
+        self.parts = urlsplit(url)
+        self.body = floor_body()
+        host = self.parts.hostname or ""
+        self.connections = [
+            http.client.HTTPConnection(host, self.parts.port) for _ in range(threads)
+        ]
+        for index in range(threads):
+            self(index)  # connected
+
+    def __call__(self, index: int) -> None:
+        connection = self.connections[index]
         connection.request(
-            "POST", parts.path, body, {"Content-Type": "application/json"}
+            "POST", self.parts.path, self.body, {"Content-Type": "application/json"}
         )
         answer = connection.getresponse()
         answer.read()
         assert answer.status == 200
 
-    for index in range(threads):
-        call(index)  # connected
-    try:
-        return rate(threads, calls, call)
-    finally:
-        for connection in connections:
+    def close(self) -> None:
+        for connection in self.connections:
             connection.close()
 
 
-def runner_rate(url: str, length: int, threads: int, calls: int) -> float:
-    runner = ActionRunner(DOMAIN, ActionEndpoint(url))
-    talk = conversation(length)
+class Ours:
+    """``ActionRunner.run`` on a conversation of ``length`` events."""
 
-    def call(index: int) -> None:
-        events = talk.run(runner, ACTION)
+    def __init__(self, url: str, length: int, threads: int):
+        self.runner = ActionRunner(DOMAIN, ActionEndpoint(url))
+        self.talk = conversation(length)
+        for _ in range(threads):
+            self(0)  # warm, and connected
+
+    def __call__(self, index: int) -> None:
+        events = self.talk.run(self.runner, ACTION)
         assert len(events) == 4
 
-    for _ in range(threads):
-        call(0)  # warm, and connected
-    try:
-        return rate(threads, calls, call)
-    finally:
-        runner.close()
+    def close(self) -> None:
+        self.runner.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", nargs="+", default=["node", "rasa_sdk"])
     parser.add_argument("--lengths", nargs="+", type=int, default=[10, 100, 1000])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--calls", type=int, default=1000, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     results = []
@@ -142,9 +145,22 @@ def main(argv: list[str] | None = None) -> int:
             continue
         with ActionServer(kind) as server:
             for threads in args.threads:
-                floor = floor_rate(server.url, threads, args.calls)
+                # NOTE: the floor and every length run in turns, a slice of the
+                # calls each, so the machine's noise falls on all of them alike.
+                callers: dict[str, Any] = {"floor": Floor(server.url, threads)}
                 for length in args.lengths:
-                    ours = runner_rate(server.url, length, threads, args.calls)
+                    callers[str(length)] = Ours(server.url, length, threads)
+                seconds = dict.fromkeys(callers, 0.0)
+                share = max(threads, args.calls // args.rounds)
+                for _ in range(args.rounds):
+                    for name, call in callers.items():
+                        seconds[name] += elapsed(threads, share, call)
+                for call in callers.values():
+                    call.close()
+                done = args.rounds * (share // threads) * threads
+                floor = done / seconds["floor"]
+                for length in args.lengths:
+                    ours = done / seconds[str(length)]
                     row = {
                         "server": kind,
                         "threads": threads,
