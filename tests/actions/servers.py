@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from api.testing import free_port
+from tests.data import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures" / "actions"
 Answer = tuple[int, Any]
 
 
@@ -126,3 +135,62 @@ def read_request(conn: socket.socket) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+class ActionServer:
+    """A real action server on a free port, serving tests/fixtures/actions:
+    ``rasa_sdk`` (``python -m rasa_sdk --actions tests.fixtures.actions.actions``)
+    or ``node`` (``server.js``, Node's standard library only)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/webhook"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ActionServer:
+        if self.kind == "node":
+            command = ["node", str(FIXTURES / "server.js"), str(self.port)]
+        else:
+            module = "tests.fixtures.actions.actions"
+            command = [sys.executable, "-m", "rasa_sdk", "--actions", module]
+            command += ["--port", str(self.port)]
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            self._wait()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} action server not ready after 60s")
+
+    def __exit__(self, *exc: Any) -> None:
+        """The server and what it started (its own process group, by its id)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -6,18 +6,13 @@ argument; a rejection; formbot's form, validated by ``validate_restaurant_form``
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from api.testing import free_port
+from tests.actions.servers import FIXTURES
+from tests.actions.servers import ActionServer
 from tests.actions.talk import Talk
 from tests.data import ROOT
 from worker.actions import ActionEndpoint
@@ -30,111 +25,16 @@ from worker.events import SlotSet
 
 pytestmark = pytest.mark.e2e
 
-FIXTURES = ROOT / "tests" / "fixtures" / "actions"
 FORMBOT = Domain.load(ROOT / "tests" / "fixtures" / "formbot" / "domain.yml")
-DOMAIN = Domain.from_yaml(
-    """
-version: "3.1"
-intents: [greet]
-slots:
-  name: {type: text, mappings: [{type: from_entity, entity: name}]}
-  visits: {type: float, mappings: [{type: custom}]}
-  last_intent: {type: text, mappings: [{type: custom}]}
-entities: [name]
-responses:
-  utter_weather: [{text: "It is {mood} for you, {name}."}]
-actions: [action_greet_by_name, action_refuse]
-"""
-)
-
-
-def _wait_ready(process: subprocess.Popen, url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"action server exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("action server not ready after 60s")
-
-
-def _rasa_sdk(port: int) -> subprocess.Popen:
-    module = "tests.fixtures.actions.actions"
-    command = [
-        sys.executable,
-        "-m",
-        "rasa_sdk",
-        "--actions",
-        module,
-        "--port",
-        str(port),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _node(port: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["node", str(FIXTURES / "server.js"), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+DOMAIN = Domain.load(FIXTURES / "domain.yml")
 
 
 @pytest.fixture(scope="module", params=["rasa_sdk", "node"])
 def action_server(request) -> Iterator[str]:
     if request.param == "node" and shutil.which("node") is None:
         pytest.skip("node is not installed: the Node.js action server cannot run")
-    port = free_port()
-    process = (_rasa_sdk if request.param == "rasa_sdk" else _node)(port)
-    try:
-        # rasa_sdk answers /health; node answers any path (a 404 is an answer)
-        health = f"http://127.0.0.1:{port}/health"
-        if request.param == "node":
-            _wait_node(process, port)
-        else:
-            _wait_ready(process, health)
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """The server and what it started (its own process group)."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _wait_node(process: subprocess.Popen, port: int) -> None:
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"node exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("node server not ready after 30s")
+    with ActionServer(request.param) as server:
+        yield server.url
 
 
 def test_a_custom_action_reads_sets_and_says(action_server):

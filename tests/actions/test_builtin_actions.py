@@ -336,3 +336,23 @@ actions: [action_validate_slot_mappings]
         SlotSet(name="name", value="ADA"),
         SlotSet(name="city", value="Oslo"),
     ]
+
+
+def test_responses_builtins_and_forms_do_not_read_the_log():
+    """Only custom actions and history-reading built-ins read the whole log: the
+    rest run on the tracker (the loop's ``events()`` is a store read)."""
+
+    def no_log() -> list:
+        raise AssertionError("the log was read")
+
+    runner, talk = ActionRunner(DOMAIN), _talk()
+    talk.user("to Oslo", "inform", [{"entity": "city", "value": "Oslo", "role": "to"}])
+    for name in ("utter_default", "action_restart", "action_extract_slots"):
+        runner.run(name, talk.tracker, no_log)
+    talk.add(*talk.run(runner, "action_extract_slots"))
+    talk.step(runner, "note_form")
+    talk.listen()
+    talk.user("a note", "inform")
+    talk.add(*talk.run(runner, "action_extract_slots"))
+    events = runner.run("note_form", talk.tracker, no_log)
+    assert SlotSet(name="note", value="a note") in events

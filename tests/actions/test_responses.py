@@ -223,3 +223,13 @@ def test_an_nlg_server_fault_fails_the_action(status, body):
         runner = ActionRunner(DOMAIN, nlg_endpoint=NLGEndpoint(server.url))
         with pytest.raises(ActionFailed):
             _talk().run(runner, "utter_greet")
+
+
+def test_an_nlg_server_renders_responses_the_domain_only_names():
+    domain = Domain.from_yaml('version: "3.1"\nactions: [utter_from_nlg]\n')
+    with JsonServer(lambda path, body: (200, {"text": body["response"]})) as server:
+        runner = ActionRunner(domain, nlg_endpoint=NLGEndpoint(server.url))
+        (event,) = Talk(domain).run(runner, "utter_from_nlg")
+    assert isinstance(event, BotUttered) and event.text == "utter_from_nlg"
+    # without the NLG server there is nothing to send
+    assert Talk(domain).run(ActionRunner(domain), "utter_from_nlg") == []

@@ -41,6 +41,7 @@ VALIDATE_SLOT_MAPPINGS = "action_validate_slot_mappings"
 
 class Runner(Protocol):
     domain: Domain
+    forms: dict[str, FormLoop]
 
     def utter(self, name: str, context: Context, silent: bool = False) -> list[Event]:
         """The response ``name`` as bot events (none if the domain lacks it)."""
@@ -357,8 +358,8 @@ def _unique_in_form(
         return True
     if context.tracker.slots.get(REQUESTED_SLOT) == slot:
         return True
-    form = FormLoop(loop, runner.domain, runner.run_in)
-    if slot not in form.required:
+    form = runner.forms.get(loop)
+    if form is None or slot not in form.required:
         return True
     return not form._ambiguous(dict(mapping), slot, None)
 

@@ -93,17 +93,15 @@ class ActionRunner:
         builtin = BUILTINS.get(name)
         if builtin is not None and name not in self.domain.user_actions:
             return builtin(self, context)
-        if name.startswith("utter_") and name in self.domain.templates:
+        known = name in self.domain.action_index
+        if name.startswith("utter_") and (known or name in self.domain.templates):
+            # NOTE: as Rasa: a response, also one only an NLG server knows
             return self.utter(name, context)
         form = self.forms.get(name)
         if form is not None:
             return form.run(context)
-        if name not in self.domain.action_index:
+        if not known:
             raise UnknownAction(f"action '{name}' is not in the domain")
-        if name.startswith("utter_"):
-            # NOTE: as Rasa: an utter action without a response sends nothing
-            log.error("no response %r in the domain to send", name)
-            return []
         return self.remote(name, context)
 
     def utter(self, name: str, context: Context, silent: bool = False) -> list[Event]:
@@ -115,7 +113,7 @@ class ActionRunner:
             raise ActionFailed(name, f"response {name!r}: {err}") from None
         if message is None:
             if not silent:
-                log.error("no variation of response %r fits; nothing sent", name)
+                log.error("no response %r (or none fits); nothing sent", name)
             return []
         message["utter_action"] = name
         return [bot_uttered(message, context.clock())]
