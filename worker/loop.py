@@ -178,13 +178,15 @@ class MessageLoop:
             parse_data = self.turn.interpreter.parse(text)
         lease = Lease(self.turn.store, cid, self.settings).__enter__()
         try:
-            session = self._log_user(
+            session, extracted = self._log_user(
                 cid, text, parse_data, channel, metadata, message_id
             )
         except BaseException:
             lease.__exit__(None, None, None)
             raise
-        return Running(self, lease, LoopResult(cid, [], session), channel)
+        running = Running(self, lease, LoopResult(cid, [], session), channel)
+        running.first = _messages(cid, extracted)
+        return running
 
     def trigger_intent(
         self,
@@ -240,7 +242,10 @@ class MessageLoop:
         if parse_data is None:
             parse_data = self.turn.interpreter.parse(text)
         with Lease(self.turn.store, cid, self.settings):
-            return self._log_user(cid, text, parse_data, None, None, None)
+            session, _ = self._log_user(
+                cid, text, parse_data, None, None, None, extract=False
+            )
+            return session
 
     # ---- the steps ------------------------------------------------------------------
     def _log_user(
@@ -251,10 +256,16 @@ class MessageLoop:
         channel: str | None,
         metadata: dict[str, Any] | None,
         message_id: str | None,
-    ) -> Session:
-        """Log the message and the slots its entities fill; redone on a conflict,
-        since nothing has run yet."""
+        extract: bool = True,
+    ) -> tuple[Session, list[Event]]:
+        """Log the message and the slots it fills; redone on a conflict (with the
+        lease held, only a writer outside the loops causes one). Slots with Rasa
+        2+ ``mappings`` are filled by ``action_extract_slots`` when ``extract``
+        (its custom mappings call the action server, and what they say is
+        answered); 0.x slots by their entity."""
         turn = self.turn
+        domain = turn.domain
+        mapped = extract and any(slot.mappings for slot in domain.slots)
         for attempt in range(turn.max_attempts):
             session = Session(turn, cid)
             ts = turn.clock()
@@ -271,7 +282,7 @@ class MessageLoop:
                 )
             )
             tracker = session.tracker
-            fills = turn.domain.auto_fill(
+            fills = domain.auto_fill(
                 parse_data.get("entities") or [],
                 intent=(parse_data.get("intent") or {}).get("name"),
                 active_loop=tracker.active_form.get("name"),
@@ -279,16 +290,36 @@ class MessageLoop:
                 text=parse_data.get("text", text),
             )
             for name, value in fills:
-                session.log(SlotSet(name=name, value=value, timestamp=ts))
+                if not (mapped and domain.slot_by_name[name].mappings):
+                    session.log(SlotSet(name=name, value=value, timestamp=ts))
+            extracted = self._extract_slots(session, channel) if mapped else []
+            for event in extracted:
+                session.log(event)
             try:
                 session.commit()
             except VersionConflict:
                 time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
                 continue
-            return session
+            return session, extracted
         raise ConversationConflict(
             f"conversation '{cid}' changed under {turn.max_attempts} attempts in a row"
         )
+
+    def _extract_slots(self, session: Session, channel: str | None) -> list[Event]:
+        """Rasa 3's ``action_extract_slots``: its events, without an ``action``
+        event of its own; a failure of a custom mapping's server fills nothing."""
+
+        def history() -> list[Event]:
+            return [*self.turn.read_events(session.cid), *session.new]
+
+        try:
+            events = self.runner.run(
+                "action_extract_slots", session.tracker, history, channel
+            )
+        except (ActionFailed, ActionRejected) as err:
+            log.error("%r: slot extraction failed: %s", session.cid, err)
+            return []
+        return self._known(session.cid, "action_extract_slots", events)
 
     def _predict_and_run(
         self, lease: Lease, session: Session, result: LoopResult, channel: str | None
@@ -422,12 +453,16 @@ class Running:
         self.lease: Lease | None = lease
         self.result = result
         self.channel = channel
+        #: what the message's slot extraction said (custom mappings' actions)
+        self.first: list[dict[str, Any]] = []
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         lease, session = self.lease, self.result.session
         if lease is None or session is None:
             return
         try:
+            if self.first:
+                yield self.first
             yield from self.loop._predict_and_run(
                 lease, session, self.result, self.channel
             )

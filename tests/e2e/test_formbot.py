@@ -233,8 +233,8 @@ def test_the_server_runs_the_form_with_its_validation_action(formbot_served):
         " - cuisine: italian",
         " - num_people: 2",
         " - outdoor_seating: True",
-        " - preferences: no",
-        " - feedback: my feedback is great",
+        " - preferences: no additional preferences",
+        " - feedback: great",
     ]
     tracker = requests.get(
         f"{formbot_served.url}/conversations/{sender}/tracker", timeout=30
