@@ -27,6 +27,7 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
@@ -177,15 +178,25 @@ class MessageLoop:
         if parse_data is None:
             parse_data = self.turn.interpreter.parse(text)
         lease = Lease(self.turn.store, cid, self.settings).__enter__()
-        try:
-            session, extracted = self._log_user(
-                cid, text, parse_data, channel, metadata, message_id
+        # NOTE: a message whose slot extraction calls out is written at once;
+        # else it is written with the first steps of the loop, and logged again
+        # if that write loses a race.
+        pure = not self._extraction_calls_out()
+
+        def log_user(commit: bool) -> tuple[Session, list[Event]]:
+            return self._log_user(
+                cid, text, parse_data, channel, metadata, message_id, commit=commit
             )
+
+        try:
+            session, extracted = log_user(not pure)
         except BaseException:
             lease.__exit__(None, None, None)
             raise
         running = Running(self, lease, LoopResult(cid, [], session), channel)
         running.first = _messages(cid, extracted)
+        if pure:
+            running.redo = lambda: log_user(False)[0]
         return running
 
     def trigger_intent(
@@ -220,8 +231,7 @@ class MessageLoop:
         with Lease(self.turn.store, cid, self.settings):
             session = Session(self.turn, cid)
             events = self._run_action(session, prediction, channel)
-            for event in events:
-                session.log(event)
+            _log_all(session, events)
             try:
                 session.commit()
             except VersionConflict:
@@ -257,12 +267,14 @@ class MessageLoop:
         metadata: dict[str, Any] | None,
         message_id: str | None,
         extract: bool = True,
+        commit: bool = True,
     ) -> tuple[Session, list[Event]]:
         """Log the message and the slots it fills; redone on a conflict (with the
         lease held, only a writer outside the loops causes one). Slots with Rasa
         2+ ``mappings`` are filled by ``action_extract_slots`` when ``extract``
         (its custom mappings call the action server, and what they say is
-        answered); 0.x slots by their entity."""
+        answered); 0.x slots by their entity. Without ``commit`` the message is
+        left for the first write of the loop (``_predict_and_run``'s batch)."""
         turn = self.turn
         domain = turn.domain
         mapped = extract and any(slot.mappings for slot in domain.slots)
@@ -293,8 +305,9 @@ class MessageLoop:
                 if not (mapped and domain.slot_by_name[name].mappings):
                     session.log(SlotSet(name=name, value=value, timestamp=ts))
             extracted = self._extract_slots(session, channel) if mapped else []
-            for event in extracted:
-                session.log(event)
+            _log_all(session, extracted)
+            if not commit:
+                return session, extracted
             try:
                 session.commit()
             except VersionConflict:
@@ -322,51 +335,137 @@ class MessageLoop:
         return self._known(session.cid, "action_extract_slots", events)
 
     def _predict_and_run(
-        self, lease: Lease, session: Session, result: LoopResult, channel: str | None
+        self,
+        lease: Lease,
+        session: Session,
+        result: LoopResult,
+        channel: str | None,
+        redo: Callable[[], Session] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
+        """Predict and run until the bot listens. PERF: steps of actions without
+        side effects (responses, built-ins) are written together, with the user's
+        message when ``redo`` can log it again: one write for a turn of responses.
+        A batch that loses a conflict is simply redone from the winning state;
+        before an action that calls out, the batch is written, and the action's
+        own step is written alone."""
         turn, cid = self.turn, result.cid
-        for _ in range(self.settings.max_predictions):
-            tracker = session.tracker
-            if tracker.paused and tracker.latest_intent != RESTART_INTENT:
-                return
-            prediction = turn.core.next_action(tracker)
-            if prediction.action != ACTION_LISTEN and not lease.renew():
-                log.warning(
-                    "%r: the message loop lost its lease before '%s'; it stops",
-                    cid,
-                    prediction.action,
-                )
-                return
-            events = self._run_action(session, prediction, channel)
-            for event in events:
-                session.log(event)
+        pending: list[dict[str, Any]] = []
+        action = ""
+
+        def flush() -> bool:
+            """Write the batch; False (and a fresh session) if it lost a race."""
+            nonlocal session, pending
             try:
                 session.commit()
             except VersionConflict:
-                log.warning(
-                    "%r: the step of '%s' lost a conflict; its events are dropped",
-                    cid,
-                    prediction.action,
-                )
-                if not lease.renew():
+                log.info("%r: steps up to '%s' redone after a conflict", cid, action)
+                session = redo() if redo is not None else Session(turn, cid)
+                result.session = session
+                pending = []
+                return False
+            return True
+
+        predictions = attempts = 0
+        while True:
+            while predictions < self.settings.max_predictions:
+                tracker = session.tracker
+                if tracker.paused and tracker.latest_intent != RESTART_INTENT:
+                    break
+                prediction = turn.core.next_action(tracker)
+                predictions += 1
+                action = prediction.action
+                if self._pure(action):
+                    events = self._run_action(session, prediction, channel)
+                    _log_all(session, events)
+                    pending += _messages(cid, events)
+                    if action == ACTION_LISTEN:
+                        break
+                    continue
+                if session.new and not flush():
+                    continue
+                redo = None
+                if pending:
+                    yield pending
+                    pending = []
+                session, messages = self._call_out(lease, session, prediction, channel)
+                result.session = session
+                if messages is None:
                     return
-                session = result.session = Session(turn, cid)
-                continue
-            except StoreError as err:
-                # NOTE: the earlier steps are logged and answered; this one is
-                # not, and the next message goes on from the logged state.
-                log.error("%r: '%s' not logged: %s", cid, prediction.action, err)
-                return
-            messages = _messages(cid, events)
-            if messages:
                 yield messages
-            if prediction.action == ACTION_LISTEN:
-                return
-        log.warning(
-            "%r: circuit breaker tripped after %d actions without listening",
-            cid,
-            self.settings.max_predictions,
+            else:
+                log.warning(
+                    "%r: circuit breaker tripped after %d actions without listening",
+                    cid,
+                    self.settings.max_predictions,
+                )
+            attempts += 1
+            if not session.new or flush():
+                break
+            if attempts >= turn.max_attempts:
+                raise ConversationConflict(
+                    f"conversation '{cid}' changed under {attempts} attempts in a row"
+                )
+            # NOTE: the batch had no side effects: it is redone from the state
+            # that won, with the actions it may still run.
+            predictions = 0
+        if pending:
+            yield pending
+
+    def _call_out(
+        self,
+        lease: Lease,
+        session: Session,
+        prediction: Prediction,
+        channel: str | None,
+    ) -> tuple[Session, list[dict[str, Any]] | None]:
+        """One action that may call out, written alone: the session to go on
+        with, and the step's messages (None: the loop must stop)."""
+        cid, action = session.cid, prediction.action
+        if not lease.renew():
+            log.warning(
+                "%r: the message loop lost its lease before '%s'; it stops", cid, action
+            )
+            return session, None
+        events = self._run_action(session, prediction, channel)
+        _log_all(session, events)
+        try:
+            session.commit()
+        except VersionConflict:
+            log.warning(
+                "%r: the step of '%s' lost a conflict; its events are dropped",
+                cid,
+                action,
+            )
+            if not lease.renew():
+                return session, None
+            return Session(self.turn, cid), []
+        except StoreError as err:
+            # NOTE: the earlier steps are logged and answered; this one is not, and
+            # the next message goes on from the logged state.
+            log.error("%r: '%s' not logged: %s", cid, action, err)
+            return session, None
+        return session, _messages(cid, events)
+
+    def _extraction_calls_out(self) -> bool:
+        """Slot extraction calls the action server: custom mappings with an
+        action, or ``action_validate_slot_mappings`` in the domain."""
+        domain = self.turn.domain
+        return "action_validate_slot_mappings" in domain.user_actions or any(
+            m.get("type") == "custom" and m.get("action")
+            for slot in domain.slots
+            for m in slot.mappings
         )
+
+    def _pure(self, action: str) -> bool:
+        """An action without side effects outside the conversation: a response
+        or a built-in (not a custom action, not a form, which may call its
+        validation action)."""
+        domain = self.turn.domain
+        if action in domain.forms:
+            return False
+        if action in domain.user_actions:
+            return action.startswith("utter_") and action in domain.templates
+        return True
 
     def _run_action(
         self, session: Session, prediction: Prediction | _Chosen, channel: str | None
@@ -455,6 +554,8 @@ class Running:
         self.channel = channel
         #: what the message's slot extraction said (custom mappings' actions)
         self.first: list[dict[str, Any]] = []
+        #: logs the message again on a fresh load, while it is not written yet
+        self.redo: Callable[[], Session] | None = None
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         lease, session = self.lease, self.result.session
@@ -464,7 +565,7 @@ class Running:
             if self.first:
                 yield self.first
             yield from self.loop._predict_and_run(
-                lease, session, self.result, self.channel
+                lease, session, self.result, self.channel, self.redo
             )
         finally:
             self.close()
@@ -480,6 +581,11 @@ class Running:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _log_all(session: Session, events: list[Event]) -> None:
+    for event in events:
+        session.log(event)
 
 
 def _returns_from_unhappy_path(tracker: Tracker, action: str) -> bool:

@@ -5,6 +5,7 @@ actions, the lease, and steps that lose a conflict."""
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -210,10 +211,14 @@ def test_a_message_gives_up_on_a_conversation_held_too_long(engine):
     assert engine.store.log_length("c") == 0
 
 
-def test_a_step_that_loses_a_conflict_is_dropped_and_the_loop_goes_on(engine, caplog):
+def test_a_step_that_loses_a_conflict_is_dropped_and_the_loop_goes_on(
+    engine, caplog, monkeypatch
+):
     """A writer outside the loops (the client's own ``/tracker/events``) wins the
-    race against an action's step: the action was called once, its events are
-    not logged, and the loop predicts again from the state that won."""
+    race against the step of an action that calls out: the action was called
+    once, its events are not logged, and the loop predicts again from the state
+    that won."""
+    monkeypatch.setattr(MessageLoop, "_pure", lambda self, a: a == "action_listen")
 
     def raced(name: str, tracker: Tracker) -> list[Event]:
         engine.append_events("c", [{"event": "slot", "name": "name", "value": "X"}])
@@ -310,3 +315,53 @@ def test_a_pause_from_an_action_stops_the_loop(engine):
     loop_of(engine, runner).handle_message("c", "/greet")
     assert runner.calls == ["utter_greet"]
     assert names(engine, "c")[-1] == ("pause", None)
+
+
+class CountingStore(InMemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def _write(self, *args: Any, **kwargs: Any) -> int:
+        self.writes += 1
+        return super()._write(*args, **kwargs)
+
+
+def test_a_turn_of_responses_is_one_write(core):
+    store = CountingStore()
+    engine = Engine.for_model(core, Interpreter(), store)
+    result = loop_of(engine, Runner()).handle_message("c", "/greet")
+    assert result.messages == [{"recipient_id": "c", "text": "said utter_greet"}]
+    assert store.writes == 1
+    assert names(engine, "c")[-3:] == [
+        ("action", "utter_greet"),
+        ("bot", "said utter_greet"),
+        ("action", "action_listen"),
+    ]
+
+
+def test_a_batch_of_responses_that_loses_a_conflict_is_redone(engine, caplog):
+    """Responses have no side effects: when an outside write wins against the
+    batch (message and responses), the whole batch is logged again on top of it."""
+    raced = []
+
+    def once(name: str, tracker: Tracker) -> list[Event]:
+        if not raced:
+            raced.append(name)
+            engine.append_events("c", [{"event": "bot", "text": "from outside"}])
+        return [BotUttered(text="hi", data={})]
+
+    caplog.set_level(logging.INFO, logger="worker.loop")
+    result = loop_of(engine, Runner({"utter_greet": once})).handle_message(
+        "c", "/greet"
+    )
+    assert result.messages == [{"recipient_id": "c", "text": "hi"}]
+    assert names(engine, "c") == [
+        ("action", "action_listen"),
+        ("bot", "from outside"),
+        ("user", "/greet"),
+        ("action", "utter_greet"),
+        ("bot", "hi"),
+        ("action", "action_listen"),
+    ]
+    assert "redone after a conflict" in caplog.text
