@@ -15,7 +15,6 @@ from collections.abc import Callable
 from worker.actions.builtin import BUILTINS
 from worker.actions.context import Context
 from worker.actions.errors import ActionFailed
-from worker.actions.errors import ActionRejected
 from worker.actions.errors import RemoteError
 from worker.actions.forms import FormLoop
 from worker.actions.http import ActionEndpoint
@@ -77,15 +76,9 @@ class ActionRunner:
         """The events of action ``name`` (not its own ``action`` event), run on
         ``tracker``, the state before it; ``events()`` reads the whole log, and is
         called only by the actions that need it (custom actions, history)."""
-        context = Context(tracker, events, channel, self.clock)
-        try:
-            return self.run_in(name, context)
-        except ActionRejected as err:
-            log.info("action %r rejected to run: %s", name, err.reason)
-            raise
-        except ActionFailed as err:
-            log.warning("action %r failed, its events are lost: %s", name, err.reason)
-            raise
+        # NOTE: rejections and failures are logged by the message loop, which
+        # knows the conversation.
+        return self.run_in(name, Context(tracker, events, channel, self.clock))
 
     def run_in(self, name: str, context: Context) -> list[Event]:
         """Any action in a given context (forms run their questions and their
