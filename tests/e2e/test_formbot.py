@@ -6,6 +6,7 @@ with Rasa 2+ events (``active_loop``, ``requested_slot``)."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,11 +177,17 @@ def test_stop_in_the_form_is_an_unhappy_path(formbot):
 
 
 # ---- the server runs the form ------------------------------------------------------
-@pytest.fixture(scope="module")
-def formbot_served(formbot_model, redis_url, tmp_path_factory) -> Iterator[Server]:
-    """formbot with its validation action on rasa_sdk's own action server."""
+@pytest.fixture(scope="module", params=["rasa_sdk", "node"])
+def formbot_served(
+    request, formbot_model, redis_url, tmp_path_factory
+) -> Iterator[Server]:
+    """formbot with its validation action on rasa_sdk's own action server, and
+    on one in Node.js with its standard library only (the protocol is JSON over
+    HTTP, not Python)."""
+    if request.param == "node" and shutil.which("node") is None:
+        pytest.skip("node is not installed: the Node.js action server cannot run")
     logs = tmp_path_factory.mktemp("logs")
-    with ActionServer("rasa_sdk") as actions:
+    with ActionServer(request.param) as actions:
         endpoints = logs / "endpoints.yml"
         endpoints.write_text(f"action_endpoint:\n  url: {actions.url}\n")
         server = Server(
