@@ -15,10 +15,13 @@ from api.middleware import Auth
 from api.middleware import RequestContext
 from api.request import InputCheck
 from api.request import Request
+from api.resources import bot as channels
 from api.resources import models
 from api.resources.conversations import MODEL_HEADER
 from trackerstore.registry import ModelRegistry
+from worker.actions.http import Endpoint
 from worker.archive import MAX_MODEL_BYTES
+from worker.loop import Bot
 from worker.turn import Engine
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -56,12 +59,17 @@ def create_app(
     jwt_secret: str | None = None,
     jwt_method: str = "HS256",
     cors_origins: list[str] | tuple[str, ...] | None = None,
+    bot: Bot | None = None,
+    callback: Endpoint | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
     training and model routes exist when there is a model ``registry``.
 
     ``cors_origins`` (``--cors``) lets browser pages of those origins (``*``: any)
-    call the API: Falcon answers their preflight ``OPTIONS`` and marks responses."""
+    call the API: Falcon answers their preflight ``OPTIONS`` and marks responses.
+    ``bot`` runs the server-side loop (its action and NLG servers); without one,
+    only the domain's responses and the built-in actions run. ``callback``
+    (the credentials' ``callback`` url) mounts Rasa's callback channel."""
     middleware: list = [RequestContext(), InputCheck()]
     if cors_origins:
         middleware.append(
@@ -87,12 +95,32 @@ def create_app(
     add_route(app, "/evaluate", resources.Evaluate(engine, max_body))
     conversations = resources.ConversationList(engine, max_body)
     add_route(app, "/conversations", conversations)
-    per_conversation = {
+    per_conversation: dict[str, Any] = {
         "parse": resources.Parse(engine, max_body),
         "continue": resources.Continue(engine, max_body),
         "tracker": resources.TrackerResource(engine, max_body),
         "tracker/events": resources.TrackerEvents(engine, max_body),
     }
+    bot = bot or Bot(engine)
+    per_conversation.update(
+        {
+            "messages": channels.Messages(bot, max_body),
+            "trigger_intent": channels.TriggerIntent(bot, max_body),
+            "execute": channels.Execute(bot, max_body),
+            "predict": channels.Predict(bot, max_body),
+            "respond": channels.Respond(bot, max_body),
+            "story": channels.Story(bot, max_body),
+        }
+    )
+    add_route(app, "/webhooks/rest", channels.ChannelStatus())
+    add_route(app, "/webhooks/rest/webhook", channels.RestWebhook(bot, max_body))
+    if callback is not None:
+        add_route(app, "/webhooks/callback", channels.ChannelStatus())
+        add_route(
+            app,
+            "/webhooks/callback/webhook",
+            channels.CallbackWebhook(bot, max_body, callback),
+        )
     for prefix in ("/conversations", "/conversation"):
         for path, resource in per_conversation.items():
             add_route(app, f"{prefix}/{{cid}}/{path}", resource)

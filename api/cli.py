@@ -1,4 +1,5 @@
-"""The ``dialogd`` command: ``train [nlu]``, ``serve``, ``trainer``, ``test core|nlu``.
+"""The ``dialogd`` command: ``train [nlu]``, ``serve``, ``shell``, ``trainer``,
+``test core|nlu``.
 
 ``main`` is the one place that turns errors into messages and exit codes (argparse
 exits with 2 on usage errors; a failed command returns 1), so tests call
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from api import server
+from api.shell import Shell
 from trackerstore.errors import StoreError
 from worker.convert import nlu_to_markdown
 from worker.convert import nlu_to_yaml
@@ -238,6 +241,10 @@ def add_data_parsers(sub: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     return server.serve(server.options_from_args(args))
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    return Shell(args.url, args.sender, args.token).run()
 
 
 def cmd_train_nlu(args: argparse.Namespace) -> int:
@@ -487,6 +494,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a model with gunicorn")
     server.add_serve_arguments(serve)
     serve.set_defaults(func=cmd_serve)
+
+    shell = sub.add_parser(
+        "shell", help="talk to a served bot from the terminal (its REST channel)"
+    )
+    shell.add_argument(
+        "--url",
+        default="http://localhost:5005",
+        help="the bot's server (default: http://localhost:5005)",
+    )
+    shell.add_argument(
+        "--sender", help="the conversation id (default: a new random one)"
+    )
+    shell.add_argument(
+        "--token",
+        default=os.environ.get("DIALOGD_AUTH_TOKEN") or None,
+        help="an auth token or JWT (default: $DIALOGD_AUTH_TOKEN)",
+    )
+    shell.set_defaults(func=cmd_shell)
 
     trainer = sub.add_parser("trainer", help="take training jobs from Redis")
     trainer.add_argument("--redis-url", required=True, help="the servers' Redis")

@@ -1,22 +1,27 @@
 """Rasa's ``endpoints.yml``, read by ``dialogd serve`` (``rasa run --endpoints``).
 
 A Rasa project is served unchanged: its endpoints file is read and checked, the
-Redis tracker store becomes the server's Redis, and the rest (actions, NLG, event
+Redis tracker store becomes the server's Redis, the action server and the NLG
+server are called by the server-side loop (docs/actions.md), and the rest (event
 broker, model server, lock store) is accepted and named in one warning at start,
-since dialogd does not use them yet (docs/rasa.md). An unknown section is an
-error: a typo there would otherwise go unnoticed.
+since dialogd does not use them (docs/rasa.md). An unknown section is an error: a
+typo there would otherwise go unnoticed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
 
+from worker.actions import ActionEndpoint
+from worker.actions import NLGEndpoint
+from worker.actions.http import Endpoint
 from worker.errors import InvalidConfig
 from worker.yamlfile import read_yaml
 
-#: The sections ``rasa run`` reads; only ``tracker_store`` is used for now.
+#: The sections ``rasa run`` reads.
 SECTIONS = (
     "action_endpoint",
     "nlg",
@@ -29,11 +34,30 @@ SECTIONS = (
 REDIS_KEYS = ("type", "url", "host", "port", "db", "password", "use_ssl", "key_prefix")
 
 
+#: Keys of an HTTP endpoint (Rasa's ``EndpointConfig``) that dialogd uses;
+#: the timeouts and the answer limit are dialogd's own.
+HTTP_KEYS = (
+    "url",
+    "type",
+    "token",
+    "token_name",
+    "headers",
+    "basic_auth",
+    "timeout",
+    "connect_timeout",
+    "max_response_bytes",
+)
+E = TypeVar("E", bound=Endpoint)
+USED = ("tracker_store", "action_endpoint", "nlg")
+
+
 @dataclass(frozen=True)
 class Endpoints:
     redis_url: str | None = None
     key_prefix: str = ""
-    #: Sections (and tracker store keys) accepted but without effect.
+    action: ActionEndpoint | None = None
+    nlg: NLGEndpoint | None = None
+    #: Sections (and keys) accepted but without effect.
     unused: tuple[str, ...] = ()
 
 
@@ -46,15 +70,23 @@ def read_endpoints(path: str) -> Endpoints:
         raise InvalidConfig(
             f"{path}: unknown endpoints {unknown} (known: {', '.join(SECTIONS)})"
         )
-    unused = [k for k in data if k != "tracker_store" and data[k] is not None]
+    unused = [k for k in data if k not in USED and data[k] is not None]
+    action = nlg = None
+    if data.get("action_endpoint") is not None:
+        action = _http(
+            path, "action_endpoint", data["action_endpoint"], ActionEndpoint, unused
+        )
+    if data.get("nlg") is not None:
+        nlg = _http(path, "nlg", data["nlg"], NLGEndpoint, unused)
     store = data.get("tracker_store")
     if store is None:
-        return Endpoints(unused=tuple(unused))
+        return Endpoints(action=action, nlg=nlg, unused=tuple(unused))
     if not isinstance(store, dict):
         raise InvalidConfig(f"{path}: tracker_store must be a mapping")
     kind = str(store.get("type", "")).lower()
     if kind in ("in_memory", ""):
-        return Endpoints(unused=(*unused, "tracker_store (in_memory)"))
+        unused.append("tracker_store (in_memory)")
+        return Endpoints(action=action, nlg=nlg, unused=tuple(unused))
     if kind != "redis":
         raise InvalidConfig(
             f"{path}: tracker_store type {store.get('type')!r}: dialogd keeps "
@@ -62,7 +94,33 @@ def read_endpoints(path: str) -> Endpoints:
         )
     unused += [f"tracker_store.{k}" for k in store if k not in REDIS_KEYS]
     prefix = store.get("key_prefix") or ""
-    return Endpoints(_redis_url(path, store), str(prefix), tuple(unused))
+    return Endpoints(_redis_url(path, store), str(prefix), action, nlg, tuple(unused))
+
+
+def _http(path: str, section: str, data: Any, kind: type[E], unused: list[str]) -> E:
+    """An HTTP endpoint section, as Rasa's ``EndpointConfig`` reads it (with
+    dialogd's timeouts and answer limit: ``worker/actions/http.py``)."""
+    if isinstance(data, dict) and "actions_module" in data:
+        raise InvalidConfig(
+            f"{path}: {section}.actions_module: dialogd calls an action server "
+            "over HTTP (give its 'url'), it does not import Python actions"
+        )
+    if (
+        section == "nlg"
+        and isinstance(data, dict)
+        and data.get("type") not in (None, "callback")
+    ):
+        raise InvalidConfig(
+            f"{path}: nlg type {data.get('type')!r}: only an NLG server "
+            "(type: callback, or no type) is supported"
+        )
+    try:
+        endpoint = kind.from_config(data)
+    except InvalidConfig as err:
+        raise InvalidConfig(f"{path}: {section}: {err}") from err
+    if isinstance(data, dict):
+        unused += [f"{section}.{k}" for k in data if k not in HTTP_KEYS]
+    return endpoint
 
 
 def _redis_url(path: str, store: dict[str, Any]) -> str:
@@ -79,3 +137,23 @@ def _redis_url(path: str, store: dict[str, Any]) -> str:
     password = store.get("password")
     auth = f":{quote(str(password), safe='')}@" if password else ""
     return f"{scheme}://{auth}{url}:{port}/{db}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Rasa's ``credentials.yml``: the channels to serve. ``rest`` is always
+    served; ``callback`` when it names a ``url``; others are accepted and named."""
+
+    callback: Endpoint | None = None
+    unused: tuple[str, ...] = ()
+
+
+def read_credentials(path: str) -> Credentials:
+    data = read_yaml(path).data or {}
+    if not isinstance(data, dict):
+        raise InvalidConfig(f"{path}: credentials must be a mapping of channels")
+    unused = [str(k) for k in data if k not in ("rest", "callback")]
+    callback = None
+    if data.get("callback") is not None:
+        callback = _http(path, "callback", data["callback"], Endpoint, unused)
+    return Credentials(callback, tuple(unused))

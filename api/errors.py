@@ -24,6 +24,7 @@ from trackerstore.registry import ModelInUse
 from trackerstore.registry import ModelNotFound
 from trackerstore.registry import NoTrainer
 from worker.archive import InvalidArchive
+from worker.errors import ConversationBusy
 from worker.errors import ConversationConflict
 from worker.errors import DialogdError
 from worker.errors import InvalidConfig
@@ -45,6 +46,7 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     TrainingDataError: (400, "InvalidTrainingData"),
     InvalidConfig: (400, "InvalidConfig"),
     ConversationConflict: (409, "Conflict"),
+    ConversationBusy: (409, "ConversationBusy"),
     InvalidArchive: (400, "InvalidModel"),
     ModelError: (500, "ModelError"),
     DialogdError: (500, "ServerError"),

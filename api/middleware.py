@@ -59,10 +59,11 @@ class Auth:
     """``--auth-token`` and ``--jwt-secret``, with Rasa's semantics: the static token
     (``?token=`` or ``Authorization: Bearer``) and a JWT of role ``admin`` may reach
     every route; a JWT of role ``user`` only the routes of the conversation named
-    ``user.username`` in its payload. Missing or bad credentials are a 401, good ones
-    that do not reach the route a 403. ``/``, ``/version``, ``/openapi.json`` and
-    CORS preflights are open; ``/status`` is open too (load balancers probe it), but
-    shows its details to an admin only (``req.context.privileged``)."""
+    ``user.username`` in its payload (or a channel's body ``sender``). Missing or
+    bad credentials are a 401, good ones that do not reach the route a 403. ``/``,
+    ``/version``, ``/openapi.json`` and CORS preflights are open; ``/status`` is
+    open too (load balancers probe it), but shows its details to an admin only
+    (``req.context.privileged``)."""
 
     OPEN = frozenset({"/", "/version", "/openapi.json"})
     STATUS = "/status"
@@ -97,6 +98,12 @@ class Auth:
             return
         if principal is None:
             raise APIError(401, "NotAuthenticated", "User is not authenticated.")
+        if principal.role == "user" and getattr(
+            resource, "CONVERSATION_IN_BODY", False
+        ):
+            # NOTE: the channel resource checks the body's sender against it.
+            req.context.only_conversation = principal.username or ""
+            return
         cid = params.get("cid")
         if principal.role != "user" or cid is None or cid != principal.username:
             raise APIError(403, "NotAuthorized", "User has insufficient permissions.")

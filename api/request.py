@@ -79,18 +79,27 @@ class InputCheck:
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
     ) -> None:
         for name, value in params.items():
-            problem = None
-            if not value:
-                problem = "must not be empty"
-            elif len(value) > MAX_ID_LENGTH:
-                problem = f"is longer than {MAX_ID_LENGTH} characters"
-            elif _CONTROL.search(value):
-                problem = "must not contain control characters"
-            if problem:
-                raise APIError(
-                    400,
-                    "InvalidParameter",
-                    f"the {name} in the path {problem}",
-                    parameter=name,
-                    **{"in": "path"},
-                )
+            check_id(value, name, "path")
+
+
+def check_id(value: Any, name: str, where: str = "body") -> str:
+    """An id that names a conversation (or a job, a model): the same bounds
+    wherever it enters, the path or a body (the REST channel's ``sender``)."""
+    problem = None
+    if not isinstance(value, str):
+        problem = "must be a string"
+    elif not value:
+        problem = "must not be empty"
+    elif len(value) > MAX_ID_LENGTH:
+        problem = f"is longer than {MAX_ID_LENGTH} characters"
+    elif _CONTROL.search(value):
+        problem = "must not contain control characters"
+    if problem:
+        raise APIError(
+            400,
+            "InvalidParameter",
+            f"the {name} in the {where} {problem}",
+            parameter=name,
+            **{"in": where},
+        )
+    return value

@@ -24,6 +24,7 @@ from gunicorn.app.base import BaseApplication
 
 from api.app import DEFAULT_MAX_BODY
 from api.app import create_app
+from api.endpoints import read_credentials
 from api.endpoints import read_endpoints
 from api.logs import logging_config
 from api.serving.settings import gunicorn_settings
@@ -31,7 +32,12 @@ from trackerstore import EmbeddedRedis
 from trackerstore import connect
 from trackerstore.registry import STARTUP
 from trackerstore.registry import ModelRegistry
+from worker.actions import ActionEndpoint
+from worker.actions import NLGEndpoint
+from worker.actions.http import Endpoint
 from worker.archive import MAX_MODEL_BYTES
+from worker.loop import Bot
+from worker.loop import LoopSettings
 from worker.models import ModelSet
 from worker.models import RegistryModels
 from worker.train import MODELS_DIR
@@ -64,7 +70,15 @@ class ServeOptions:
     cors: tuple[str, ...] | None = None
     model_dir: str | None = None
     max_model_size: int = MAX_MODEL_BYTES
+    #: from endpoints.yml and credentials.yml, not flags
+    action_endpoint: ActionEndpoint | None = None
+    nlg_endpoint: NLGEndpoint | None = None
+    callback: Endpoint | None = None
     unused_endpoints: tuple[str, ...] = ()
+
+
+#: ServeOptions read from files rather than flags
+_FROM_FILES = ("action_endpoint", "nlg_endpoint", "callback", "unused_endpoints")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +98,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoints",
         help="Rasa's endpoints.yml (default: ./endpoints.yml when there is one)",
+    )
+    parser.add_argument(
+        "--credentials",
+        help="Rasa's credentials.yml: the channels (rest is always served, "
+        "callback when it has a url; default: ./credentials.yml when there is one)",
     )
     parser.add_argument(
         "-u",
@@ -172,7 +191,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     given = {
         f.name: getattr(args, f.name)
         for f in fields(ServeOptions)
-        if f.name != "unused_endpoints"
+        if f.name not in _FROM_FILES
     }
     if given["core"] is None:
         model = newest_model(args.model)
@@ -188,7 +207,19 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             given["redis_url"] = endpoints.redis_url
             if not given["key_prefix"]:
                 given["key_prefix"] = endpoints.key_prefix
+        given["action_endpoint"] = endpoints.action
+        given["nlg_endpoint"] = endpoints.nlg
         given["unused_endpoints"] = endpoints.unused
+    path = args.credentials or (
+        "credentials.yml" if os.path.isfile("credentials.yml") else None
+    )
+    if path is not None:
+        credentials = read_credentials(path)
+        given["callback"] = credentials.callback
+        given["unused_endpoints"] = (
+            *given.get("unused_endpoints", ()),
+            *(f"credentials: {c}" for c in credentials.unused),
+        )
     return ServeOptions(**given)
 
 
@@ -248,8 +279,14 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
     registry.register_startup(startup.fingerprint, parts)
     models.refresh()
     store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
+    engine = Engine(models, store)
+    action = options.action_endpoint
+    # NOTE: a loop's lease must outlast its longest step, an action server call.
+    settings = LoopSettings(lease_ttl=max(30.0, (action.timeout if action else 0) + 10))
     return create_app(
-        Engine(models, store),
+        engine,
+        bot=Bot(engine, action, options.nlg_endpoint, settings),
+        callback=options.callback,
         registry=registry,
         max_body=options.max_body,
         max_model=options.max_model_size,
@@ -284,7 +321,7 @@ def serve(options: ServeOptions) -> int:
     logging.config.dictConfig(log_config)
     if options.unused_endpoints:
         log.warning(
-            "endpoints accepted but not used yet: %s (docs/rasa.md)",
+            "accepted but not used: %s (docs/rasa.md)",
             ", ".join(options.unused_endpoints),
         )
     embedded = None

@@ -181,6 +181,21 @@ class TrackerStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def acquire_lease(self, cid: str, token: str, ttl: float) -> bool:
+        """Hold the conversation's lease for ``ttl`` seconds, or extend it when
+        ``token`` holds it already; False while another token holds it.
+
+        One message loop at a time per conversation (``worker/loop.py``): a loop
+        calls action servers between its writes, and those calls must not
+        interleave with another message's. A holder that dies frees the lease
+        when its ``ttl`` runs out.
+        """
+
+    @abc.abstractmethod
+    def release_lease(self, cid: str, token: str) -> None:
+        """Free the lease if ``token`` still holds it (never another's)."""
+
+    @abc.abstractmethod
     def log_length(self, cid: str) -> int:
         """Number of events in the log (0 for a missing conversation)."""
 

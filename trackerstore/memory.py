@@ -53,6 +53,8 @@ class InMemoryStore(TrackerStore):
         self._clock = clock
         self._lock = threading.Lock()
         self._data: dict[str, _Conversation] = {}
+        #: cid -> (token, expiry on ``clock``)
+        self._leases: dict[str, tuple[str, float]] = {}
 
     def _get(self, cid: str) -> _Conversation | None:
         """The live conversation; the caller holds the lock."""
@@ -114,6 +116,23 @@ class InMemoryStore(TrackerStore):
             records = log[start:stop]
         return decode_log(cid, first, records)
 
+    def acquire_lease(self, cid: str, token: str, ttl: float) -> bool:
+        check_cid(cid)
+        with self._lock:
+            now = self._clock()
+            held = self._leases.get(cid)
+            if held is not None and held[0] != token and held[1] > now:
+                return False
+            self._leases[cid] = (token, now + ttl)
+            return True
+
+    def release_lease(self, cid: str, token: str) -> None:
+        check_cid(cid)
+        with self._lock:
+            held = self._leases.get(cid)
+            if held is not None and held[0] == token:
+                del self._leases[cid]
+
     def log_length(self, cid: str) -> int:
         check_cid(cid)
         with self._lock:
@@ -129,6 +148,7 @@ class InMemoryStore(TrackerStore):
         check_cid(cid)
         with self._lock:
             self._data.pop(cid, None)
+            self._leases.pop(cid, None)
 
     def ping(self) -> None:
         """Always answers: there is no backend to lose."""

@@ -6,6 +6,8 @@ Layout, for conversation ``cid`` under ``prefix``:
 - ``{prefix}dlg:{cid}:meta``: hash of ``v`` (version, a write counter), ``s``
   (encoded snapshot), ``w`` (token of the last write, see ``append.lua``) and
   ``k`` (the clients' latest idempotency keys, if any).
+- ``{prefix}dlg:{cid}:lease``: the token of the message loop that holds the
+  conversation (``acquire_lease``), with a TTL.
 
 The braces are a Redis Cluster hash tag, so both keys live in one slot and the
 write script may touch them together.
@@ -51,6 +53,21 @@ from trackerstore.errors import VersionConflict
 WRITE_SCRIPT = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
 WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
 
+#: take the lease, or extend it for its own holder, in one step
+LEASE_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+#: free the lease only for its holder: an expired holder must not free the next's
+LEASE_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _RETRIES = 3
 _HEALTH_CHECK_INTERVAL = 30
 _TOKEN_BITS = 64
@@ -71,6 +88,11 @@ def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
     """The ``(log, meta)`` keys of a conversation, in one Cluster hash slot."""
     base = f"{prefix}dlg:{{{_escape(cid)}}}"
     return f"{base}:log", f"{base}:meta"
+
+
+def lease_key(prefix: str, cid: str) -> str:
+    """The conversation's lease, in the slot of its log and meta."""
+    return f"{prefix}dlg:{{{_escape(cid)}}}:lease"
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +338,21 @@ class RedisStore(TrackerStore):
         first = slice(start, stop).indices(length)[0]
         return decode_log(cid, first, records)
 
+    def acquire_lease(self, cid: str, token: str, ttl: float) -> bool:
+        check_cid(cid)
+        key = lease_key(self._prefix, cid)
+        redis_ = self._conn().redis
+        with unavailable():
+            script = redis_.register_script(LEASE_ACQUIRE)
+            return bool(script(keys=[key], args=[token, max(1, int(ttl * 1000))]))
+
+    def release_lease(self, cid: str, token: str) -> None:
+        check_cid(cid)
+        key = lease_key(self._prefix, cid)
+        redis_ = self._conn().redis
+        with unavailable():
+            redis_.register_script(LEASE_RELEASE)(keys=[key], args=[token])
+
     def log_length(self, cid: str) -> int:
         check_cid(cid)
         log, _ = conversation_keys(self._prefix, cid)
@@ -341,7 +378,9 @@ class RedisStore(TrackerStore):
     def delete(self, cid: str) -> None:
         check_cid(cid)
         with unavailable():
-            self._conn().redis.delete(*conversation_keys(self._prefix, cid))
+            self._conn().redis.delete(
+                *conversation_keys(self._prefix, cid), lease_key(self._prefix, cid)
+            )
 
     def ping(self) -> None:
         with unavailable():

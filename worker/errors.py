@@ -74,3 +74,8 @@ class InvalidInput(DialogdError, ValueError):
 
 class ConversationConflict(DialogdError):
     """A turn lost the compare-and-append race too many times in a row."""
+
+
+class ConversationBusy(DialogdError):
+    """Another message's loop held the conversation for longer than a request
+    waits (``worker/loop.py``)."""

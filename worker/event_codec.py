@@ -40,6 +40,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:  # noqa: C901 - one branch pe
             out["input_channel"] = event.input_channel
             if event.message_id is not None:
                 out["message_id"] = event.message_id
+            if event.metadata is not None:
+                out["metadata"] = event.metadata
         case BotUttered():
             out["text"] = event.text
             out["data"] = event.data
@@ -182,6 +184,13 @@ def _timestamp(d: Mapping[str, Any], now: Callable[[], float]) -> float:
     return float(value)
 
 
+def _metadata(d: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    metadata = d.get("metadata")
+    if not isinstance(metadata, dict | None):
+        raise InvalidEvent(f"'{kind}' event: 'metadata' must be an object")
+    return metadata
+
+
 def event_from_dict(d: Any, now: Callable[[], float]) -> Event:  # noqa: C901
     """Build an event from its wire form; anything malformed is ``InvalidEvent``."""
     if not isinstance(d, dict):
@@ -200,16 +209,14 @@ def event_from_dict(d: Any, now: Callable[[], float]) -> Event:  # noqa: C901
             parse_data=_parse_data(d),
             input_channel=_str(d, "input_channel", required=False),
             message_id=_str(d, "message_id", required=False),
+            metadata=_metadata(d, "user"),
             timestamp=ts,
         )
     if cls is BotUttered:
-        metadata = d.get("metadata")
-        if not isinstance(metadata, dict | None):
-            raise InvalidEvent("'bot' event: 'metadata' must be an object")
         return BotUttered(
             text=_str(d, "text", required=False),
             data=d.get("data"),
-            metadata=metadata,
+            metadata=_metadata(d, "bot"),
             timestamp=ts,
         )
     if cls is AgentUttered:

@@ -27,6 +27,8 @@ class UserUttered(Event):
     parse_data: dict[str, Any] = field(default_factory=dict, compare=False)
     input_channel: str | None = field(default=None, compare=False)
     message_id: str | None = field(default=None, compare=False)
+    #: Rasa 2+'s channel metadata of the message (an object), passed to actions
+    metadata: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def intent(self) -> dict[str, Any]:

@@ -151,6 +151,8 @@ class Tracker:
         match event:
             case UserUttered():
                 self.latest_message = {**event.parse_data, "text": event.text}
+                if event.metadata is not None:
+                    self.latest_message["metadata"] = event.metadata
                 self.followup_action = None
                 self.unanswered = True
             case ActionExecuted():

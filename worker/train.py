@@ -16,6 +16,7 @@ from worker.model import CoreModel
 from worker.model import Progress
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
+from worker.nlu.training_data import NLUData
 from worker.yamlfile import read_yaml
 
 NLU_KEYS = ("language", "pipeline")
@@ -63,8 +64,17 @@ def train_nlu(
 ) -> Trained:
     """An NLU model trained on the data in ``nlu``, written to ``out``; lookup
     tables may name files only when ``lookup_files`` (the CLI, not HTTP data)."""
-    nlu_config, _ = split_config(config)
     data = load_nlu_data(nlu, lookup_files=lookup_files)
+    return _fit_nlu(out, config, data, progress)
+
+
+def _fit_nlu(
+    out: Path,
+    config: Mapping[str, Any] | None,
+    data: NLUData,
+    progress: Progress | None,
+) -> Trained:
+    nlu_config, _ = split_config(config)
     if progress is not None:
         progress(f"training NLU on {len(data.examples)} examples", 0, 0)
     pipeline = NLUPipeline(nlu_config).fit(data)
@@ -87,12 +97,16 @@ def train_models(
 ) -> Trained:
     """Train an NLU model from ``nlu`` into ``out/nlu`` and a Core model from
     ``domain`` and ``stories`` into ``out/core``, whichever are given."""
-    nlu_config, core_config = split_config(config)
+    _, core_config = split_config(config)
     trained = Trained()
     if nlu is not None:
-        trained = train_nlu(
-            out / "nlu", nlu_config, nlu, progress, lookup_files=lookup_files
-        )
+        data = load_nlu_data(nlu, lookup_files=lookup_files)
+        if data.examples or domain is None:
+            trained = _fit_nlu(out / "nlu", config, data, progress)
+        elif progress is not None:
+            # NOTE: as rasa train: a project without NLU data trains Core only,
+            # and its server understands /intent{...} messages.
+            progress("no NLU data: a Core model only", 0, 0)
     if domain is not None:
         if stories is None:
             raise InvalidConfig("a Core model needs stories beside its domain")

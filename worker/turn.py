@@ -20,6 +20,7 @@ from trackerstore import PendingLoad
 from trackerstore import StoreUnavailable
 from trackerstore import TrackerStore
 from trackerstore import VersionConflict
+from worker.actions.builtin import session_start_events
 from worker.domain import ACTION_LISTEN
 from worker.domain import ACTION_SESSION_START
 from worker.domain import REQUESTED_SLOT
@@ -33,7 +34,6 @@ from worker.event_codec import events_from_dicts
 from worker.events import ActionExecuted
 from worker.events import ActionExecutionRejected
 from worker.events import Event
-from worker.events import SessionStarted
 from worker.events import SlotSet
 from worker.events import UserUttered
 from worker.model import RESTART_INTENT
@@ -71,7 +71,7 @@ def check_key(key: Any) -> str | None:
     return key
 
 
-class _Session:
+class Session:
     """One attempt at a turn: the loaded tracker plus the events logged so far."""
 
     __slots__ = ("cid", "engine", "keys", "new", "tracker", "version")
@@ -105,21 +105,10 @@ class _Session:
         """Rasa 2+'s ``action_session_start``, in Rasa 3's order: the action, the
         ``session_started`` that resets the state, the slots carried over (those
         that differ from their initial value), then the listen."""
-        domain = self.engine.domain
-        config = domain.session_config
-        carried = []
-        if config is not None and config.carry_over_slots_to_new_session:
-            values = self.tracker.slots
-            carried = [
-                SlotSet(name=slot.name, value=values.get(slot.name), timestamp=ts)
-                for slot in domain.slots
-                if values.get(slot.name) != slot.initial_value
-            ]
+        events = session_start_events(self.engine.domain, self.tracker.slots, ts)
         self.log(ActionExecuted(name=ACTION_SESSION_START, timestamp=ts))
-        self.log(SessionStarted(timestamp=ts))
-        for event in carried:
+        for event in events:
             self.log(event)
-        self.log(ActionExecuted(name=ACTION_LISTEN, timestamp=ts))
 
     def session_expired(self, now: float) -> bool:
         """Rasa's rule: more than ``session_expiration_time`` minutes since the
@@ -152,7 +141,9 @@ class _Session:
 
     def commit(self, key: str | None = None, answer: Any = None) -> None:
         """Append the new events; ``key`` is stored with ``answer``, so a retry of
-        the request finds it applied (``Turn._run``)."""
+        the request finds it applied (``Turn._run``). Afterwards the session is
+        at the new version with nothing new: the server-side loop goes on with
+        it, one write per action."""
         args = (
             self.cid,
             [event_to_dict(e) for e in self.new],
@@ -160,9 +151,11 @@ class _Session:
             self.tracker.to_snapshot(),
         )
         if key is None:
-            self.engine.store.append(*args)
+            self.version = self.engine.store.append(*args)
         else:
-            self.engine.store.append(*args, {**self.keys, key: answer})
+            self.keys = {**self.keys, key: answer}
+            self.version = self.engine.store.append(*args, self.keys)
+        self.new = []
 
 
 class Turn:
@@ -187,10 +180,10 @@ class Turn:
     def _run(
         self,
         cid: str,
-        body: Callable[[_Session], Any],
+        body: Callable[[Session], Any],
         pending: PendingLoad | None = None,
         key: str | None = None,
-        replay: Callable[[_Session, Any], Any] | None = None,
+        replay: Callable[[Session, Any], Any] | None = None,
     ) -> Any:
         """``body`` on a fresh load until its write wins; ``pending`` is the first
         attempt's load, asked for earlier.
@@ -202,7 +195,7 @@ class Turn:
         two turns, and the loser reloads and finds the winner's key.
         """
         for attempt in range(self.max_attempts):
-            session = _Session(self, cid, pending)
+            session = Session(self, cid, pending)
             pending = None
             if key is not None and key in session.keys:
                 log.info("%r: request %r was applied already", cid, key)
@@ -236,7 +229,7 @@ class Turn:
                 )
         return events
 
-    def _next(self, s: _Session) -> dict[str, Any]:
+    def _next(self, s: Session) -> dict[str, Any]:
         tracker = s.tracker
         if tracker.paused and tracker.latest_intent != RESTART_INTENT:
             return {"next_action": None, "info": PAUSED_INFO, "tracker": _dump(tracker)}
@@ -263,7 +256,7 @@ class Turn:
             pending.cancel()
             raise
 
-        def body(s: _Session) -> dict[str, Any]:
+        def body(s: Session) -> dict[str, Any]:
             ts = self.clock()
             if s.session_expired(ts):
                 s.start_session(ts)
@@ -308,7 +301,7 @@ class Turn:
             for e in new_events
         )
 
-        def body(s: _Session) -> dict[str, Any]:
+        def body(s: Session) -> dict[str, Any]:
             if executed_action not in (None, ACTION_LISTEN) and not rejected:
                 s.log(ActionExecuted(name=executed_action, timestamp=self.clock()))
             for event in new_events:
@@ -332,8 +325,8 @@ class Turn:
     ) -> dict[str, Any]:
         """The tracker dump. An unknown conversation answers as a new one (with its
         first ``action_listen``) but is not stored: a read never writes."""
-        verbosity = _verbosity(include_events)
-        session = _Session(self, cid)
+        verbosity = check_verbosity(include_events)
+        session = Session(self, cid)
         if verbosity == "NONE" and until is None:
             return _dump(session.tracker)
         events = session.new if session.is_new else self.read_events(cid)
@@ -352,10 +345,10 @@ class Turn:
         key: str | None = None,
     ) -> dict[str, Any]:
         key = check_key(key)
-        verbosity = _verbosity(include_events)
+        verbosity = check_verbosity(include_events)
         events = self._events(items)
 
-        def body(s: _Session) -> Tracker:
+        def body(s: Session) -> Tracker:
             for event in events:
                 s.log(event)
             return s.tracker
@@ -368,7 +361,7 @@ class Turn:
     def replace_events(
         self, cid: str, items: Any, include_events: str = "AFTER_RESTART"
     ) -> dict[str, Any]:
-        verbosity = _verbosity(include_events)
+        verbosity = check_verbosity(include_events)
         if not isinstance(items, list):
             raise InvalidInput("the body must be a list of event objects")
         # NOTE: as the original, items without an "event" key are skipped.
@@ -492,11 +485,11 @@ def _answer_of(result: Any) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "tracker"}
 
 
-def _replay_answer(session: _Session, answer: dict[str, Any]) -> dict[str, Any]:
+def _replay_answer(session: Session, answer: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "tracker": _dump(session.tracker)}
 
 
-def _verbosity(value: str) -> str:
+def check_verbosity(value: str) -> str:
     upper = value.upper() if isinstance(value, str) else ""
     if upper not in VERBOSITIES:
         raise InvalidInput(

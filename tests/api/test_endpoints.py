@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from api.endpoints import read_credentials
 from api.endpoints import read_endpoints
 from worker.errors import InvalidConfig
 
@@ -61,3 +62,43 @@ def test_in_memory_is_accepted_and_named_unused(tmp_path):
     found = endpoints(tmp_path, "tracker_store:\n  type: in_memory\n")
     assert found.redis_url is None
     assert found.unused == ("tracker_store (in_memory)",)
+
+
+def test_action_and_nlg_servers(tmp_path):
+    found = endpoints(
+        tmp_path,
+        "action_endpoint:\n  url: http://actions:5055/webhook\n  token: s3\n"
+        "  timeout: 2.5\n  cafile: x.pem\nnlg:\n  type: callback\n"
+        "  url: https://nlg.example/nlg\n",
+    )
+    assert found.action is not None and found.nlg is not None
+    assert found.action.url == "http://actions:5055/webhook"
+    assert (found.action.token, found.action.timeout) == ("s3", 2.5)
+    assert found.nlg.url == "https://nlg.example/nlg"
+    assert found.unused == ("action_endpoint.cafile",)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("action_endpoint:\n  token: x\n", "needs a 'url'"),
+        ("action_endpoint:\n  url: file:///etc/passwd\n", "http\\(s\\)"),
+        ("action_endpoint:\n  url: http://x\n  timeout: -1\n", "above 0"),
+        ("action_endpoint:\n  actions_module: actions\n  url: http://x\n", "HTTP"),
+        ("nlg:\n  type: template\n  url: http://x\n", "only an NLG server"),
+    ],
+)
+def test_http_endpoint_mistakes(tmp_path, text, message):
+    with pytest.raises(InvalidConfig, match=message):
+        endpoints(tmp_path, text)
+
+
+def test_credentials(tmp_path):
+    path = tmp_path / "credentials.yml"
+    path.write_text("rest:\ncallback:\n  url: http://me/cb\nrasa:\n  url: http://x\n")
+    found = read_credentials(str(path))
+    assert found.callback is not None and found.callback.url == "http://me/cb"
+    assert found.unused == ("rasa",)
+    path.write_text("callback:\n  url: ftp://x\n")
+    with pytest.raises(InvalidConfig, match="http"):
+        read_credentials(str(path))

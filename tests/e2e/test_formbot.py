@@ -6,15 +6,18 @@ with Rasa 2+ events (``active_loop``, ``requested_slot``)."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from api.testing import Client
 from api.testing import Server
+from tests.actions.processes import ActionServer
 from tests.data import ROOT
 from worker.domain import Domain
 from worker.train import read_config
@@ -23,10 +26,11 @@ from worker.train import train_models
 FORMBOT = ROOT / "tests" / "fixtures" / "formbot"
 DOMAIN = Domain.load(FORMBOT / "domain.yml")
 FORM = "restaurant_form"
+SLOTS = ("cuisine", "num_people", "outdoor_seating", "preferences", "feedback")
 
 
 @pytest.fixture(scope="module")
-def formbot(redis_url, tmp_path_factory) -> Iterator[Server]:
+def formbot_model(tmp_path_factory) -> Path:
     out: Path = tmp_path_factory.mktemp("formbot-model")
     # formbot's own config.yml, unchanged: Duckling's number dimension is our
     # NumberExtractor, CountVectorsFeaturizer's token_pattern the tokenizer's
@@ -38,8 +42,13 @@ def formbot(redis_url, tmp_path_factory) -> Iterator[Server]:
         stories=FORMBOT / "data",
         augmentation_factor=0,
     )
+    return out
+
+
+@pytest.fixture(scope="module")
+def formbot(formbot_model, redis_url, tmp_path_factory) -> Iterator[Server]:
     server = Server(
-        out,
+        formbot_model,
         redis_url,
         f"formbot:{uuid.uuid4().hex[:8]}:",
         tmp_path_factory.mktemp("logs"),
@@ -165,3 +174,87 @@ def test_stop_in_the_form_is_an_unhappy_path(formbot):
     reply = client.done("utter_ask_continue", [{"event": "bot", "text": "Go on?"}])
     assert reply["next_action"] == "action_listen"
     assert client.say("/affirm")["next_action"] == FORM, client.transcript
+
+
+# ---- the server runs the form ------------------------------------------------------
+@pytest.fixture(scope="module", params=["rasa_sdk", "node"])
+def formbot_served(
+    request, formbot_model, redis_url, tmp_path_factory
+) -> Iterator[Server]:
+    """formbot with its validation action on rasa_sdk's own action server, and
+    on one in Node.js with its standard library only (the protocol is JSON over
+    HTTP, not Python)."""
+    if request.param == "node" and shutil.which("node") is None:
+        pytest.skip("node is not installed: the Node.js action server cannot run")
+    logs = tmp_path_factory.mktemp("logs")
+    with ActionServer(request.param) as actions:
+        endpoints = logs / "endpoints.yml"
+        endpoints.write_text(f"action_endpoint:\n  url: {actions.url}\n")
+        server = Server(
+            formbot_model,
+            redis_url,
+            f"formbot:{uuid.uuid4().hex[:8]}:",
+            logs,
+            nlu=True,
+            workers=1,
+            extra=["--endpoints", str(endpoints)],
+        )
+        with server:
+            yield server
+
+
+def say(server: Server, sender: str, text: str) -> list[str]:
+    reply = requests.post(
+        f"{server.url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": text},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    return [m.get("text") for m in reply.json()]
+
+
+def test_the_server_runs_the_form_with_its_validation_action(formbot_served):
+    """formbot through the REST channel: the server activates the form, asks
+    each slot, has rasa_sdk's FormValidationAction validate it, asks again for a
+    refused value, and submits, as Rasa 3.6 runs formbot."""
+    sender = f"served-{uuid.uuid4().hex}"
+    ask = {s: DOMAIN.templates[f"utter_ask_{s}"][0]["text"] for s in SLOTS}
+    wrong = DOMAIN.templates["utter_wrong_cuisine"][0]["text"]
+    assert say(formbot_served, sender, "im looking for a restaurant") == [
+        ask["cuisine"]
+    ]
+    assert say(formbot_served, sender, '/inform{"cuisine": "klingon"}') == [
+        wrong,
+        ask["cuisine"],
+    ]
+    assert say(formbot_served, sender, "italian food") == [ask["num_people"]]
+    assert say(formbot_served, sender, '/inform{"number": 2}') == [
+        ask["outdoor_seating"]
+    ]
+    assert say(formbot_served, sender, "yes") == [ask["preferences"]]
+    assert say(formbot_served, sender, "no") == [ask["feedback"]]
+    done = say(formbot_served, sender, "my feedback is great")
+    assert done[0] == "All done!"
+    assert done[1].splitlines() == [
+        "I am going to run a restaurant search using the following parameters:",
+        " - cuisine: italian",
+        " - num_people: 2",
+        " - outdoor_seating: True",
+        " - preferences: no additional preferences",
+        " - feedback: great",
+    ]
+    tracker = requests.get(
+        f"{formbot_served.url}/conversations/{sender}/tracker", timeout=30
+    ).json()
+    assert tracker["active_loop"] == {} and tracker["slots"]["requested_slot"] is None
+
+
+def test_the_served_form_hands_over_on_stop(formbot_served):
+    """formbot's unhappy path: 'stop' is refused by the form, the story asks
+    whether to continue, 'yes' takes the form up again at the same slot."""
+    sender = f"stop-{uuid.uuid4().hex}"
+    say(formbot_served, sender, "im looking for a restaurant")
+    assert say(formbot_served, sender, "/stop") == ["Do you want to continue?"]
+    assert say(formbot_served, sender, "/affirm") == [
+        DOMAIN.templates["utter_ask_cuisine"][0]["text"]
+    ]

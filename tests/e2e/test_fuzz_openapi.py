@@ -161,4 +161,8 @@ def test_fuzz(case, fuzz_server):
         )
     case.validate_response(response, checks=CHECKS, headers=ADMIN)
     if 400 <= response.status_code < 500:
-        assert snapshot(client, prefix) == before, "a 4xx wrote to Redis"
+        assert snapshot(client, prefix) == before, (
+            f"a 4xx wrote to Redis: {case.operation.method.upper()} "
+            f"{case.operation.path} query={case.query} body={case.body!r:.300} "
+            f"-> {response.status_code} {response.text[:300]}"
+        )

@@ -78,7 +78,7 @@ def test_serve_without_model_flag_serves_the_newest_model(project, redis_url):
     (project / "endpoints.yml").write_text(
         "action_endpoint:\n  url: http://localhost:5055/webhook\n"
         f"tracker_store:\n  type: redis\n  url: {redis_url}\n"
-        "  key_prefix: 'rasaproject:'\n  record_exp: 60\n"
+        "  key_prefix: 'rasaproject:'\n  record_exp: 60\nlock_store:\n  type: redis\n"
     )
     port = free_port()
     log = project / "server.log"
@@ -122,7 +122,7 @@ def test_serve_without_model_flag_serves_the_newest_model(project, redis_url):
         proc.terminate()
         proc.wait(30)
     text = log.read_text()
-    assert "endpoints accepted but not used yet: action_endpoint" in text
+    assert "accepted but not used: lock_store" in text
     assert "tracker_store.record_exp" in text
     assert "serving models/new/core" in text
 

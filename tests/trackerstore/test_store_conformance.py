@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
@@ -290,3 +291,34 @@ def test_invalid_conversation_id(store: TrackerStore, cid: Any) -> None:
         store.load(cid)
     with pytest.raises((ValueError, TypeError)):
         store.append(cid, [], 0, {})
+
+
+def test_lease_is_held_by_one_token(store: TrackerStore) -> None:
+    assert store.acquire_lease("c", "a", 30)
+    assert not store.acquire_lease("c", "b", 30)
+    assert store.acquire_lease("c", "a", 30)  # its holder extends it
+    assert store.acquire_lease("other", "b", 30)  # per conversation
+
+    store.release_lease("c", "b")  # not the holder: nothing changes
+    assert not store.acquire_lease("c", "b", 30)
+    store.release_lease("c", "a")
+    assert store.acquire_lease("c", "b", 30)
+
+
+def test_lease_runs_out(store: TrackerStore) -> None:
+    """A holder that died frees the conversation after its ttl."""
+    assert store.acquire_lease("c", "dead", 0.05)
+    deadline = time.monotonic() + 5
+    while not store.acquire_lease("c", "next", 30):
+        assert time.monotonic() < deadline, "the lease never ran out"
+        time.sleep(0.02)
+    store.release_lease("c", "dead")  # the late holder frees nothing
+    assert not store.acquire_lease("c", "third", 30)
+
+
+def test_lease_is_not_a_conversation(store: TrackerStore) -> None:
+    store.acquire_lease("c", "a", 30)
+    assert list(store.conversation_ids()) == []
+    assert store.load("c") == Loaded(0, None)
+    store.delete("c")
+    assert store.acquire_lease("c", "b", 30)

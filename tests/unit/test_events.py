@@ -60,6 +60,13 @@ RASA3_FIELDS = [
     {"event": "bot", "text": "Hi", "data": {"buttons": []}, "metadata": {"k": 1}},
     {"event": "action", "name": "utter_greet", "action_text": "Hi there"},
     {"event": "active_loop", "name": None},
+    {
+        "event": "user",
+        "text": "hi",
+        "parse_data": {"intent": {"name": "greet"}, "entities": []},
+        "input_channel": "rest",
+        "metadata": {"device": "web"},
+    },
 ]
 
 
@@ -141,6 +148,7 @@ def test_an_explicit_timestamp_is_kept():
         {"event": "entities", "entities": [{"entity": "a", "start": -1}]},
         {"event": "entities", "entities": [{"entity": "a", "confidence": "hi"}]},
         {"event": "bot", "text": "x", "metadata": "m"},
+        {"event": "user", "text": "x", "parse_data": {}, "metadata": []},
         {"event": "action", "name": "a", "action_text": 5},
         # NOTE: Rasa 2+'s "stack" (conversation stacks) has no meaning here.
         {"event": "stack", "update": "[]"},
