@@ -42,6 +42,14 @@ DEFAULT_ACTIONS = (
     "action_default_ask_rephrase",
     ACTION_BACK,
 )
+#: Rasa 2+'s built-in actions beyond 0.x's (after ``action_session_start``): a rule
+#: may name them without the domain listing them.
+RASA2_DEFAULT_ACTIONS = (
+    "action_deactivate_loop",
+    "action_two_stage_fallback",
+    "action_unlikely_intent",
+    "action_extract_slots",
+)
 REQUESTED_SLOT = "requested_slot"
 #: Intents every Rasa 2+ domain has, listed or not (Rasa 3's DEFAULT_INTENTS): a
 #: rule may name ``nlu_fallback`` (FallbackClassifier's intent) without listing it.
@@ -116,11 +124,12 @@ class Domain:
     @cached_property
     def action_names(self) -> tuple[str, ...]:
         """Defaults, then the domain's actions and forms. ``action_session_start``
-        only with a ``session_config`` (Rasa 2+): the action list of a 0.x domain,
-        and so its models' output indices, stay as they were."""
+        and Rasa 2+'s other built-ins only with a ``session_config`` (every Rasa 2+
+        domain has one): the action list of a 0.x domain, and so its models' output
+        indices, stay as they were."""
         defaults: tuple[str, ...] = DEFAULT_ACTIONS
         if self.session_config is not None:
-            defaults += (ACTION_SESSION_START,)
+            defaults += (ACTION_SESSION_START, *RASA2_DEFAULT_ACTIONS)
         return defaults + self.user_actions + self.forms
 
     @cached_property
@@ -329,6 +338,9 @@ class _DomainReader:
         templates = self.templates()
         session = self.session_config()
         rasa2 = "responses" in self.data or self.major_version() >= 2
+        if rasa2 and session is None:
+            # NOTE: as Rasa 2+: a domain without session_config has the default one.
+            session = SessionConfig()
         if rasa2:
             # NOTE: from Rasa 2 on a response is its own action, listed or not.
             actions += [
@@ -346,7 +358,10 @@ class _DomainReader:
                 a
                 for a in actions
                 if a not in DEFAULT_ACTIONS
-                and not (a == ACTION_SESSION_START and session is not None)
+                and not (
+                    session is not None
+                    and (a == ACTION_SESSION_START or a in RASA2_DEFAULT_ACTIONS)
+                )
             ),
             forms=tuple(forms),
             store_entities_as_slots=self.config(),

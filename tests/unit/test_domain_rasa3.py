@@ -336,3 +336,31 @@ def test_the_fallback_rule_needs_no_listed_intent(tmp_path):
     assert model.predict(tracker).action == "utter_greet"
     old = load(tmp_path, "intents: [greet]\n", "old.yml")
     assert old.intent_names == ("greet",)
+
+
+def test_rasa2_built_in_actions_need_no_listing(tmp_path):
+    """Rasa's two-stage fallback rule and a form's unhappy-path rule name
+    ``action_two_stage_fallback`` and ``action_deactivate_loop``, built-ins a
+    Rasa 2+ domain has without listing them (a 0.x domain's actions stay as
+    they were); a Rasa 2+ domain without session_config has Rasa's default."""
+    from worker.model import CoreModel
+
+    domain = load(tmp_path, "version: '3.1'\nintents: [greet]\n")
+    assert domain.session_config == SessionConfig(60.0, True)
+    for name in ("action_two_stage_fallback", "action_deactivate_loop"):
+        assert name in domain.action_names
+    listed = load(
+        tmp_path, "version: '3.1'\nactions: [action_deactivate_loop]\n", "l.yml"
+    )
+    assert listed.user_actions == ()
+    (tmp_path / "rules.yml").write_text(
+        "rules:\n- rule: two-stage fallback\n  steps:\n  - intent: nlu_fallback\n"
+        "  - action: action_two_stage_fallback\n"
+        "  - active_loop: action_two_stage_fallback\n"
+    )
+    CoreModel.train(
+        domain, tmp_path / "rules.yml", {"policies": [{"name": "RulePolicy"}]}
+    )
+    old = load(tmp_path, "intents: [greet]\n", "old.yml")
+    assert "action_two_stage_fallback" not in old.action_names
+    assert old.session_config is None
