@@ -26,6 +26,13 @@ requests, and requests on kept-alive connections, are still served as before. On
 this process's file descriptor is closed: on SIGHUP or TTOU, where the master stops
 some workers and keeps serving, the others keep the socket open.
 
+**Takes its share.** The stock worker accepts whenever it can, and keeps what it
+accepted: the worker that is awake when a burst of keep-alive connections arrives
+takes them all, and does all the work while its peers idle. This worker stops
+accepting while it holds more requests than a peer (:mod:`api.serving.balance`), and
+closes a connection after ``DIALOGD_KEEPALIVE_REQUESTS`` requests (100), saying so
+in that answer (``Connection: close``), so connections that went to one worker move.
+
 TLS (gunicorn's ``certfile``) and HTTP/2 prior knowledge are served as the stock
 worker serves them: this worker reads plain HTTP/1 only.
 """
@@ -49,12 +56,15 @@ from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
 from api.http_errors import JsonErrors
+from api.serving import balance
 
 #: The largest request head (request line and headers) read before serving.
 HEAD_LIMIT = 64 * 1024
 #: The largest body read before serving; dialogd's default --max-body.
 BODY_LIMIT = 1024 * 1024
 _CHUNK = 64 * 1024
+#: How often a worker that leaves the listening socket to its peers looks again.
+GATED_POLL = 0.02
 
 _LENGTH = re.compile(
     rb"\r\ncontent-length[ \t]*:[ \t]*(\d{1,18})[ \t]*(?:\r\n|$)", re.I
@@ -116,13 +126,20 @@ def _chunked_state(data: bytes | bytearray, pos: int) -> State:
 
 
 class DrainingThreadWorker(JsonErrors, ThreadWorker):
-    """gthread that reads a whole request before a thread serves it, and stops
-    listening as soon as SIGTERM arrives (the module's docstring says why); what
-    gunicorn refuses itself is answered in JSON (``api.http_errors``)."""
+    """gthread that reads a whole request before a thread serves it, takes no more
+    than its share of the connections, and stops listening as soon as SIGTERM
+    arrives (the module's docstring says why); what gunicorn refuses itself is
+    answered in JSON (``api.http_errors``)."""
+
+    #: This worker's row of the board, set by :func:`api.serving.balance.pre_fork`
+    #: (None: accept without looking at the peers).
+    slot: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request_timeout = request_timeout()
+        self.keepalive_requests = balance.keepalive_requests()
+        self.balanced = balance.enabled()
         #: Connections whose request is being read, oldest deadline first.
         self.reading: deque[TConn] = deque()
 
@@ -130,6 +147,48 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
         # `ps` tells the workers from the master, and says which worker they are.
         util._setproctitle(f"worker [{self.cfg.proc_name}] {type(self).__name__}")
         super().init_process()
+
+    # --- taking a share of the connections ------------------------------------------
+
+    def held(self) -> int:
+        """Requests this worker holds: being read, queued or served."""
+        return int(self.nr_conns - len(self.keepalived_conns))
+
+    def _my_turn(self) -> bool:
+        """Whether to accept: no live peer holds fewer requests than this worker."""
+        if self.slot is None or not self.balanced:
+            return True
+        least = balance.board().least_held(self.slot)
+        return least is None or self.held() <= least
+
+    def notify(self) -> None:
+        """Once a loop: the heartbeat, what this worker holds, and whether it is
+        its turn to accept."""
+        super().notify()
+        if self.slot is not None and self.alive:
+            balance.board().publish(self.slot, self.pid, self.held())
+            if self._accepting and not self._my_turn():
+                super().set_accept_enabled(False)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and self._my_turn())
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        # NOTE: a worker that left the socket to a peer must look again soon, not
+        # in a second: the peer may meanwhile hold more and leave it too.
+        if self.alive and not self._accepting:
+            timeout = min(timeout, GATED_POLL)
+        super().wait_for_and_dispatch_events(timeout)
+
+    def handle_request(self, req: Any, conn: TConn) -> Any:
+        """The last request a connection may make is answered with
+        ``Connection: close``: its client connects again, to the worker whose turn
+        it is."""
+        if self.keepalive_requests:
+            conn.served = getattr(conn, "served", 0) + 1
+            if conn.served >= self.keepalive_requests:
+                req.must_close = True
+        return super().handle_request(req, conn)
 
     # --- draining --------------------------------------------------------------------
 
@@ -141,6 +200,8 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
             self.method_queue.defer(self._stop_listening)
 
     def _stop_listening(self) -> None:
+        if self.slot is not None:
+            balance.board().leave(self.slot)
         self.set_accept_enabled(False)
         for listener in self.sockets:
             listener.close()
