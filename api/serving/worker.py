@@ -43,6 +43,7 @@ import errno
 import os
 import re
 import selectors
+import socket
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -65,6 +66,9 @@ BODY_LIMIT = 1024 * 1024
 _CHUNK = 64 * 1024
 #: How often a worker that leaves the listening socket to its peers looks again.
 GATED_POLL = 0.02
+#: How long a closed connection is drained for the client's end (gunicorn's own).
+LINGER = 2.0
+_LINGER_BYTES = 64 * 1024
 
 _LENGTH = re.compile(
     rb"\r\ncontent-length[ \t]*:[ \t]*(\d{1,18})[ \t]*(?:\r\n|$)", re.I
@@ -142,6 +146,8 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
         self.balanced = balance.enabled()
         #: Connections whose request is being read, oldest deadline first.
         self.reading: deque[TConn] = deque()
+        #: Connections closed on our side, waiting for the client's end.
+        self.lingering: deque[TConn] = deque()
 
     def init_process(self) -> None:
         # `ps` tells the workers from the master, and says which worker they are.
@@ -277,7 +283,8 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
         return super().handle(conn)
 
     def murder_keepalived(self, force: bool = False) -> None:
-        """Also closes the connections that did not send a request in time."""
+        """Also closes the connections that did not send a request in time, and
+        those that lingered long enough."""
         super().murder_keepalived(force)
         now = time.monotonic()
         while self.reading and (force or self.reading[0].timeout <= now):
@@ -285,3 +292,46 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
             self.poller.unregister(conn.sock)
             self.nr_conns -= 1
             conn.close()
+        while self.lingering and (force or self.lingering[0].timeout <= now):
+            conn = self.lingering.popleft()
+            self.poller.unregister(conn.sock)
+            conn.close()
+
+    # --- closing without blocking the loop -------------------------------------------
+
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """A connection that ends is closed as gunicorn closes it (RFC 9112 9.6:
+        our end first, then what the client still sends is read until it closes,
+        so no reset cuts off the last answer), but in the loop, not by blocking
+        it: gunicorn waits there for the client, up to 2 s, and the whole worker
+        with it. Every connection that reaches its last request ends here."""
+        if fs.cancelled() or fs.exception() is not None or fs.result():
+            super().finish_request(conn, fs)
+            return
+        self.nr_conns -= 1
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            conn.close()
+            return
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + LINGER
+        conn.drained = 0
+        self.lingering.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self._on_lingering, conn)
+        )
+
+    def _on_lingering(self, conn: TConn, client: Any) -> None:
+        try:
+            chunk = conn.sock.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        conn.drained += len(chunk)
+        if chunk and conn.drained < _LINGER_BYTES:
+            return
+        self.poller.unregister(conn.sock)
+        self.lingering.remove(conn)
+        conn.close()

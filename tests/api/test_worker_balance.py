@@ -5,25 +5,31 @@ are dealt out over the workers and a connection is closed after its last request
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
+import selectors
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.workers.gthread import TConn
 
 from api.serving import balance
 from api.serving.balance import Board
 from api.serving.balance import child_exit
 from api.serving.balance import pre_fork
 from api.serving.settings import gunicorn_settings
+from api.serving.worker import DrainingThreadWorker
 from api.testing import free_port
 
 
@@ -101,6 +107,41 @@ def test_knob_defaults() -> None:
     assert balance.enabled({"DIALOGD_BALANCE": "OFF"}) is False
 
 
+def test_a_closed_connection_lingers_without_blocking_the_loop() -> None:
+    """Every connection that reached its last request is closed; gunicorn's own
+    close waits in the worker's loop for the client to close its end (2 s at most),
+    and no other client of the worker is served meanwhile."""
+    worker = DrainingThreadWorker(
+        1, os.getpid(), [], None, 30, Config(), logging.getLogger("test")
+    )
+    worker.poller = selectors.DefaultSelector()
+    ours, theirs = socket.socketpair()
+    conn = TConn(worker.cfg, ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    worker.nr_conns = 1
+    done: Future[bool] = Future()
+    done.set_result(False)  # the connection ends (Connection: close was sent)
+    try:
+        worker.finish_request(conn, done)
+        assert worker.nr_conns == 0
+        assert conn.sock.fileno() != -1, "closed at once: the loop waited"
+        theirs.settimeout(5)
+        assert theirs.recv(16) == b""  # our end is closed: the client sees it
+        theirs.sendall(b"late bytes")  # read and dropped, no reset
+        for _ in range(3):
+            worker.wait_for_and_dispatch_events(0.01)
+        assert conn.sock.fileno() != -1 and list(worker.lingering) == [conn]
+        theirs.close()
+        for _ in range(100):
+            if not worker.lingering:
+                break
+            worker.wait_for_and_dispatch_events(0.05)
+        assert not worker.lingering and conn.sock.fileno() == -1
+    finally:
+        theirs.close()
+        worker.poller.close()
+        worker.tmp.close()
+
+
 # --- for real ------------------------------------------------------------------------
 
 APP = """
@@ -131,6 +172,7 @@ import os
 from pathlib import Path
 
 from api.serving.settings import gunicorn_settings
+from api.serving.worker import DrainingThreadWorker
 
 globals().update(gunicorn_settings())
 
