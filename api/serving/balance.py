@@ -8,8 +8,8 @@ while its peers idle (issue 18: one worker at 99% of the CPU in 4 rounds of 6 be
 nginx). So each worker publishes the requests it holds (being read, queued or
 served) on a board in shared memory, and leaves the listening socket to its peers
 while it holds more than one of them (api/serving/worker.py); and a connection
-is closed after ``DIALOGD_KEEPALIVE_REQUESTS`` requests, so that a pool of
-long-lived connections that all went to one worker is dealt out again.
+is closed after ``DIALOGD_KEEPALIVE_REQUESTS`` requests (1000), so that a pool
+of long-lived connections that all went to one worker is dealt out again.
 
 The board is an anonymous shared mapping made by the master before the first fork;
 the master gives each worker a slot (gunicorn's ``pre_fork`` hook) and frees it when
@@ -51,7 +51,7 @@ def keepalive_requests(environ: Mapping[str, str] = os.environ) -> int:
     """``DIALOGD_KEEPALIVE_REQUESTS``: requests served on one connection before it
     is closed (with ``Connection: close`` on the last answer); 0: no limit."""
     value = environ.get("DIALOGD_KEEPALIVE_REQUESTS", "").strip()
-    count = int(value) if value else 100
+    count = int(value) if value else 1000
     if count < 0:
         raise ValueError(f"DIALOGD_KEEPALIVE_REQUESTS must be 0 or more, not {value!r}")
     return count

@@ -11,7 +11,7 @@ the Kubernetes manifests tune it (docs/operations.md lists the variables):
 - ``DIALOGD_KEEPALIVE``: seconds an idle keep-alive connection is kept (75)
 - ``DIALOGD_REQUEST_TIMEOUT``: seconds a client has to send a whole request (10)
 - ``DIALOGD_KEEPALIVE_REQUESTS``: requests on one connection before it is closed
-  (100; 0: no limit)
+  (1000; 0: no limit)
 - ``DIALOGD_BALANCE``: ``off`` lets every worker accept whenever it can (on)
 - ``DIALOGD_LOG_LEVEL``: error log level (info)
 - ``DIALOGD_ACCESS_LOG``: access log file, ``-`` for stdout (off)

@@ -30,7 +30,7 @@ some workers and keeps serving, the others keep the socket open.
 accepted: the worker that is awake when a burst of keep-alive connections arrives
 takes them all, and does all the work while its peers idle. This worker stops
 accepting while it holds more requests than a peer (:mod:`api.serving.balance`), and
-closes a connection after ``DIALOGD_KEEPALIVE_REQUESTS`` requests (100), saying so
+closes a connection after ``DIALOGD_KEEPALIVE_REQUESTS`` requests (1000), saying so
 in that answer (``Connection: close``), so connections that went to one worker move.
 
 TLS (gunicorn's ``certfile``) and HTTP/2 prior knowledge are served as the stock

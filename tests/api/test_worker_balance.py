@@ -101,7 +101,7 @@ def test_a_bad_knob_fails_at_start(name: str, value: str) -> None:
 
 
 def test_knob_defaults() -> None:
-    assert balance.keepalive_requests({}) == 100
+    assert balance.keepalive_requests({}) == 1000
     assert balance.keepalive_requests({"DIALOGD_KEEPALIVE_REQUESTS": "0"}) == 0
     assert balance.enabled({}) is True
     assert balance.enabled({"DIALOGD_BALANCE": "OFF"}) is False
