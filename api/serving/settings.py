@@ -135,9 +135,9 @@ def gunicorn_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]
         # peers while it holds more requests than one of them (api/serving/
         # balance.py); these hooks give each worker its row of the board. Not
         # reuse_port: a socket per worker balances by a hash of the client's
-        # address (7 of 8 connections on one worker in some rounds), a worker that
-        # exits resets the connections queued on its socket, and a second server
-        # started on the same port would silently take a share of the clients.
+        # address (7 or 8 of 8 connections on one of 2 workers in 7% of rounds), a
+        # worker that exits resets the connections queued on its socket, and a
+        # second server started on the same port silently takes a share of them.
         "pre_fork": pre_fork,
         "child_exit": child_exit,
     }
