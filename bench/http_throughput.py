@@ -2,7 +2,8 @@
 
 One private Redis; the floor app (``bench/floor_app.py``) and dialogd serving moodbot,
 each under ``api/serving/settings.py`` with the same worker count, measured in the same
-run at 1, 8 and 32 connections, over many conversations and over one hot one.
+run at 1, 8 and 32 connections, over many conversations and over one hot one. Every
+row records each worker's share of the CPU time (``bench/cpu_shares.py``).
 
     python -m bench.http_throughput [--workers 2] [--seconds 8] [--out FILE]
 """
@@ -24,6 +25,8 @@ import requests
 
 from api.testing import Server
 from api.testing import free_port
+from bench.cpu_shares import CpuShares
+from bench.cpu_shares import imbalanced
 from bench.turn_latency import moodbot_model
 from trackerstore import EmbeddedRedis
 
@@ -102,20 +105,25 @@ def run(workers: int, seconds: int, connections: list[int], rounds: int) -> dict
         try:
             floor_url = f"http://127.0.0.1:{floor_port}"
             wait_ready(floor_url)
+            assert server.proc is not None
             targets = [
-                ("floor", floor_url, ["parse"]),
-                ("dialogd", server.url, ["parse", "continue"]),
+                ("floor", floor_url, floor.pid, ["parse"]),
+                ("dialogd", server.url, server.proc.pid, ["parse", "continue"]),
             ]
             # NOTE: rounds repeat the whole matrix, so the floor and dialogd are
             # measured alternately and a burst of noise cannot favour either.
             for round_ in range(rounds):
                 for conversations in (10000, 1):
                     for c in connections:
-                        for name, url, paths in targets:
+                        for name, url, master, paths in targets:
                             for path in paths:
                                 prefix = f"{name}-{path}-{c}-{conversations}-{round_}"
-                                row = wrk(url, path, c, conversations, seconds, prefix)
+                                with CpuShares(master) as cpu:
+                                    row = wrk(
+                                        url, path, c, conversations, seconds, prefix
+                                    )
                                 row.update(
+                                    **cpu.record(),
                                     server=name,
                                     path=path,
                                     connections=c,
@@ -146,7 +154,11 @@ def table(result: dict) -> str:
     over the undisturbed rounds (``used``): on a shared host a burst of outside load
     can halve one 4-second row, and a ratio to a halved floor means nothing. Noise
     only ever slows a row down, so a row far below its own median is disturbed;
-    such a round counts for neither side."""
+    such a round counts for neither side. But a slow row with at least one
+    connection per worker, whose busiest worker did much more than its share of the
+    work (:func:`bench.cpu_shares.imbalanced`), was slowed by how the server dealt
+    out the connections, not from outside: it counts. "busiest" is the largest
+    share one worker had in any round."""
     groups: dict[tuple, list[dict]] = {}
     for r in result["runs"]:
         key = (r["conversations"], r["connections"], r["server"], r["path"])
@@ -154,12 +166,21 @@ def table(result: dict) -> str:
     rps = {(*k, r.get("round", 0)): r["rps"] for k, rs in groups.items() for r in rs}
     median = {k: statistics.median(r["rps"] for r in rs) for k, rs in groups.items()}
 
+    cpu = {
+        (*k, r.get("round", 0)): r.get("worker_shares", [])
+        for k, rs in groups.items()
+        for r in rs
+    }
+
     def clean(key: tuple, round_: int) -> bool:
-        return rps[(*key, round_)] >= DISTURBED * median[key]
+        at = (*key, round_)
+        ours = key[1] >= len(cpu[at]) and imbalanced(cpu[at])
+        return rps[at] >= DISTURBED * median[key] or ours
 
     lines = [
         f"{'server':8} {'path':9} {'conns':>5} {'convs':>6} {'req/s':>8} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of floor':>8} {'used':>5}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of floor':>8} {'used':>5} "
+        f"{'busiest':>7}"
     ]
     for key, rs in sorted(
         groups.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2] != "floor")
@@ -171,12 +192,14 @@ def table(result: dict) -> str:
         shares = [rps[(*key, n)] / rps[(*floor_key, n)] for n in used]
         share = f"{statistics.median(shares):.0%}" if shares else "-"
         errors = sum(r["socket_errors"] + r["non_2xx"] for r in rs)
+        most = max(max(cpu[(*key, n)], default=0.0) for n in rounds)
         lines.append(
             f"{server:8} {path:9} {conns:>5} {convs:>6} "
             f"{median[key]:>8.0f} "
             f"{statistics.median(r['p50_us'] for r in rs) / 1000:>7.2f} "
             f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f} "
-            f"{errors:>6} {share:>8} {len(used):>2}/{len(rounds)}"
+            f"{errors:>6} {share:>8} {len(used):>2}/{len(rounds)} "
+            f"{most:>7.0%}"
         )
     return "\n".join(lines)
 

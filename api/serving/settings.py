@@ -10,6 +10,9 @@ the Kubernetes manifests tune it (docs/operations.md lists the variables):
 - ``DIALOGD_GRACEFUL_TIMEOUT``: seconds SIGTERM waits for in-flight requests (20)
 - ``DIALOGD_KEEPALIVE``: seconds an idle keep-alive connection is kept (75)
 - ``DIALOGD_REQUEST_TIMEOUT``: seconds a client has to send a whole request (10)
+- ``DIALOGD_KEEPALIVE_REQUESTS``: requests on one connection before it is closed
+  (1000; 0: no limit)
+- ``DIALOGD_BALANCE``: ``off`` lets every worker accept whenever it can (on)
 - ``DIALOGD_LOG_LEVEL``: error log level (info)
 - ``DIALOGD_ACCESS_LOG``: access log file, ``-`` for stdout (off)
 - ``DIALOGD_ACCESS_LOG_FORMAT``: access log template (the JSON of
@@ -29,6 +32,10 @@ from typing import Any
 
 from api.serving.access_log import ACCESS_LOG_FORMAT
 from api.serving.access_log import JsonAccessLogger
+from api.serving.balance import child_exit
+from api.serving.balance import enabled
+from api.serving.balance import keepalive_requests
+from api.serving.balance import pre_fork
 from api.serving.worker import DrainingThreadWorker
 from api.serving.worker import request_timeout
 
@@ -72,7 +79,10 @@ def available_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
 def gunicorn_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """gunicorn's settings by name (``gunicorn.config.Config().settings``)."""
     tmp_dir = environ.get("DIALOGD_WORKER_TMP_DIR", "/dev/shm")
-    request_timeout(environ)  # the workers read it; a bad value fails here, at start
+    # The workers read these; a bad value fails here, at start.
+    request_timeout(environ)
+    keepalive_requests(environ)
+    enabled(environ)
     return {
         # NOTE: a turn is CPU work (NLU + policy, numpy) plus two Redis round trips,
         # so one process per usable core is the base; two threads per process overlap
@@ -121,4 +131,13 @@ def gunicorn_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]
         "access_log_format": environ.get("DIALOGD_ACCESS_LOG_FORMAT")
         or ACCESS_LOG_FORMAT,
         "logger_class": JsonAccessLogger,
+        # NOTE: one listening socket shared by the workers, each leaving it to its
+        # peers while it holds more requests than one of them (api/serving/
+        # balance.py); these hooks give each worker its row of the board. Not
+        # reuse_port: a socket per worker balances by a hash of the client's
+        # address (7 or 8 of 8 connections on one of 2 workers in 7% of rounds), a
+        # worker that exits resets the connections queued on its socket, and a
+        # second server started on the same port silently takes a share of them.
+        "pre_fork": pre_fork,
+        "child_exit": child_exit,
     }

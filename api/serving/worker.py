@@ -26,6 +26,13 @@ requests, and requests on kept-alive connections, are still served as before. On
 this process's file descriptor is closed: on SIGHUP or TTOU, where the master stops
 some workers and keeps serving, the others keep the socket open.
 
+**Takes its share.** The stock worker accepts whenever it can, and keeps what it
+accepted: the worker that is awake when a burst of keep-alive connections arrives
+takes them all, and does all the work while its peers idle. This worker stops
+accepting while it holds more requests than a peer (:mod:`api.serving.balance`), and
+closes a connection after ``DIALOGD_KEEPALIVE_REQUESTS`` requests (1000), saying so
+in that answer (``Connection: close``), so connections that went to one worker move.
+
 TLS (gunicorn's ``certfile``) and HTTP/2 prior knowledge are served as the stock
 worker serves them: this worker reads plain HTTP/1 only.
 """
@@ -36,6 +43,7 @@ import errno
 import os
 import re
 import selectors
+import socket
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -49,12 +57,18 @@ from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
 from api.http_errors import JsonErrors
+from api.serving import balance
 
 #: The largest request head (request line and headers) read before serving.
 HEAD_LIMIT = 64 * 1024
 #: The largest body read before serving; dialogd's default --max-body.
 BODY_LIMIT = 1024 * 1024
 _CHUNK = 64 * 1024
+#: How often a worker that leaves the listening socket to its peers looks again.
+GATED_POLL = 0.02
+#: How long a closed connection is drained for the client's end (gunicorn's own).
+LINGER = 2.0
+_LINGER_BYTES = 64 * 1024
 
 _LENGTH = re.compile(
     rb"\r\ncontent-length[ \t]*:[ \t]*(\d{1,18})[ \t]*(?:\r\n|$)", re.I
@@ -116,20 +130,71 @@ def _chunked_state(data: bytes | bytearray, pos: int) -> State:
 
 
 class DrainingThreadWorker(JsonErrors, ThreadWorker):
-    """gthread that reads a whole request before a thread serves it, and stops
-    listening as soon as SIGTERM arrives (the module's docstring says why); what
-    gunicorn refuses itself is answered in JSON (``api.http_errors``)."""
+    """gthread that reads a whole request before a thread serves it, takes no more
+    than its share of the connections, and stops listening as soon as SIGTERM
+    arrives (the module's docstring says why); what gunicorn refuses itself is
+    answered in JSON (``api.http_errors``)."""
+
+    #: This worker's row of the board, set by :func:`api.serving.balance.pre_fork`
+    #: (None: accept without looking at the peers).
+    slot: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request_timeout = request_timeout()
+        self.keepalive_requests = balance.keepalive_requests()
+        self.balanced = balance.enabled()
         #: Connections whose request is being read, oldest deadline first.
         self.reading: deque[TConn] = deque()
+        #: Connections closed on our side, waiting for the client's end.
+        self.lingering: deque[TConn] = deque()
 
     def init_process(self) -> None:
         # `ps` tells the workers from the master, and says which worker they are.
         util._setproctitle(f"worker [{self.cfg.proc_name}] {type(self).__name__}")
         super().init_process()
+
+    # --- taking a share of the connections ------------------------------------------
+
+    def held(self) -> int:
+        """Requests this worker holds: being read, queued or served."""
+        return int(self.nr_conns - len(self.keepalived_conns))
+
+    def _my_turn(self) -> bool:
+        """Whether to accept: no live peer holds fewer requests than this worker."""
+        if self.slot is None or not self.balanced:
+            return True
+        least = balance.board().least_held(self.slot)
+        return least is None or self.held() <= least
+
+    def notify(self) -> None:
+        """Once a loop: the heartbeat, what this worker holds, and whether it is
+        its turn to accept."""
+        super().notify()
+        if self.slot is not None and self.alive:
+            balance.board().publish(self.slot, self.pid, self.held())
+            if self._accepting and not self._my_turn():
+                super().set_accept_enabled(False)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and self._my_turn())
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        # NOTE: a worker that left the socket to a peer must look again soon, not
+        # in a second: the peer may meanwhile hold more and leave it too.
+        if self.alive and not self._accepting:
+            timeout = min(timeout, GATED_POLL)
+        super().wait_for_and_dispatch_events(timeout)
+
+    def handle_request(self, req: Any, conn: TConn) -> Any:
+        """The last request a connection may make is answered with
+        ``Connection: close``: its client connects again, to the worker whose turn
+        it is."""
+        if self.keepalive_requests:
+            conn.served = getattr(conn, "served", 0) + 1
+            if conn.served >= self.keepalive_requests:
+                req.must_close = True
+        return super().handle_request(req, conn)
 
     # --- draining --------------------------------------------------------------------
 
@@ -141,6 +206,8 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
             self.method_queue.defer(self._stop_listening)
 
     def _stop_listening(self) -> None:
+        if self.slot is not None:
+            balance.board().leave(self.slot)
         self.set_accept_enabled(False)
         for listener in self.sockets:
             listener.close()
@@ -216,7 +283,8 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
         return super().handle(conn)
 
     def murder_keepalived(self, force: bool = False) -> None:
-        """Also closes the connections that did not send a request in time."""
+        """Also closes the connections that did not send a request in time, and
+        those that lingered long enough."""
         super().murder_keepalived(force)
         now = time.monotonic()
         while self.reading and (force or self.reading[0].timeout <= now):
@@ -224,3 +292,46 @@ class DrainingThreadWorker(JsonErrors, ThreadWorker):
             self.poller.unregister(conn.sock)
             self.nr_conns -= 1
             conn.close()
+        while self.lingering and (force or self.lingering[0].timeout <= now):
+            conn = self.lingering.popleft()
+            self.poller.unregister(conn.sock)
+            conn.close()
+
+    # --- closing without blocking the loop -------------------------------------------
+
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """A connection that ends is closed as gunicorn closes it (RFC 9112 9.6:
+        our end first, then what the client still sends is read until it closes,
+        so no reset cuts off the last answer), but in the loop, not by blocking
+        it: gunicorn waits there for the client, up to 2 s, and the whole worker
+        with it. Every connection that reaches its last request ends here."""
+        if fs.cancelled() or fs.exception() is not None or fs.result():
+            super().finish_request(conn, fs)
+            return
+        self.nr_conns -= 1
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            conn.close()
+            return
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + LINGER
+        conn.drained = 0
+        self.lingering.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self._on_lingering, conn)
+        )
+
+    def _on_lingering(self, conn: TConn, client: Any) -> None:
+        try:
+            chunk = conn.sock.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        conn.drained += len(chunk)
+        if chunk and conn.drained < _LINGER_BYTES:
+            return
+        self.poller.unregister(conn.sock)
+        self.lingering.remove(conn)
+        conn.close()

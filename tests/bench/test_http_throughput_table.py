@@ -1,15 +1,23 @@
-"""The throughput table's ratio to the floor leaves out rounds slowed from outside."""
+"""The throughput table's ratio to the floor leaves out rounds slowed from outside,
+but not those slowed by one worker doing the work of two."""
 
 from __future__ import annotations
 
 from bench.http_throughput import table
 
 
-def _row(server: str, path: str, round_: int, rps: float) -> dict:
+def _row(
+    server: str,
+    path: str,
+    round_: int,
+    rps: float,
+    shares: tuple[float, ...] = (0.5, 0.5),
+    connections: int = 8,
+) -> dict:
     return {
         "server": server,
         "path": path,
-        "connections": 8,
+        "connections": connections,
         "conversations": 10000,
         "round": round_,
         "rps": rps,
@@ -17,12 +25,14 @@ def _row(server: str, path: str, round_: int, rps: float) -> dict:
         "p99_us": 2000,
         "socket_errors": 0,
         "non_2xx": 0,
+        "worker_shares": list(shares),
     }
 
 
 def _share(text: str, server: str) -> list[str]:
+    """The "of floor" and "used" columns of the server's first row."""
     line = next(x for x in text.splitlines() if x.startswith(server))
-    return line.split()[-2:]
+    return line.split()[-3:-1]
 
 
 def test_rounds_with_a_collapsed_floor_do_not_count() -> None:
@@ -40,4 +50,22 @@ def test_rounds_with_a_collapsed_floor_do_not_count() -> None:
 def test_a_disturbed_dialogd_round_does_not_count_either() -> None:
     runs = [_row("floor", "parse", i, 3000) for i in range(3)]
     runs += [_row("dialogd", "parse", i, v) for i, v in enumerate([1500, 600, 1560])]
+    assert _share(table({"runs": runs}), "dialogd") == ["51%", "2/3"]
+
+
+def test_a_round_slowed_by_one_busy_worker_counts() -> None:
+    runs = [_row("floor", "parse", i, 3000) for i in range(3)]
+    runs += [_row("dialogd", "parse", i, v) for i, v in enumerate([1500, 600, 1560])]
+    runs[4]["worker_shares"] = [0.99, 0.01]
+    text = table({"runs": runs})
+    assert _share(text, "dialogd") == ["50%", "3/3"]
+    assert text.splitlines()[2].split()[-1] == "99%"  # the busiest worker's share
+
+
+def test_one_connection_is_one_worker_not_an_imbalance() -> None:
+    runs = [_row("floor", "parse", i, 3000, connections=1) for i in range(3)]
+    runs += [
+        _row("dialogd", "parse", i, v, (1.0, 0.0), connections=1)
+        for i, v in enumerate([1500, 600, 1560])
+    ]
     assert _share(table({"runs": runs}), "dialogd") == ["51%", "2/3"]

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from api.serving.balance import keepalive_requests
 from api.serving.settings import gunicorn_settings
 from tests.data import ROOT
 
@@ -70,6 +71,13 @@ def _check_upstream(upstream: str, gunicorn: dict[str, Any]) -> list[str]:
         out.append(
             f"upstream keepalive_timeout ({nginx_idle}s) must be below gunicorn's "
             f"keepalive ({gunicorn['keepalive']}s): nginx must close idle ones first"
+        )
+    requests = _directive(upstream, "keepalive_requests")
+    most = keepalive_requests({})
+    if not requests or int(requests[0][0]) > most:
+        out.append(
+            f"upstream keepalive_requests must be at most {most}, dialogd's own "
+            "limit: a connection that lives for ever stays on one worker"
         )
     servers = _directive(upstream, "server")
     if not any(s[0] == "dialogd:5005" for s in servers):
@@ -253,6 +261,11 @@ MUTATIONS = [
             "keepalive_timeout 90s;\n        keepalive_requests",
         ),
         "must be below gunicorn",
+    ),
+    (
+        "connections live for ever",
+        _replace("keepalive_requests 100;", "keepalive_requests 10000;"),
+        "keepalive_requests must be at most",
     ),
     ("HTTP/1.0", _replace("proxy_http_version 1.1;", ""), "proxy_http_version"),
     (
