@@ -10,6 +10,10 @@ from falcon.media import JSONHandler
 
 from api import errors
 from api import resources
+from api.metrics import PATH as METRICS_PATH
+from api.metrics import Metrics
+from api.metrics import MetricsMiddleware
+from api.metrics import MetricsResource
 from api.middleware import REQUEST_ID
 from api.middleware import Auth
 from api.middleware import RequestContext
@@ -56,13 +60,20 @@ def create_app(
     jwt_secret: str | None = None,
     jwt_method: str = "HS256",
     cors_origins: list[str] | tuple[str, ...] | None = None,
+    metrics: Metrics | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
     training and model routes exist when there is a model ``registry``.
 
     ``cors_origins`` (``--cors``) lets browser pages of those origins (``*``: any)
-    call the API: Falcon answers their preflight ``OPTIONS`` and marks responses."""
+    call the API: Falcon answers their preflight ``OPTIONS`` and marks responses.
+
+    With ``metrics``, ``GET /metrics`` serves them (``api.metrics``); the engine
+    should report to it too (``Engine(observer=metrics)``)."""
     middleware: list = [RequestContext(), InputCheck()]
+    if metrics is not None:
+        # NOTE: first, so that its time covers the other middleware too.
+        middleware.insert(0, MetricsMiddleware(metrics, engine))
     if cors_origins:
         middleware.append(
             falcon.CORSMiddleware(
@@ -85,6 +96,8 @@ def create_app(
     add_route(app, "/domain", resources.DomainResource(engine))
     add_route(app, "/parse", resources.NLUParse(engine, max_body))
     add_route(app, "/evaluate", resources.Evaluate(engine, max_body))
+    if metrics is not None:
+        add_route(app, METRICS_PATH, MetricsResource(metrics))
     conversations = resources.ConversationList(engine, max_body)
     add_route(app, "/conversations", conversations)
     per_conversation = {

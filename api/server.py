@@ -26,6 +26,10 @@ from api.app import DEFAULT_MAX_BODY
 from api.app import create_app
 from api.endpoints import read_endpoints
 from api.logs import logging_config
+from api.metrics import Metrics
+from api.metrics import child_exit
+from api.metrics import prepare_multiproc_dir
+from api.metrics import remove_multiproc_dir
 from api.serving.settings import gunicorn_settings
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
@@ -34,6 +38,7 @@ from trackerstore.registry import ModelRegistry
 from worker.archive import MAX_MODEL_BYTES
 from worker.models import ModelSet
 from worker.models import RegistryModels
+from worker.observe import NO_OBSERVER
 from worker.train import MODELS_DIR
 from worker.train import newest_model
 from worker.trainer import run as run_jobs
@@ -64,6 +69,7 @@ class ServeOptions:
     cors: tuple[str, ...] | None = None
     model_dir: str | None = None
     max_model_size: int = MAX_MODEL_BYTES
+    metrics: bool = True
     unused_endpoints: tuple[str, ...] = ()
 
 
@@ -144,6 +150,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="start a trainer process beside the server (default: with the "
         "embedded Redis only)",
+    )
+    parser.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve Prometheus metrics of every worker at /metrics (admin-only "
+        "with auth; default: on)",
     )
     parser.add_argument(
         "--access-log",
@@ -248,8 +261,9 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
     registry.register_startup(startup.fingerprint, parts)
     models.refresh()
     store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
+    metrics = Metrics(registry) if options.metrics else None
     return create_app(
-        Engine(models, store),
+        Engine(models, store, observer=metrics or NO_OBSERVER),
         registry=registry,
         max_body=options.max_body,
         max_model=options.max_model_size,
@@ -257,6 +271,7 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
         jwt_secret=options.jwt_secret,
         jwt_method=options.jwt_method,
         cors_origins=options.cors,
+        metrics=metrics,
     )
 
 
@@ -290,6 +305,8 @@ def serve(options: ServeOptions) -> int:
     embedded = None
     trainer_process = None
     master = os.getpid()
+    # NOTE: before the app is built: its metrics are created in this folder's mode.
+    metrics_dir = prepare_multiproc_dir() if options.metrics else None
     redis_url = options.redis_url
     if not redis_url:
         embedded = EmbeddedRedis(options.data_dir)
@@ -311,6 +328,8 @@ def serve(options: ServeOptions) -> int:
             # several instances on one machine would fight over it.
             "control_socket_disable": True,
         }
+        if metrics_dir is not None:
+            settings["child_exit"] = child_exit
         log.info("serving %s on %s", options.core, settings["bind"])
         # NOTE: the model and the app are built and will never be freed: frozen,
         # the collector no longer walks them in every full collection of every
@@ -326,6 +345,8 @@ def serve(options: ServeOptions) -> int:
                 trainer_process.wait(30)
             if embedded is not None:
                 embedded.stop()
+            if metrics_dir is not None and metrics_dir[1]:
+                remove_multiproc_dir(metrics_dir[0])
     return 0
 
 

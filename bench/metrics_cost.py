@@ -1,0 +1,140 @@
+"""What ``/metrics`` costs a parse turn: the same run, with and without.
+
+Starts a private Redis and two ``dialogd serve`` instances of the moodbot model (one
+gunicorn worker each): one with metrics (the default) and one with ``--no-metrics``.
+Then sends parse turns to both in alternating blocks (so machine noise falls on both
+alike) and compares the client's latency (median) and the server's CPU time per turn
+(the worker's user + system time, from /proc, over all the blocks).
+
+    python -m bench.metrics_cost [--rounds 10] [--block 300] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from api.testing import Server
+from bench.turn_latency import moodbot_model
+from trackerstore import EmbeddedRedis
+
+MESSAGES = ("hello", "I am very sad", "yes", "great", "bye")
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The gunicorn workers: the children of the master (the server process)."""
+    assert server.proc is not None
+    master = server.proc.pid
+    found = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in found]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes (fields 14 and 15 of /proc/PID/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def block(session: requests.Session, url: str, n: int, tag: str) -> list[float]:
+    """``n`` parse turns on fresh and repeated conversations; their latencies (ms)."""
+    timings = []
+    for i in range(n):
+        cid = f"{tag}-{i % 50}"
+        start = time.perf_counter()
+        r = session.post(
+            f"{url}/conversations/{cid}/parse",
+            json={"query": MESSAGES[i % len(MESSAGES)]},
+        )
+        timings.append((time.perf_counter() - start) * 1000)
+        r.raise_for_status()
+    return timings
+
+
+def run(rounds: int, size: int) -> dict:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedRedis(Path(tmp) / "redis") as redis,
+    ):
+        work = Path(tmp)
+        model = moodbot_model(work)
+        servers = {
+            "metrics": Server(model, redis.url, "on:", work, nlu=True, workers=1),
+            "no_metrics": Server(
+                model,
+                redis.url,
+                "off:",
+                work,
+                nlu=True,
+                workers=1,
+                extra=["--no-metrics"],
+            ),
+        }
+        try:
+            for server in servers.values():
+                server.start()
+            sessions = {name: requests.Session() for name in servers}
+            pids = {name: worker_pids(s) for name, s in servers.items()}
+            for name, server in servers.items():  # warm up
+                block(sessions[name], server.url, 200, "warm")
+            timings: dict[str, list[float]] = {name: [] for name in servers}
+            cpu = dict.fromkeys(servers, 0.0)
+            for r in range(rounds):
+                order = list(servers) if r % 2 == 0 else list(servers)[::-1]
+                for name in order:
+                    before = cpu_seconds(pids[name])
+                    timings[name] += block(
+                        sessions[name], servers[name].url, size, f"r{r}"
+                    )
+                    cpu[name] += cpu_seconds(pids[name]) - before
+        finally:
+            for server in servers.values():
+                server.stop()
+    turns = rounds * size
+    result: dict = {
+        name: {
+            "p50_ms": round(statistics.median(t), 3),
+            "mean_ms": round(statistics.fmean(t), 3),
+            "cpu_ms_per_turn": round(cpu[name] * 1000 / turns, 3),
+            "turns": turns,
+        }
+        for name, t in timings.items()
+    }
+    on, off = result["metrics"], result["no_metrics"]
+    result["ratio_p50"] = round(on["p50_ms"] / off["p50_ms"], 3)
+    result["ratio_cpu"] = round(on["cpu_ms_per_turn"] / off["cpu_ms_per_turn"], 3)
+    result["python"] = sys.version.split()[0]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--block", type=int, default=300, help="turns per block")
+    parser.add_argument("--out", help="write the result as JSON here")
+    args = parser.parse_args()
+    result = run(args.rounds, args.block)
+    print("| server | p50 ms | mean ms | worker CPU ms/turn |")
+    print("| --- | --- | --- | --- |")
+    for name in ("metrics", "no_metrics"):
+        r = result[name]
+        print(f"| {name} | {r['p50_ms']} | {r['mean_ms']} | {r['cpu_ms_per_turn']} |")
+    print(f"ratio with/without: p50 {result['ratio_p50']}, CPU {result['ratio_cpu']}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
