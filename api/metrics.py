@@ -167,6 +167,7 @@ class Metrics:
             "Times a worker process found a new active model",
             registry=self.own,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         #: (pid, name, fingerprint) of the model this process last served
         self._served: tuple[int, str, str] | None = None
 
@@ -181,9 +182,20 @@ class Metrics:
     def request(
         self, route: str, method: str, status: int, seconds: float, reason: str | None
     ) -> None:
-        method = method if method in METHODS else "other"
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            # PERF: ``labels()`` costs more than the update itself; the keys are
+            # bounded (route templates, METHODS, statuses), so they stay cached.
+            verb = method if method in METHODS else "other"
+            children = (
+                self.requests.labels(route, verb, str(status)),
+                self.latency.labels(route, verb),
+            )
+            if verb == method:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if reason is not None:
             self.errors.labels(reason).inc()
 
