@@ -47,6 +47,10 @@ from trackerstore.codec import encode_event
 from trackerstore.codec import encode_snapshot
 from trackerstore.errors import CorruptRecord
 from trackerstore.errors import VersionConflict
+from trackerstore.stream import StreamConfig
+from trackerstore.stream import check_stream_url
+from trackerstore.stream import event_json
+from trackerstore.stream import stream_key
 
 WRITE_SCRIPT = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
 WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
@@ -137,7 +141,8 @@ class RedisStore(TrackerStore):
 
     The client is created on first use and again in each forked process, so
     every process gets its own connection pool. ``ttl`` (seconds) is refreshed
-    on every write (sliding expiry).
+    on every write (sliding expiry). With ``stream``, every write also adds its
+    events to the event stream (``trackerstore.stream``).
     """
 
     def __init__(
@@ -147,15 +152,20 @@ class RedisStore(TrackerStore):
         prefix: str = "",
         ttl: int | None = None,
         socket_timeout: float = 5.0,
+        stream: StreamConfig | None = None,
     ) -> None:
         check_redis_url(url)
         check_ttl(ttl)
+        if stream is not None:
+            check_stream_url(url)
         if "{" in prefix or "}" in prefix:
             raise ValueError("a key prefix must not contain braces (Cluster hash tags)")
         self._url = url
         self._prefix = prefix
         self._ttl = ttl
         self._socket_timeout = socket_timeout
+        self._stream = stream
+        self._stream_key = stream_key(prefix)
         self._client: _Client | None = None
 
     def __repr__(self) -> str:
@@ -273,10 +283,16 @@ class RedisStore(TrackerStore):
             self._ttl or 0,
             encode_snapshot(snapshot),
             "" if keys is None else encode_keys(keys),
-            *(encode_event(event) for event in events),
         ]
         log, meta = conversation_keys(self._prefix, cid)
-        command = ("EVALSHA", WRITE_SHA, 2, log, meta, *args)
+        if self._stream is None:
+            args += [encode_event(event) for event in events]
+            command = ("EVALSHA", WRITE_SHA, 2, log, meta, *args)
+        else:
+            args += self._stream.script_args(cid)
+            args += [encode_event(event) for event in events]
+            args += [event_json(cid, event) for event in events]
+            command = ("EVALSHA", WRITE_SHA, 3, log, meta, self._stream_key, *args)
         client = self._conn()
         with unavailable():
             turn = self._turn_client(client)
