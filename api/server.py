@@ -35,7 +35,11 @@ from trackerstore import EmbeddedRedis
 from trackerstore import connect
 from trackerstore.registry import STARTUP
 from trackerstore.registry import ModelRegistry
+from trackerstore.stream import DEFAULT_MAXLEN
+from trackerstore.stream import StreamConfig
+from trackerstore.stream import check_stream_url
 from worker.archive import MAX_MODEL_BYTES
+from worker.errors import InvalidConfig
 from worker.models import ModelSet
 from worker.models import RegistryModels
 from worker.observe import NO_OBSERVER
@@ -70,6 +74,8 @@ class ServeOptions:
     model_dir: str | None = None
     max_model_size: int = MAX_MODEL_BYTES
     metrics: bool = True
+    #: the event stream (``--event-stream``, or endpoints.yml's redis broker)
+    event_stream: StreamConfig | None = None
     unused_endpoints: tuple[str, ...] = ()
 
 
@@ -159,6 +165,23 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "with auth; default: on)",
     )
     parser.add_argument(
+        "--event-stream",
+        action="store_true",
+        help="add every logged event to a Redis Stream, in the write itself "
+        "(dialogd events tail; docs/operations.md; default: off)",
+    )
+    parser.add_argument(
+        "--event-stream-maxlen",
+        type=int,
+        help=f"keep about this many stream entries (default: {DEFAULT_MAXLEN:,})",
+    )
+    parser.add_argument(
+        "--event-stream-max-age",
+        type=int,
+        metavar="SECONDS",
+        help="and none older than this (default: no age limit)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="log every request (JSON, with request id and cid)",
@@ -185,7 +208,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     given = {
         f.name: getattr(args, f.name)
         for f in fields(ServeOptions)
-        if f.name != "unused_endpoints"
+        if f.name not in ("unused_endpoints", "event_stream")
     }
     if given["core"] is None:
         model = newest_model(args.model)
@@ -202,6 +225,19 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             if not given["key_prefix"]:
                 given["key_prefix"] = endpoints.key_prefix
         given["unused_endpoints"] = endpoints.unused
+        given["event_stream"] = endpoints.event_stream
+    maxlen, max_age = args.event_stream_maxlen, args.event_stream_max_age
+    try:
+        if args.event_stream or maxlen is not None or max_age is not None:
+            base = given.get("event_stream") or StreamConfig()
+            given["event_stream"] = StreamConfig(
+                maxlen=base.maxlen if maxlen is None else maxlen,
+                max_age=base.max_age if max_age is None else max_age,
+            )
+        if given.get("event_stream") and given["redis_url"]:
+            check_stream_url(given["redis_url"])
+    except ValueError as err:
+        raise InvalidConfig(f"event stream: {err}") from err
     return ServeOptions(**given)
 
 
@@ -260,7 +296,12 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
     parts = ["core", "nlu"] if startup.has_nlu else ["core"]
     registry.register_startup(startup.fingerprint, parts)
     models.refresh()
-    store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
+    store = connect(
+        redis_url,
+        prefix=options.key_prefix,
+        ttl=options.ttl,
+        stream=options.event_stream,
+    )
     metrics = Metrics(registry) if options.metrics else None
     return create_app(
         Engine(models, store, observer=metrics or NO_OBSERVER),
