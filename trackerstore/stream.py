@@ -15,6 +15,9 @@ One stream per store, ``{prefix}dlg:events``. Each entry is one of:
   started anew (after a delete or its TTL): its next events start at ``seq`` 0,
   and a consumer drops what it kept of the conversation.
 
+A consumer group may hand out an entry that was trimmed away meanwhile: it is
+decoded as ``type=trimmed``, to acknowledge and skip.
+
 Entries of one conversation are in log order. The stream is trimmed to about
 ``maxlen`` entries (``MAXLEN ~``) and, with ``max_age``, to entries younger than
 that (``MINID ~``): a consumer that falls further behind loses entries.
@@ -112,9 +115,11 @@ class Entry:
         return out
 
 
-def decode_entry(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Entry:
+def decode_entry(entry_id: bytes | str, fields: Mapping[bytes, bytes] | None) -> Entry:
     """An entry as ``XRANGE``/``XREADGROUP`` return it."""
     ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    if not fields:
+        return Entry(ident, "trimmed", "")
     kind = fields[b"type"].decode()
     sender = fields[b"sender_id"].decode("utf-8")
     if kind != "event":
@@ -211,12 +216,7 @@ class EventStream:
                 {self.key: "0"},
                 count=max(1, min(count, MAX_COUNT)),
             )
-        return [
-            decode_entry(i, f)
-            for _, batch in reply or []
-            for i, f in batch
-            if f  # an entry trimmed away while pending comes back without fields
-        ]
+        return [decode_entry(i, f) for _, batch in reply or [] for i, f in batch]
 
     def claim_stale(
         self, group: str, consumer: str, idle_ms: int, count: int = 100
@@ -227,7 +227,7 @@ class EventStream:
             reply = self._redis.xautoclaim(
                 self.key, group, consumer, idle_ms, start_id="0-0", count=count
             )
-        return [decode_entry(i, f) for i, f in reply[1] if f]
+        return [decode_entry(i, f) for i, f in reply[1]]
 
     def ack(self, group: str, ids: list[str]) -> None:
         if ids:
