@@ -77,6 +77,25 @@ def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
     return f"{base}:log", f"{base}:meta"
 
 
+def _meta_pattern(prefix: str) -> tuple[str, str, str]:
+    """What comes before and after an id in a ``:meta`` key, and the SCAN pattern
+    of all of them."""
+    head = f"{prefix}dlg:{{"
+    tail = "}:meta"
+    return head, tail, _GLOB_SPECIAL.sub(r"\\\1", head) + "*" + tail
+
+
+def _page_cursor(cursor: str | None) -> tuple[int, int]:
+    """``node:position`` of ``conversation_page``, checked: it comes from a
+    client."""
+    if cursor is None:
+        return 0, 0
+    node, sep, position = cursor.partition(":")
+    if not (sep and node.isdigit() and position.isdigit()) or len(cursor) > 32:
+        raise ValueError("not a cursor of this store")
+    return int(node), int(position)
+
+
 @dataclass(frozen=True, slots=True)
 class _Client:
     """A client, valid only in the process ``pid``."""
@@ -343,9 +362,7 @@ class RedisStore(TrackerStore):
 
         As with SCAN, a conversation created or deleted meanwhile may be missed.
         """
-        head = f"{self._prefix}dlg:{{"
-        tail = "}:meta"
-        pattern = _GLOB_SPECIAL.sub(r"\\\1", head) + "*" + tail
+        head, tail, pattern = _meta_pattern(self._prefix)
         seen: set[str] = set()
         with unavailable():
             for key in self._conn().redis.scan_iter(match=pattern, count=1000):
@@ -353,6 +370,42 @@ class RedisStore(TrackerStore):
                 if cid and cid not in seen:
                     seen.add(cid)
                     yield cid
+
+    def conversation_page(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """A page of SCAN: the cursor is ``node:position`` (node: the index of a
+        Cluster primary, by name; 0 on a single Redis). As with SCAN, an id may
+        come twice across pages, and one created or deleted meanwhile may be
+        missed; a page may hold a few more than ``limit`` (SCAN's batches)."""
+        node, position = _page_cursor(cursor)
+        head, tail, pattern = _meta_pattern(self._prefix)
+        client = self._conn().redis
+        nodes: list[Any] = (
+            sorted(client.get_primaries(), key=lambda n: n.name)
+            if isinstance(client, RedisCluster)
+            else [None]
+        )
+        found: dict[str, None] = {}
+        with unavailable():
+            while node < len(nodes) and len(found) < limit:
+                count = max(10, limit - len(found))
+                target = nodes[node]
+                if target is None:
+                    position, keys = client.scan(position, match=pattern, count=count)
+                else:
+                    positions, keys = client.scan(
+                        cursor=position, match=pattern, count=count, target_nodes=target
+                    )
+                    position = positions[target.name]
+                for key in keys:
+                    cid = _unescape(key.decode("utf-8")[len(head) : -len(tail)])
+                    if cid:
+                        found[cid] = None
+                if position == 0:
+                    node += 1
+        more = node < len(nodes)
+        return list(found), f"{node}:{position}" if more else None
 
     def delete(self, cid: str) -> None:
         check_cid(cid)

@@ -487,6 +487,17 @@ class Engine:
     def conversation_ids(self) -> list[str]:
         return sorted(self.store.conversation_ids())
 
+    def conversation_page(self, cursor: str | None, limit: int) -> dict[str, Any]:
+        """A page of ids (``GET /conversations?limit=&cursor=``), in the store's
+        order, and the cursor of the next one (None after the last)."""
+        try:
+            ids, after = self.store.conversation_page(cursor, limit)
+        except ValueError as err:
+            raise InvalidInput(
+                "'cursor' must be a next_cursor this server answered", "cursor", "query"
+            ) from err
+        return {"conversations": ids, "next_cursor": after}
+
     def status(self) -> dict[str, Any]:
         """Readiness: a model is loaded (always, once we exist) and Redis answers."""
         models = self.models.current()

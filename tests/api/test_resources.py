@@ -177,3 +177,24 @@ def test_head_answers_where_get_reads_and_reads_write_nothing(core):
         == 405
     )
     assert list(store.conversation_ids()) == []
+
+
+def test_conversations_by_page(core):
+    store = InMemoryStore()
+    for i in range(5):
+        store.append(f"c{i}", [], 0, {})
+    c = client(core, store)
+    assert c.simulate_get("/conversations").json == [f"c{i}" for i in range(5)]
+    first = c.simulate_get("/conversations", params={"limit": 2}).json
+    assert first == {"conversations": ["c0", "c1"], "next_cursor": "2"}
+    seen = list(first["conversations"])
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = c.simulate_get("/conversations", params={"limit": 2, "cursor": cursor})
+        seen += page.json["conversations"]
+        cursor = page.json["next_cursor"]
+    assert seen == [f"c{i}" for i in range(5)]
+    for params in ({"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"cursor": "z"}):
+        bad = c.simulate_get("/conversations", params=params)
+        assert bad.status_code == 400, params
+        assert bad.json["reason"] == "InvalidParameter"
