@@ -21,6 +21,7 @@ from api.request import InputCheck
 from api.request import Request
 from api.resources import models
 from api.resources.conversations import MODEL_HEADER
+from api.resources.inspect import InspectPage
 from trackerstore.registry import ModelRegistry
 from worker.archive import MAX_MODEL_BYTES
 from worker.turn import Engine
@@ -98,6 +99,9 @@ def create_app(
     add_route(app, "/evaluate", resources.Evaluate(engine, max_body))
     if metrics is not None:
         add_route(app, METRICS_PATH, MetricsResource(metrics))
+    inspector = InspectPage()
+    add_route(app, "/inspect", inspector)
+    add_route(app, "/inspect/{name}", inspector)
     conversations = resources.ConversationList(engine, max_body)
     add_route(app, "/conversations", conversations)
     per_conversation = {
