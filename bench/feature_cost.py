@@ -1,12 +1,15 @@
-"""What ``/metrics`` costs a parse turn: the same run, with and without.
+"""What a feature of ``dialogd serve`` costs a parse turn: the same run, with and
+without it. ``metrics`` compares the default with ``--no-metrics``;
+``event-stream`` compares ``--event-stream`` with the default.
 
 Starts a private Redis and two ``dialogd serve`` instances of the moodbot model (one
-gunicorn worker each): one with metrics (the default) and one with ``--no-metrics``.
-Then sends parse turns to both in alternating blocks (so machine noise falls on both
-alike) and compares the client's latency (median) and the server's CPU time per turn
-(the worker's user + system time, from /proc, over all the blocks).
+gunicorn worker each), one with the feature and one without, then sends parse turns
+to both in alternating blocks (so machine noise falls on both alike) and compares
+the client's latency (median) and the server's CPU time per turn (the worker's user
++ system time, from /proc, over all the blocks).
 
-    python -m bench.metrics_cost [--rounds 10] [--block 300] [--out F]
+    python -m bench.feature_cost metrics [--rounds 10] [--block 300] [--out F]
+    python -m bench.feature_cost event-stream
 """
 
 from __future__ import annotations
@@ -62,23 +65,27 @@ def block(session: requests.Session, url: str, n: int, tag: str) -> list[float]:
     return timings
 
 
-def run(rounds: int, size: int) -> dict:
+#: feature -> (flags with it, flags without it)
+FEATURES = {
+    "metrics": ((), ("--no-metrics",)),
+    "event-stream": (("--event-stream",), ()),
+}
+
+
+def run(feature: str, rounds: int, size: int) -> dict:
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedRedis(Path(tmp) / "redis") as redis,
     ):
         work = Path(tmp)
         model = moodbot_model(work)
+        on, off = FEATURES[feature]
         servers = {
-            "metrics": Server(model, redis.url, "on:", work, nlu=True, workers=1),
-            "no_metrics": Server(
-                model,
-                redis.url,
-                "off:",
-                work,
-                nlu=True,
-                workers=1,
-                extra=["--no-metrics"],
+            "with": Server(
+                model, redis.url, "on:", work, nlu=True, workers=1, extra=on
+            ),
+            "without": Server(
+                model, redis.url, "off:", work, nlu=True, workers=1, extra=off
             ),
         }
         try:
@@ -111,7 +118,8 @@ def run(rounds: int, size: int) -> dict:
         }
         for name, t in timings.items()
     }
-    on, off = result["metrics"], result["no_metrics"]
+    on, off = result["with"], result["without"]
+    result["feature"] = feature
     result["ratio_p50"] = round(on["p50_ms"] / off["p50_ms"], 3)
     result["ratio_cpu"] = round(on["cpu_ms_per_turn"] / off["cpu_ms_per_turn"], 3)
     result["python"] = sys.version.split()[0]
@@ -120,16 +128,19 @@ def run(rounds: int, size: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("feature", choices=sorted(FEATURES))
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--block", type=int, default=300, help="turns per block")
     parser.add_argument("--out", help="write the result as JSON here")
     args = parser.parse_args()
-    result = run(args.rounds, args.block)
+    result = run(args.feature, args.rounds, args.block)
     print("| server | p50 ms | mean ms | worker CPU ms/turn |")
     print("| --- | --- | --- | --- |")
-    for name in ("metrics", "no_metrics"):
+    for name in ("with", "without"):
         r = result[name]
-        print(f"| {name} | {r['p50_ms']} | {r['mean_ms']} | {r['cpu_ms_per_turn']} |")
+        cells = [f"{args.feature} {name}", r["p50_ms"], r["mean_ms"]]
+        cells.append(r["cpu_ms_per_turn"])
+        print("| " + " | ".join(map(str, cells)) + " |")
     print(f"ratio with/without: p50 {result['ratio_p50']}, CPU {result['ratio_cpu']}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
