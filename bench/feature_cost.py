@@ -1,6 +1,8 @@
 """What a feature of ``dialogd serve`` costs a parse turn: the same run, with and
-without it. ``metrics`` compares the default with ``--no-metrics``;
-``event-stream`` compares ``--event-stream`` with the default.
+without it. ``metrics`` compares the default with ``--no-metrics`` (and, apart,
+times a turn's metric updates against the turn in one process, see
+:func:`isolated_metrics_cost`); ``event-stream`` compares ``--event-stream`` with
+the default.
 
 Starts a private Redis and two ``dialogd serve`` instances of the moodbot model (one
 gunicorn worker each), one with the feature and one without, then sends parse turns
@@ -126,6 +128,69 @@ def run(feature: str, rounds: int, size: int) -> dict:
     return result
 
 
+def isolated_metrics_cost(model: Path, turns: int = 3000) -> dict:
+    """The same question without the noise of a shared machine: the CPU time of a
+    parse turn in this process (the app through Falcon's test client, an in-memory
+    store, no metrics) against the CPU time of exactly the metric updates one
+    parse turn makes (the middleware, the request's counter and histogram, four
+    phase histograms), in multiprocess mode, each timed in a loop of its own."""
+    import falcon.testing
+
+    from api.app import create_app
+    from api.metrics import MULTIPROC_ENV
+    from api.metrics import Metrics
+    from api.metrics import MetricsMiddleware
+    from trackerstore import InMemoryStore
+    from worker.models import FixedModels
+    from worker.models import ModelSet
+    from worker.observe import PHASES
+    from worker.turn import Engine
+
+    models = ModelSet.from_dirs(str(model / "core"), str(model / "nlu"))
+    engine = Engine(FixedModels(models), InMemoryStore())
+    client = falcon.testing.TestClient(create_app(engine))
+
+    def parse_turns(n: int, tag: str) -> None:
+        for i in range(n):
+            client.simulate_post(
+                f"/conversations/{tag}{i % 50}/parse",
+                json={"query": MESSAGES[i % len(MESSAGES)]},
+            )
+
+    parse_turns(300, "warm")
+    started = time.process_time()
+    parse_turns(turns, "t")
+    turn_us = (time.process_time() - started) / turns * 1e6
+
+    with tempfile.TemporaryDirectory() as folder:
+        previous = os.environ.get(MULTIPROC_ENV)
+        os.environ[MULTIPROC_ENV] = folder
+        try:
+            metrics = Metrics()
+            middleware = MetricsMiddleware(metrics, engine)
+            req = falcon.testing.create_req(
+                path="/conversations/a/parse", method="POST"
+            )
+            resp = falcon.Response()
+            started = time.process_time()
+            for _ in range(turns):
+                middleware.process_request(req, resp)
+                for phase in PHASES:
+                    metrics.phase(phase, 0.0004)
+                middleware.process_response(req, resp, None, True)
+            metrics_us = (time.process_time() - started) / turns * 1e6
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous
+    return {
+        "turn_cpu_us": round(turn_us, 1),
+        "metrics_cpu_us_per_turn": round(metrics_us, 1),
+        "ratio": round((turn_us + metrics_us) / turn_us, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("feature", choices=sorted(FEATURES))
@@ -142,6 +207,15 @@ def main() -> int:
         cells.append(r["cpu_ms_per_turn"])
         print("| " + " | ".join(map(str, cells)) + " |")
     print(f"ratio with/without: p50 {result['ratio_p50']}, CPU {result['ratio_cpu']}")
+    if args.feature == "metrics":
+        with tempfile.TemporaryDirectory() as tmp:
+            alone = isolated_metrics_cost(moodbot_model(Path(tmp)))
+        result["isolated"] = alone
+        print(
+            f"in one process: a parse turn {alone['turn_cpu_us']} us of CPU, its "
+            f"metric updates {alone['metrics_cpu_us_per_turn']} us "
+            f"(ratio {alone['ratio']})"
+        )
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
     return 0
