@@ -10,6 +10,10 @@ from falcon.media import JSONHandler
 
 from api import errors
 from api import resources
+from api.metrics import PATH as METRICS_PATH
+from api.metrics import Metrics
+from api.metrics import MetricsMiddleware
+from api.metrics import MetricsResource
 from api.middleware import REQUEST_ID
 from api.middleware import Auth
 from api.middleware import RequestContext
@@ -18,6 +22,7 @@ from api.request import Request
 from api.resources import bot as channels
 from api.resources import models
 from api.resources.conversations import MODEL_HEADER
+from api.resources.inspect import InspectPage
 from trackerstore.registry import ModelRegistry
 from worker.actions.http import Endpoint
 from worker.archive import MAX_MODEL_BYTES
@@ -61,6 +66,7 @@ def create_app(
     cors_origins: list[str] | tuple[str, ...] | None = None,
     bot: Bot | None = None,
     callback: Endpoint | None = None,
+    metrics: Metrics | None = None,
 ) -> falcon.App:
     """All routes, for one engine. ``/conversation/...`` is the 0.7 docs' spelling;
     training and model routes exist when there is a model ``registry``.
@@ -69,8 +75,14 @@ def create_app(
     call the API: Falcon answers their preflight ``OPTIONS`` and marks responses.
     ``bot`` runs the server-side loop (its action and NLG servers); without one,
     only the domain's responses and the built-in actions run. ``callback``
-    (the credentials' ``callback`` url) mounts Rasa's callback channel."""
+    (the credentials' ``callback`` url) mounts Rasa's callback channel.
+
+    With ``metrics``, ``GET /metrics`` serves them (``api.metrics``); the engine
+    should report to it too (``Engine(observer=metrics)``)."""
     middleware: list = [RequestContext(), InputCheck()]
+    if metrics is not None:
+        # NOTE: first, so that its time covers the other middleware too.
+        middleware.insert(0, MetricsMiddleware(metrics, engine))
     if cors_origins:
         middleware.append(
             falcon.CORSMiddleware(
@@ -93,6 +105,11 @@ def create_app(
     add_route(app, "/domain", resources.DomainResource(engine))
     add_route(app, "/parse", resources.NLUParse(engine, max_body))
     add_route(app, "/evaluate", resources.Evaluate(engine, max_body))
+    if metrics is not None:
+        add_route(app, METRICS_PATH, MetricsResource(metrics))
+    inspector = InspectPage()
+    add_route(app, "/inspect", inspector)
+    add_route(app, "/inspect/{name}", inspector)
     conversations = resources.ConversationList(engine, max_body)
     add_route(app, "/conversations", conversations)
     per_conversation: dict[str, Any] = {

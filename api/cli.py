@@ -1,5 +1,6 @@
 """The ``dialogd`` command: ``train [nlu]``, ``serve``, ``shell``, ``trainer``,
-``test core|nlu``.
+``test core|nlu``, ``events tail``.
+
 
 ``main`` is the one place that turns errors into messages and exit codes (argparse
 exits with 2 on usage errors; a failed command returns 1), so tests call
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from api import server
+from api.events_cli import add_events_parser
 from api.shell import Shell
 from trackerstore.errors import StoreError
 from worker.convert import nlu_to_markdown
@@ -519,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("-o", "--log-file", help="log file (default: stderr)")
     trainer.add_argument("--model-dir", help="the servers' shared model folder")
     trainer.set_defaults(func=cmd_trainer)
+
+    add_events_parser(sub)
 
     test = sub.add_parser(
         "test",

@@ -2,10 +2,11 @@
 
 A Rasa project is served unchanged: its endpoints file is read and checked, the
 Redis tracker store becomes the server's Redis, the action server and the NLG
-server are called by the server-side loop (docs/actions.md), and the rest (event
-broker, model server, lock store) is accepted and named in one warning at start,
-since dialogd does not use them (docs/rasa.md). An unknown section is an error: a
-typo there would otherwise go unnoticed.
+server are called by the server-side loop (docs/actions.md), an event broker of
+``type: redis`` turns on dialogd's event stream (``trackerstore.stream``), and the
+rest (other event brokers, model server, lock store) is accepted and named in one
+warning at start, since dialogd does not use them (docs/rasa.md). An unknown
+section is an error: a typo there would otherwise go unnoticed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from typing import TypeVar
 from urllib.parse import quote
 
+from trackerstore.stream import StreamConfig
 from worker.actions import ActionEndpoint
 from worker.actions import NLGEndpoint
 from worker.actions.http import Endpoint
@@ -30,6 +32,8 @@ SECTIONS = (
     "models",
     "lock_store",
 )
+#: ``event_broker`` keys of dialogd's own type ``redis``: the event stream's bounds.
+BROKER_KEYS = ("type", "maxlen", "max_age")
 #: Keys of Rasa's RedisTrackerStore that name the Redis and its keys.
 REDIS_KEYS = ("type", "url", "host", "port", "db", "password", "use_ssl", "key_prefix")
 
@@ -48,7 +52,7 @@ HTTP_KEYS = (
     "max_response_bytes",
 )
 E = TypeVar("E", bound=Endpoint)
-USED = ("tracker_store", "action_endpoint", "nlg")
+USED = ("tracker_store", "action_endpoint", "nlg", "event_broker")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Endpoints:
     nlg: NLGEndpoint | None = None
     #: Sections (and keys) accepted but without effect.
     unused: tuple[str, ...] = ()
+    #: ``event_broker: {type: redis}``: the event stream, on the store's Redis
+    event_stream: StreamConfig | None = None
 
 
 def read_endpoints(path: str) -> Endpoints:
@@ -78,15 +84,21 @@ def read_endpoints(path: str) -> Endpoints:
         )
     if data.get("nlg") is not None:
         nlg = _http(path, "nlg", data["nlg"], NLGEndpoint, unused)
+    stream, broker_unused = _event_stream(path, data.get("event_broker"))
+    unused += broker_unused
     store = data.get("tracker_store")
     if store is None:
-        return Endpoints(action=action, nlg=nlg, unused=tuple(unused))
+        return Endpoints(
+            action=action, nlg=nlg, unused=tuple(unused), event_stream=stream
+        )
     if not isinstance(store, dict):
         raise InvalidConfig(f"{path}: tracker_store must be a mapping")
     kind = str(store.get("type", "")).lower()
     if kind in ("in_memory", ""):
         unused.append("tracker_store (in_memory)")
-        return Endpoints(action=action, nlg=nlg, unused=tuple(unused))
+        return Endpoints(
+            action=action, nlg=nlg, unused=tuple(unused), event_stream=stream
+        )
     if kind != "redis":
         raise InvalidConfig(
             f"{path}: tracker_store type {store.get('type')!r}: dialogd keeps "
@@ -94,7 +106,9 @@ def read_endpoints(path: str) -> Endpoints:
         )
     unused += [f"tracker_store.{k}" for k in store if k not in REDIS_KEYS]
     prefix = store.get("key_prefix") or ""
-    return Endpoints(_redis_url(path, store), str(prefix), action, nlg, tuple(unused))
+    return Endpoints(
+        _redis_url(path, store), str(prefix), action, nlg, tuple(unused), stream
+    )
 
 
 def _http(path: str, section: str, data: Any, kind: type[E], unused: list[str]) -> E:
@@ -121,6 +135,25 @@ def _http(path: str, section: str, data: Any, kind: type[E], unused: list[str]) 
     if isinstance(data, dict):
         unused += [f"{section}.{k}" for k in data if k not in HTTP_KEYS]
     return endpoint
+
+
+def _event_stream(path: str, broker: Any) -> tuple[StreamConfig | None, list[str]]:
+    """``type: redis`` is dialogd's event stream (``maxlen``, ``max_age`` in
+    seconds); Rasa's own types (pika, kafka, sql) are accepted, unused."""
+    if broker is None:
+        return None, []
+    if not isinstance(broker, dict):
+        raise InvalidConfig(f"{path}: event_broker must be a mapping")
+    if str(broker.get("type", "")).lower() != "redis":
+        return None, ["event_broker"]
+    try:
+        stream = StreamConfig(
+            maxlen=broker.get("maxlen", StreamConfig.maxlen),
+            max_age=broker.get("max_age"),
+        )
+    except (TypeError, ValueError) as err:
+        raise InvalidConfig(f"{path}: event_broker: {err}") from err
+    return stream, [f"event_broker.{k}" for k in broker if k not in BROKER_KEYS]
 
 
 def _redis_url(path: str, store: dict[str, Any]) -> str:

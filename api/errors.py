@@ -125,6 +125,7 @@ def _serialize(
     """Falcon's own errors (404, 405, ...) in our shape too."""
     code = exc.status_code
     reason = reason_of(exc)
+    req.context.error_reason = reason  # counted by api.metrics
     message = exc.description or exc.title or ""
     resp.content_type = falcon.MEDIA_JSON
     resp.text = json.dumps(
@@ -149,6 +150,7 @@ def _handle_domain_error(req, resp, exc: Exception, params) -> None:
             exc,
             exc_info=not isinstance(exc, StoreUnavailable),
         )
+    req.context.error_reason = reason  # counted by api.metrics
     resp.status = falcon.code_to_http_status(code)
     resp.media = error_body(code, reason, str(exc), details)
 

@@ -61,7 +61,8 @@ class Auth:
     every route; a JWT of role ``user`` only the routes of the conversation named
     ``user.username`` in its payload (or a channel's body ``sender``). Missing or
     bad credentials are a 401, good ones that do not reach the route a 403. ``/``,
-    ``/version``, ``/openapi.json`` and CORS preflights are open; ``/status`` is
+    ``/version``, ``/openapi.json`` and CORS preflights are open, and so are
+    resources marked ``AUTH_OPEN`` (the inspector's static page); ``/status`` is
     open too (load balancers probe it), but shows its details to an admin only
     (``req.context.privileged``)."""
 
@@ -90,7 +91,11 @@ class Auth:
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
     ) -> None:
-        if req.path in self.OPEN or req.method == "OPTIONS":
+        if (
+            req.path in self.OPEN
+            or req.method == "OPTIONS"
+            or getattr(resource, "AUTH_OPEN", False)
+        ):
             return
         principal = self.authenticate(req)
         req.context.privileged = principal is not None and principal.admin

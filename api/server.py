@@ -27,19 +27,28 @@ from api.app import create_app
 from api.endpoints import read_credentials
 from api.endpoints import read_endpoints
 from api.logs import logging_config
+from api.metrics import Metrics
+from api.metrics import child_exit
+from api.metrics import prepare_multiproc_dir
+from api.metrics import remove_multiproc_dir
 from api.serving.settings import gunicorn_settings
 from trackerstore import EmbeddedRedis
 from trackerstore import connect
 from trackerstore.registry import STARTUP
 from trackerstore.registry import ModelRegistry
+from trackerstore.stream import DEFAULT_MAXLEN
+from trackerstore.stream import StreamConfig
+from trackerstore.stream import check_stream_url
 from worker.actions import ActionEndpoint
 from worker.actions import NLGEndpoint
 from worker.actions.http import Endpoint
 from worker.archive import MAX_MODEL_BYTES
+from worker.errors import InvalidConfig
 from worker.loop import Bot
 from worker.loop import LoopSettings
 from worker.models import ModelSet
 from worker.models import RegistryModels
+from worker.observe import NO_OBSERVER
 from worker.train import MODELS_DIR
 from worker.train import newest_model
 from worker.trainer import run as run_jobs
@@ -74,11 +83,20 @@ class ServeOptions:
     action_endpoint: ActionEndpoint | None = None
     nlg_endpoint: NLGEndpoint | None = None
     callback: Endpoint | None = None
+    metrics: bool = True
+    #: the event stream (``--event-stream``, or endpoints.yml's redis broker)
+    event_stream: StreamConfig | None = None
     unused_endpoints: tuple[str, ...] = ()
 
 
 #: ServeOptions read from files rather than flags
-_FROM_FILES = ("action_endpoint", "nlg_endpoint", "callback", "unused_endpoints")
+_FROM_FILES = (
+    "action_endpoint",
+    "nlg_endpoint",
+    "callback",
+    "unused_endpoints",
+    "event_stream",
+)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +183,30 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "embedded Redis only)",
     )
     parser.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve Prometheus metrics of every worker at /metrics (admin-only "
+        "with auth; default: on)",
+    )
+    parser.add_argument(
+        "--event-stream",
+        action="store_true",
+        help="add every logged event to a Redis Stream, in the write itself "
+        "(dialogd events tail; docs/operations.md; default: off)",
+    )
+    parser.add_argument(
+        "--event-stream-maxlen",
+        type=int,
+        help=f"keep about this many stream entries (default: {DEFAULT_MAXLEN:,})",
+    )
+    parser.add_argument(
+        "--event-stream-max-age",
+        type=int,
+        metavar="SECONDS",
+        help="and none older than this (default: no age limit)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="log every request (JSON, with request id and cid)",
@@ -210,6 +252,19 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         given["action_endpoint"] = endpoints.action
         given["nlg_endpoint"] = endpoints.nlg
         given["unused_endpoints"] = endpoints.unused
+        given["event_stream"] = endpoints.event_stream
+    maxlen, max_age = args.event_stream_maxlen, args.event_stream_max_age
+    try:
+        if args.event_stream or maxlen is not None or max_age is not None:
+            base = given.get("event_stream") or StreamConfig()
+            given["event_stream"] = StreamConfig(
+                maxlen=base.maxlen if maxlen is None else maxlen,
+                max_age=base.max_age if max_age is None else max_age,
+            )
+        if given.get("event_stream") and given["redis_url"]:
+            check_stream_url(given["redis_url"])
+    except ValueError as err:
+        raise InvalidConfig(f"event stream: {err}") from err
     path = args.credentials or (
         "credentials.yml" if os.path.isfile("credentials.yml") else None
     )
@@ -278,8 +333,14 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
     parts = ["core", "nlu"] if startup.has_nlu else ["core"]
     registry.register_startup(startup.fingerprint, parts)
     models.refresh()
-    store = connect(redis_url, prefix=options.key_prefix, ttl=options.ttl)
-    engine = Engine(models, store)
+    store = connect(
+        redis_url,
+        prefix=options.key_prefix,
+        ttl=options.ttl,
+        stream=options.event_stream,
+    )
+    metrics = Metrics(registry) if options.metrics else None
+    engine = Engine(models, store, observer=metrics or NO_OBSERVER)
     action = options.action_endpoint
     # NOTE: a loop's lease must outlast its longest step, an action server call.
     settings = LoopSettings(lease_ttl=max(30.0, (action.timeout if action else 0) + 10))
@@ -294,6 +355,7 @@ def build_app(options: ServeOptions, redis_url: str) -> Any:
         jwt_secret=options.jwt_secret,
         jwt_method=options.jwt_method,
         cors_origins=options.cors,
+        metrics=metrics,
     )
 
 
@@ -327,6 +389,8 @@ def serve(options: ServeOptions) -> int:
     embedded = None
     trainer_process = None
     master = os.getpid()
+    # NOTE: before the app is built: its metrics are created in this folder's mode.
+    metrics_dir = prepare_multiproc_dir() if options.metrics else None
     redis_url = options.redis_url
     if not redis_url:
         embedded = EmbeddedRedis(options.data_dir)
@@ -348,6 +412,8 @@ def serve(options: ServeOptions) -> int:
             # several instances on one machine would fight over it.
             "control_socket_disable": True,
         }
+        if metrics_dir is not None:
+            settings["child_exit"] = child_exit
         log.info("serving %s on %s", options.core, settings["bind"])
         # NOTE: the model and the app are built and will never be freed: frozen,
         # the collector no longer walks them in every full collection of every
@@ -363,6 +429,8 @@ def serve(options: ServeOptions) -> int:
                 trainer_process.wait(30)
             if embedded is not None:
                 embedded.stop()
+            if metrics_dir is not None and metrics_dir[1]:
+                remove_multiproc_dir(metrics_dir[0])
     return 0
 
 

@@ -11,6 +11,15 @@
 -- ARGV[6]  encoded idempotency keys, or '' to keep the stored ones
 -- ARGV[7..] encoded events, in order
 --
+-- With the event stream on (trackerstore/stream.py), a third key and three more
+-- arguments come before the events, and each event comes twice:
+-- KEYS[3]  the stream: every appended event is added to it here, in the write
+--          itself, so the stream and the logs never disagree
+-- ARGV[7]  MAXLEN of the stream (approximate trimming)
+-- ARGV[8]  maximum age of its entries in milliseconds (MINID), '0' for none
+-- ARGV[9]  the conversation id (the entries' sender_id)
+-- ARGV[10..] n encoded events, then the same n events as JSON
+--
 -- Returns {1, new version}, or {0, stored version} on a version conflict.
 
 local meta = redis.call('HMGET', KEYS[2], 'v', 'w')
@@ -38,13 +47,40 @@ if ARGV[6] ~= '' then
 end
 
 -- Version 0 means no conversation, so a leftover log must not survive.
-if ARGV[2] == '1' or current == 0 then
+local reset = ARGV[2] == '1' or current == 0
+if reset then
   redis.call('DEL', KEYS[1])
 end
 
+local stream = #KEYS == 3
+local first = stream and 10 or 7
+local last = stream and first + (#ARGV - first + 1) / 2 - 1 or #ARGV
+
 -- NOTE: unpack() is bounded by the Lua C stack (~8000 values): push in chunks.
-for first = 7, #ARGV, 1000 do
-  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+for chunk = first, last, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, chunk, math.min(chunk + 999, last)))
+end
+
+if stream then
+  local maxlen = ARGV[7]
+  -- A replaced log (or a conversation started anew, after a delete or its TTL)
+  -- starts again at seq 0: consumers drop what they kept of it.
+  if reset then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
+      'type', 'reset', 'sender_id', ARGV[9])
+  end
+  local seq = redis.call('LLEN', KEYS[1]) - (last - first + 1)
+  for i = first, last do
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
+      'type', 'event', 'sender_id', ARGV[9], 'seq', seq, 'event', ARGV[i + last - first + 1])
+    seq = seq + 1
+  end
+  local age = tonumber(ARGV[8])
+  if age > 0 then
+    local now = redis.call('TIME')
+    local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - age
+    redis.call('XTRIM', KEYS[3], 'MINID', '~', oldest)
+  end
 end
 
 local ttl = tonumber(ARGV[4])

@@ -203,6 +203,23 @@ class TrackerStore(abc.ABC):
     def conversation_ids(self) -> Iterator[str]:
         """Ids of the stored conversations of this store (its prefix only)."""
 
+    def conversation_page(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Up to about ``limit`` ids from ``cursor`` (None: the start), and the
+        cursor of the next page (None: the last page). Here: the sorted ids, by
+        offset; the Redis store pages with SCAN. Raises ValueError for a cursor
+        that is not one of ours."""
+        offset = 0
+        if cursor is not None:
+            if not cursor.isdigit() or len(cursor) > 18:
+                raise ValueError("not a cursor of this store")
+            offset = int(cursor)
+        ids = sorted(self.conversation_ids())
+        page = ids[offset : offset + limit]
+        more = offset + limit < len(ids)
+        return page, str(offset + limit) if more else None
+
     @abc.abstractmethod
     def delete(self, cid: str) -> None:
         """Remove the conversation; deleting a missing one is not an error."""

@@ -49,6 +49,10 @@ from trackerstore.codec import encode_event
 from trackerstore.codec import encode_snapshot
 from trackerstore.errors import CorruptRecord
 from trackerstore.errors import VersionConflict
+from trackerstore.stream import StreamConfig
+from trackerstore.stream import check_stream_url
+from trackerstore.stream import event_json
+from trackerstore.stream import stream_key
 
 WRITE_SCRIPT = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
 WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
@@ -93,6 +97,25 @@ def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
 def lease_key(prefix: str, cid: str) -> str:
     """The conversation's lease, in the slot of its log and meta."""
     return f"{prefix}dlg:{{{_escape(cid)}}}:lease"
+
+
+def _meta_pattern(prefix: str) -> tuple[str, str, str]:
+    """What comes before and after an id in a ``:meta`` key, and the SCAN pattern
+    of all of them."""
+    head = f"{prefix}dlg:{{"
+    tail = "}:meta"
+    return head, tail, _GLOB_SPECIAL.sub(r"\\\1", head) + "*" + tail
+
+
+def _page_cursor(cursor: str | None) -> tuple[int, int]:
+    """``node:position`` of ``conversation_page``, checked: it comes from a
+    client."""
+    if cursor is None:
+        return 0, 0
+    node, sep, position = cursor.partition(":")
+    if not (sep and node.isdigit() and position.isdigit()) or len(cursor) > 32:
+        raise ValueError("not a cursor of this store")
+    return int(node), int(position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +182,8 @@ class RedisStore(TrackerStore):
 
     The client is created on first use and again in each forked process, so
     every process gets its own connection pool. ``ttl`` (seconds) is refreshed
-    on every write (sliding expiry).
+    on every write (sliding expiry). With ``stream``, every write also adds its
+    events to the event stream (``trackerstore.stream``).
     """
 
     def __init__(
@@ -169,15 +193,20 @@ class RedisStore(TrackerStore):
         prefix: str = "",
         ttl: int | None = None,
         socket_timeout: float = 5.0,
+        stream: StreamConfig | None = None,
     ) -> None:
         check_redis_url(url)
         check_ttl(ttl)
+        if stream is not None:
+            check_stream_url(url)
         if "{" in prefix or "}" in prefix:
             raise ValueError("a key prefix must not contain braces (Cluster hash tags)")
         self._url = url
         self._prefix = prefix
         self._ttl = ttl
         self._socket_timeout = socket_timeout
+        self._stream = stream
+        self._stream_key = stream_key(prefix)
         self._client: _Client | None = None
 
     def __repr__(self) -> str:
@@ -295,10 +324,16 @@ class RedisStore(TrackerStore):
             self._ttl or 0,
             encode_snapshot(snapshot),
             "" if keys is None else encode_keys(keys),
-            *(encode_event(event) for event in events),
         ]
         log, meta = conversation_keys(self._prefix, cid)
-        command = ("EVALSHA", WRITE_SHA, 2, log, meta, *args)
+        if self._stream is None:
+            args += [encode_event(event) for event in events]
+            command = ("EVALSHA", WRITE_SHA, 2, log, meta, *args)
+        else:
+            args += self._stream.script_args(cid)
+            args += [encode_event(event) for event in events]
+            args += [event_json(cid, event) for event in events]
+            command = ("EVALSHA", WRITE_SHA, 3, log, meta, self._stream_key, *args)
         client = self._conn()
         with unavailable():
             turn = self._turn_client(client)
@@ -364,9 +399,7 @@ class RedisStore(TrackerStore):
 
         As with SCAN, a conversation created or deleted meanwhile may be missed.
         """
-        head = f"{self._prefix}dlg:{{"
-        tail = "}:meta"
-        pattern = _GLOB_SPECIAL.sub(r"\\\1", head) + "*" + tail
+        head, tail, pattern = _meta_pattern(self._prefix)
         seen: set[str] = set()
         with unavailable():
             for key in self._conn().redis.scan_iter(match=pattern, count=1000):
@@ -374,6 +407,42 @@ class RedisStore(TrackerStore):
                 if cid and cid not in seen:
                     seen.add(cid)
                     yield cid
+
+    def conversation_page(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """A page of SCAN: the cursor is ``node:position`` (node: the index of a
+        Cluster primary, by name; 0 on a single Redis). As with SCAN, an id may
+        come twice across pages, and one created or deleted meanwhile may be
+        missed; a page may hold a few more than ``limit`` (SCAN's batches)."""
+        node, position = _page_cursor(cursor)
+        head, tail, pattern = _meta_pattern(self._prefix)
+        client = self._conn().redis
+        nodes: list[Any] = (
+            sorted(client.get_primaries(), key=lambda n: n.name)
+            if isinstance(client, RedisCluster)
+            else [None]
+        )
+        found: dict[str, None] = {}
+        with unavailable():
+            while node < len(nodes) and len(found) < limit:
+                count = max(10, limit - len(found))
+                target = nodes[node]
+                if target is None:
+                    position, keys = client.scan(position, match=pattern, count=count)
+                else:
+                    positions, keys = client.scan(
+                        cursor=position, match=pattern, count=count, target_nodes=target
+                    )
+                    position = positions[target.name]
+                for key in keys:
+                    cid = _unescape(key.decode("utf-8")[len(head) : -len(tail)])
+                    if cid:
+                        found[cid] = None
+                if position == 0:
+                    node += 1
+        more = node < len(nodes)
+        return list(found), f"{node}:{position}" if more else None
 
     def delete(self, cid: str) -> None:
         check_cid(cid)

@@ -281,6 +281,11 @@ class ModelRegistry:
             return None  # expired or reaped meanwhile
         return job, json.loads(raw)
 
+    def queue_length(self) -> int:
+        """Jobs waiting for a trainer (``/metrics``)."""
+        with unavailable():
+            return int(self._redis().llen(self._key("queue")))
+
     def heartbeat(self, job: str) -> None:
         with unavailable():
             self._redis().hset(self._key("job", job), "heartbeat", self._clock())

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
@@ -176,7 +177,9 @@ class MessageLoop:
         the request's); iterating the answer runs the actions, each step's
         messages as soon as it is logged (``?stream=true``)."""
         if parse_data is None:
+            started = perf_counter()
             parse_data = self.turn.interpreter.parse(text)
+            self.turn.observer.phase("nlu", perf_counter() - started)
         lease = Lease(self.turn.store, cid, self.settings).__enter__()
         # NOTE: a message whose slot extraction calls out is written at once;
         # else it is written with the first steps of the loop, and logged again
@@ -311,6 +314,7 @@ class MessageLoop:
             try:
                 session.commit()
             except VersionConflict:
+                turn.observer.conflict()
                 time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
                 continue
             return session, extracted
@@ -358,6 +362,7 @@ class MessageLoop:
             try:
                 session.commit()
             except VersionConflict:
+                turn.observer.conflict()
                 log.info("%r: steps up to '%s' redone after a conflict", cid, action)
                 session = redo() if redo is not None else Session(turn, cid)
                 result.session = session
@@ -371,7 +376,9 @@ class MessageLoop:
                 tracker = session.tracker
                 if tracker.paused and tracker.latest_intent != RESTART_INTENT:
                     break
+                started = perf_counter()
                 prediction = turn.core.next_action(tracker)
+                turn.observer.phase("policy", perf_counter() - started)
                 predictions += 1
                 action = prediction.action
                 if self._pure(action):
@@ -431,6 +438,7 @@ class MessageLoop:
         try:
             session.commit()
         except VersionConflict:
+            self.turn.observer.conflict()
             log.warning(
                 "%r: the step of '%s' lost a conflict; its events are dropped",
                 cid,
@@ -487,17 +495,13 @@ class MessageLoop:
         # path as interrupted (``LoopInterrupted``, logged before the action):
         # the form asks its question again instead of validating the message
         # that brought the conversation back to it.
-        interrupted = (
-            [LoopInterrupted(is_interrupted=True, timestamp=ts)]
-            if _returns_from_unhappy_path(session.tracker, name)
-            else []
-        )
-        if interrupted:
-            session.log(interrupted[0])
+        if _returns_from_unhappy_path(session.tracker, name):
+            session.log(LoopInterrupted(is_interrupted=True, timestamp=ts))
 
         def history() -> list[Event]:
             return [*turn.read_events(session.cid), *session.new]
 
+        started = perf_counter()
         try:
             produced = self.runner.run(name, session.tracker, history, channel)
         except ActionRejected as err:
@@ -518,6 +522,8 @@ class MessageLoop:
                 err.reason,
             )
             return [executed]
+        finally:
+            turn.observer.phase("action", perf_counter() - started)
         produced = self._known(session.cid, name, produced)
         if any(isinstance(e, ActionExecutionRejected) for e in produced):
             return produced

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
+from time import perf_counter
 from typing import Any
 from typing import Protocol
 
@@ -39,6 +40,8 @@ from worker.events import UserUttered
 from worker.model import RESTART_INTENT
 from worker.models import FixedModels
 from worker.models import ModelSet
+from worker.observe import NO_OBSERVER
+from worker.observe import TurnObserver
 from worker.tracker import NeedsHistory
 from worker.tracker import Tracker
 from worker.tracker import applied_events
@@ -80,7 +83,9 @@ class Session:
         self.engine = engine
         self.cid = cid
         self.new: list[Event] = []
+        started = perf_counter()
         loaded = engine.store.load(cid) if pending is None else pending.result()
+        engine.observer.phase("store_load", perf_counter() - started)
         self.version = loaded.version
         self.keys = loaded.keys
         tracker = None
@@ -150,11 +155,15 @@ class Session:
             self.version,
             self.tracker.to_snapshot(),
         )
-        if key is None:
-            self.version = self.engine.store.append(*args)
-        else:
-            self.keys = {**self.keys, key: answer}
-            self.version = self.engine.store.append(*args, self.keys)
+        started = perf_counter()
+        try:
+            if key is None:
+                self.version = self.engine.store.append(*args)
+            else:
+                self.keys = {**self.keys, key: answer}
+                self.version = self.engine.store.append(*args, self.keys)
+        finally:
+            self.engine.observer.phase("store_write", perf_counter() - started)
         self.new = []
 
 
@@ -172,6 +181,7 @@ class Turn:
         self.store = engine.store
         self.clock = engine.clock
         self.max_attempts = engine.max_attempts
+        self.observer = engine.observer
 
     # ---- helpers -----------------------------------------------------------------
     def read_events(self, cid: str, start: int = 0) -> list[Event]:
@@ -205,6 +215,7 @@ class Turn:
                 session.commit(key, _answer_of(result))
             except VersionConflict:
                 log.debug("conflict on %r, attempt %d", cid, attempt + 1)
+                self.observer.conflict()
                 # NOTE: someone else's write won; a short random pause spreads the
                 # retries of many writers to one conversation.
                 time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
@@ -233,7 +244,9 @@ class Turn:
         tracker = s.tracker
         if tracker.paused and tracker.latest_intent != RESTART_INTENT:
             return {"next_action": None, "info": PAUSED_INFO, "tracker": _dump(tracker)}
+        started = perf_counter()
         prediction = self.core.next_action(tracker)
+        self.observer.phase("policy", perf_counter() - started)
         if prediction.action == ACTION_LISTEN:
             s.log(
                 ActionExecuted(
@@ -250,11 +263,13 @@ class Turn:
         key = check_key(key)
         # PERF: the conversation is on its way from the store while NLU runs.
         pending = self.store.prefetch(cid)
+        started = perf_counter()
         try:
             parse_data = self.interpreter.parse(text)
         except BaseException:
             pending.cancel()
             raise
+        self.observer.phase("nlu", perf_counter() - started)
 
         def body(s: Session) -> dict[str, Any]:
             ts = self.clock()
@@ -401,11 +416,14 @@ class Engine:
         *,
         clock: Callable[[], float] = time.time,
         max_attempts: int = 30,
+        observer: TurnObserver = NO_OBSERVER,
     ):
         self.models = models
         self.store = store
         self.clock = clock
         self.max_attempts = max_attempts
+        #: told of each turn's phases and conflicts (``api.metrics``)
+        self.observer = observer
 
     @classmethod
     def for_model(
@@ -461,6 +479,17 @@ class Engine:
 
     def conversation_ids(self) -> list[str]:
         return sorted(self.store.conversation_ids())
+
+    def conversation_page(self, cursor: str | None, limit: int) -> dict[str, Any]:
+        """A page of ids (``GET /conversations?limit=&cursor=``), in the store's
+        order, and the cursor of the next one (None after the last)."""
+        try:
+            ids, after = self.store.conversation_page(cursor, limit)
+        except ValueError as err:
+            raise InvalidInput(
+                "'cursor' must be a next_cursor this server answered", "cursor", "query"
+            ) from err
+        return {"conversations": ids, "next_cursor": after}
 
     def status(self) -> dict[str, Any]:
         """Readiness: a model is loaded (always, once we exist) and Redis answers."""

@@ -125,6 +125,18 @@ class TrackerEvents(_Base):
         resp.media = self.turn(resp).replace_events(cid, items, include_events(req))
 
 
+#: ``GET /conversations?limit=``: the default and the most a page may ask for
+PAGE_LIMIT = 100
+MAX_PAGE_LIMIT = 1000
+
+
 class ConversationList(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.engine.conversation_ids()
+        """Every id (as the original server); with ``limit`` or ``cursor``, one
+        page: ``{"conversations": [...], "next_cursor": ...}``."""
+        cursor = req.get_param("cursor")
+        limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE_LIMIT)
+        if cursor is None and limit is None:
+            resp.media = self.engine.conversation_ids()
+            return
+        resp.media = self.engine.conversation_page(cursor, limit or PAGE_LIMIT)

@@ -102,3 +102,28 @@ def test_credentials(tmp_path):
     path.write_text("callback:\n  url: ftp://x\n")
     with pytest.raises(InvalidConfig, match="http"):
         read_credentials(str(path))
+
+
+def test_a_redis_event_broker_is_the_event_stream(tmp_path):
+    found = endpoints(
+        tmp_path,
+        "tracker_store:\n  type: redis\nevent_broker:\n  type: redis\n"
+        "  maxlen: 5000\n  max_age: 3600\n  queue: x\n",
+    )
+    assert found.event_stream is not None
+    assert (found.event_stream.maxlen, found.event_stream.max_age) == (5000, 3600)
+    assert found.unused == ("event_broker.queue",)
+    found = endpoints(tmp_path, "event_broker:\n  type: redis\n")
+    assert found.event_stream is not None and found.event_stream.max_age is None
+
+
+def test_rasas_own_brokers_are_accepted_unused(tmp_path):
+    found = endpoints(tmp_path, "event_broker:\n  type: pika\n  url: localhost\n")
+    assert found.event_stream is None
+    assert found.unused == ("event_broker",)
+
+
+@pytest.mark.parametrize("bad", ["maxlen: 0", "max_age: -1", "maxlen: lots"])
+def test_a_bad_event_stream_bound_is_an_error(tmp_path, bad):
+    with pytest.raises(InvalidConfig, match="event_broker"):
+        endpoints(tmp_path, f"event_broker:\n  type: redis\n  {bad}\n")

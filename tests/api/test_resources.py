@@ -177,3 +177,45 @@ def test_head_answers_where_get_reads_and_reads_write_nothing(core):
         == 405
     )
     assert list(store.conversation_ids()) == []
+
+
+def test_conversations_by_page(core):
+    store = InMemoryStore()
+    for i in range(5):
+        store.append(f"c{i}", [], 0, {})
+    c = client(core, store)
+    assert c.simulate_get("/conversations").json == [f"c{i}" for i in range(5)]
+    first = c.simulate_get("/conversations", params={"limit": 2}).json
+    assert first == {"conversations": ["c0", "c1"], "next_cursor": "2"}
+    seen = list(first["conversations"])
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = c.simulate_get("/conversations", params={"limit": 2, "cursor": cursor})
+        seen += page.json["conversations"]
+        cursor = page.json["next_cursor"]
+    assert seen == [f"c{i}" for i in range(5)]
+    for params in ({"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"cursor": "z"}):
+        bad = c.simulate_get("/conversations", params=params)
+        assert bad.status_code == 400, params
+        assert bad.json["reason"] == "InvalidParameter"
+
+
+def test_the_inspector_page_is_served_to_anyone(core):
+    c = client(core, InMemoryStore(), auth_token="s3cret")
+    page = c.simulate_get("/inspect")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="/inspect/inspect.js"' in page.text
+    script = c.simulate_get("/inspect/inspect.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "RestChannel" in script.text
+    assert c.simulate_get("/inspect/inspect.css").status_code == 200
+    missing = c.simulate_get("/inspect/..%2Fapp.py")
+    assert missing.status_code in (400, 404)
+    assert c.simulate_get("/inspect/secret.txt").status_code == 404
+    # the data it shows is not open
+    assert c.simulate_get("/conversations").status_code == 401
+    # nothing from elsewhere: no absolute URL in what the page loads
+    for body in (page.text, script.text, c.simulate_get("/inspect/inspect.css").text):
+        assert "http://" not in body and "https://" not in body and "//cdn" not in body
