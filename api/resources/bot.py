@@ -18,6 +18,7 @@ from api.errors import APIError
 from api.request import check_id
 from api.resources.conversations import MODEL_HEADER
 from api.resources.conversations import include_events
+from api.resources.conversations import until
 from worker.actions.errors import RemoteError
 from worker.actions.http import Endpoint
 from worker.actions.http import HttpClient
@@ -342,15 +343,7 @@ class Story(_Base):
     (``?format=md`` or ``Accept: text/markdown``)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
-        until = req.get_param_as_float("until")
-        if until is not None and not math.isfinite(until):
-            raise APIError(
-                400,
-                "InvalidParameter",
-                "'until' must be a finite number of seconds",
-                parameter="until",
-                **{"in": "query"},
-            )
+        cut = until(req)
         fmt = req.get_param("format") or (
             "md" if "markdown" in (req.accept or "") else "yaml"
         )
@@ -365,8 +358,8 @@ class Story(_Base):
         all_sessions = req.get_param_as_bool("all_sessions", default=False)
         turn = self.loop(resp).turn
         events = turn.read_events(cid)
-        if until is not None:
-            events = [e for e in events if e.timestamp <= until]
+        if cut is not None:
+            events = [e for e in events if e.timestamp <= cut]
         text = conversation_story(cid, events, fmt == "md", all_sessions)
         resp.content_type = "text/markdown" if fmt == "md" else "application/x-yaml"
         resp.text = text

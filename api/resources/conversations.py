@@ -49,6 +49,20 @@ def query_text(value: Any, parameter: str = "query") -> str:
     return value
 
 
+def until(req: falcon.Request) -> float | None:
+    """``until``: a timestamp, finite."""
+    value = req.get_param_as_float("until")
+    if value is not None and not math.isfinite(value):
+        raise APIError(
+            400,
+            "InvalidParameter",
+            "'until' must be a finite number of seconds",
+            parameter="until",
+            **{"in": "query"},
+        )
+    return value
+
+
 def include_events(req: falcon.Request) -> str:
     """``include_events``, with the 0.9-era ``events``/``ignore_restarts`` flags."""
     verbosity = "AFTER_RESTART"
@@ -94,16 +108,7 @@ class TrackerResource(_Base):
     """``GET`` the tracker; ``PUT`` (0.8-era path) replaces its events."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
-        until = req.get_param_as_float("until")
-        if until is not None and not math.isfinite(until):
-            raise APIError(
-                400,
-                "InvalidParameter",
-                "'until' must be a finite number of seconds",
-                parameter="until",
-                **{"in": "query"},
-            )
-        resp.media = self.turn(resp).tracker(cid, include_events(req), until)
+        resp.media = self.turn(resp).tracker(cid, include_events(req), until(req))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, cid: str) -> None:
         items = read_json(req, self.max_body)
