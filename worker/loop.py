@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
@@ -346,77 +347,8 @@ class MessageLoop:
         channel: str | None,
         redo: Callable[[], Session] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Predict and run until the bot listens. PERF: steps of actions without
-        side effects (responses, built-ins) are written together, with the user's
-        message when ``redo`` can log it again: one write for a turn of responses.
-        A batch that loses a conflict is simply redone from the winning state;
-        before an action that calls out, the batch is written, and the action's
-        own step is written alone."""
-        turn, cid = self.turn, result.cid
-        pending: list[dict[str, Any]] = []
-        action = ""
-
-        def flush() -> bool:
-            """Write the batch; False (and a fresh session) if it lost a race."""
-            nonlocal session, pending
-            try:
-                session.commit()
-            except VersionConflict:
-                turn.observer.conflict()
-                log.info("%r: steps up to '%s' redone after a conflict", cid, action)
-                session = redo() if redo is not None else Session(turn, cid)
-                result.session = session
-                pending = []
-                return False
-            return True
-
-        predictions = attempts = 0
-        while True:
-            while predictions < self.settings.max_predictions:
-                tracker = session.tracker
-                if tracker.paused and tracker.latest_intent != RESTART_INTENT:
-                    break
-                started = perf_counter()
-                prediction = turn.core.next_action(tracker)
-                turn.observer.phase("policy", perf_counter() - started)
-                predictions += 1
-                action = prediction.action
-                if self._pure(action):
-                    events = self._run_action(session, prediction, channel)
-                    _log_all(session, events)
-                    pending += _messages(cid, events)
-                    if action == ACTION_LISTEN:
-                        break
-                    continue
-                if session.new and not flush():
-                    continue
-                redo = None
-                if pending:
-                    yield pending
-                    pending = []
-                session, messages = self._call_out(lease, session, prediction, channel)
-                result.session = session
-                if messages is None:
-                    return
-                yield messages
-            else:
-                log.warning(
-                    "%r: circuit breaker tripped after %d actions without listening",
-                    cid,
-                    self.settings.max_predictions,
-                )
-            attempts += 1
-            if not session.new or flush():
-                break
-            if attempts >= turn.max_attempts:
-                raise ConversationConflict(
-                    f"conversation '{cid}' changed under {attempts} attempts in a row"
-                )
-            # NOTE: the batch had no side effects: it is redone from the state
-            # that won, with the actions it may still run.
-            predictions = 0
-        if pending:
-            yield pending
+        """Predict and run until the bot listens (``_Steps``)."""
+        return _Steps(self, lease, session, result, channel, redo).run()
 
     def _call_out(
         self,
@@ -545,6 +477,125 @@ class MessageLoop:
                 continue
             kept.append(event)
         return kept
+
+
+class _Steps:
+    """The actions of one message, predicted and run until the bot listens.
+
+    PERF: steps of actions without side effects (responses, built-ins) are written
+    together, with the user's message when ``redo`` can log it again: one write for
+    a turn of responses. A batch that loses a race is redone from the state that
+    won; before an action that calls out, the batch is written, and the action's
+    own step is written alone (``MessageLoop._call_out``)."""
+
+    def __init__(
+        self,
+        loop: MessageLoop,
+        lease: Lease,
+        session: Session,
+        result: LoopResult,
+        channel: str | None,
+        redo: Callable[[], Session] | None,
+    ):
+        self.loop = loop
+        self.turn = loop.turn
+        self.lease = lease
+        self.session = session
+        self.result = result
+        self.channel = channel
+        #: logs the message again while it is not written; None once it is
+        self.redo = redo
+        #: the messages of the batch not written yet
+        self.pending: list[dict[str, Any]] = []
+        self.action = ""
+
+    def run(self) -> Iterator[list[dict[str, Any]]]:
+        attempts = 0
+        while True:
+            outcome = yield from self.round()
+            if outcome == "stop":
+                return
+            attempts += 1
+            state = self.flush() if self.session.new else "ok"
+            if state == "stop":
+                return
+            if state == "ok":
+                break
+            if attempts >= self.turn.max_attempts:
+                raise ConversationConflict(
+                    f"conversation '{self.result.cid}' changed under {attempts} "
+                    "attempts in a row"
+                )
+            # NOTE: the batch had no side effects: it is redone from the state
+            # that won, with the actions it may still run.
+        if self.pending:
+            yield self.pending
+
+    def round(self) -> Generator[list[dict[str, Any]], None, str]:
+        """Predictions until the bot listens (``end``) or the loop must ``stop``."""
+        turn, cid, limit = (
+            self.turn,
+            self.result.cid,
+            self.loop.settings.max_predictions,
+        )
+        for _ in range(limit):
+            tracker = self.session.tracker
+            if tracker.paused and tracker.latest_intent != RESTART_INTENT:
+                return "end"
+            started = perf_counter()
+            prediction = turn.core.next_action(tracker)
+            turn.observer.phase("policy", perf_counter() - started)
+            self.action = prediction.action
+            if self.loop._pure(self.action):
+                events = self.loop._run_action(self.session, prediction, self.channel)
+                _log_all(self.session, events)
+                self.pending += _messages(cid, events)
+                if self.action == ACTION_LISTEN:
+                    return "end"
+                continue
+            state = self.flush() if self.session.new else "ok"
+            if state != "ok":
+                if state == "stop":
+                    return "stop"
+                continue
+            self.redo = None
+            if self.pending:
+                yield self.pending
+                self.pending = []
+            self.session, messages = self.loop._call_out(
+                self.lease, self.session, prediction, self.channel
+            )
+            self.result.session = self.session
+            if messages is None:
+                return "stop"
+            yield messages
+        log.warning(
+            "%r: circuit breaker tripped after %d actions without listening", cid, limit
+        )
+        return "end"
+
+    def flush(self) -> str:
+        """Write the batch: ``ok``; ``redo`` (with a fresh session) if it lost a
+        race; ``stop`` if the store failed after part of this message was written
+        (``redo`` is gone then): what was written is answered, never an error for
+        it."""
+        cid = self.result.cid
+        try:
+            self.session.commit()
+        except VersionConflict:
+            self.turn.observer.conflict()
+            log.info("%r: steps up to '%s' redone after a conflict", cid, self.action)
+            self.session = self.redo() if self.redo else Session(self.turn, cid)
+            self.result.session = self.session
+            self.pending = []
+            return "redo"
+        except StoreError as err:
+            if self.redo is not None:
+                raise
+            log.error("%r: steps up to '%s' not logged: %s", cid, self.action, err)
+            self.pending = []
+            return "stop"
+        return "ok"
 
 
 class Running:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.data import RASA_EXAMPLES
 from trackerstore import InMemoryStore
+from trackerstore import StoreUnavailable
 from worker.actions import ActionFailed
 from worker.actions import ActionRejected
 from worker.domain import Domain
@@ -365,3 +366,40 @@ def test_a_batch_of_responses_that_loses_a_conflict_is_redone(engine, caplog):
         ("action", "action_listen"),
     ]
     assert "redone after a conflict" in caplog.text
+
+
+class FailingStore(CountingStore):
+    """Refuses every write from the ``fail_at``-th on, as a Redis gone down."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def _write(self, *args: Any, **kwargs: Any) -> int:
+        if self.writes + 1 >= self.fail_at:
+            raise StoreUnavailable("redis is down")
+        return super()._write(*args, **kwargs)
+
+
+def test_a_store_failure_after_a_written_step_answers_what_was_written(
+    core, monkeypatch, caplog
+):
+    """Never an error for something written: the message and the action's step
+    are logged, the final listen cannot be; the answer is the action's messages."""
+    monkeypatch.setattr(MessageLoop, "_pure", lambda self, a: a == "action_listen")
+    store = FailingStore(fail_at=3)
+    engine = Engine.for_model(core, Interpreter(), store)
+    result = loop_of(engine, Runner()).handle_message("c", "/greet")
+    assert result.messages == [{"recipient_id": "c", "text": "said utter_greet"}]
+    assert "not logged" in caplog.text
+    store.fail_at = 10**6
+    assert names(engine, "c")[-2:] == [
+        ("action", "utter_greet"),
+        ("bot", "said utter_greet"),
+    ]
+
+
+def test_a_store_failure_before_anything_is_written_is_the_error(core):
+    engine = Engine.for_model(core, Interpreter(), FailingStore(fail_at=1))
+    with pytest.raises(StoreUnavailable):
+        loop_of(engine, Runner()).handle_message("c", "/greet")
