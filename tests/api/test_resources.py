@@ -219,3 +219,27 @@ def test_the_inspector_page_is_served_to_anyone(core):
     # nothing from elsewhere: no absolute URL in what the page loads
     for body in (page.text, script.text, c.simulate_get("/inspect/inspect.css").text):
         assert "http://" not in body and "https://" not in body and "//cdn" not in body
+
+
+def test_the_rest_channel_is_authorized_by_its_sender(core):
+    """With authentication on, a JWT of role user may post on the REST channel
+    as its own conversation only; an admin as anyone; nobody without
+    credentials (Rasa leaves its channels open)."""
+    import jwt
+
+    secret = "a-test-secret-" + "0123456789" * 4
+    c = client(core, InMemoryStore(), jwt_secret=secret)
+
+    def bearer(role: str, username: str = "ada") -> dict[str, str]:
+        token = jwt.encode({"user": {"username": username, "role": role}}, secret)
+        return {"Authorization": f"Bearer {token}"}
+
+    def post(sender: str, headers: dict[str, str] | None = None) -> int:
+        body = {"sender": sender, "message": "/greet"}
+        reply = c.simulate_post("/webhooks/rest/webhook", json=body, headers=headers)
+        return reply.status_code
+
+    assert post("ada", bearer("user")) == 200
+    assert post("bob", bearer("user")) == 403
+    assert post("bob", bearer("admin", "root")) == 200
+    assert post("ada") == 401
