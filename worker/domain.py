@@ -212,18 +212,24 @@ class Domain:
     ) -> list[tuple[str, Any]]:
         """The slot values a user message sets: a Rasa 2+ slot's ``mappings``
         (``from_entity``, ``from_intent``, ``from_text``; with their intent, role,
-        group and condition filters), or a 0.x slot's auto-fill from the entity of
-        its name. A list slot gets every value, any other slot the last one."""
+        group and condition filters; the first mapping that finds a value wins, as
+        in Rasa), or a 0.x slot's auto-fill from the entity of its name. A list
+        slot gets every value of that mapping, any other slot the last one."""
         filled = []
         for slot in self.slots:
             if slot.mappings:
-                found = [
-                    value
-                    for m in slot.mappings
-                    for value in _mapping_values(
-                        m, entities, intent, active_loop, requested_slot, text
-                    )
-                ]
+                found = next(
+                    (
+                        values
+                        for m in slot.mappings
+                        if (
+                            values := _mapping_values(
+                                m, entities, intent, active_loop, requested_slot, text
+                            )
+                        )
+                    ),
+                    [],
+                )
             elif self.store_entities_as_slots and slot.auto_fill:
                 found = [
                     e.get("value") for e in entities if e.get("entity") == slot.name

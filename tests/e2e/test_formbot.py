@@ -126,7 +126,7 @@ def test_the_form_loop_over_http(formbot):
         ("italian food", "cuisine", "italian", "num_people"),
         ('/inform{"number": 2}', "num_people", 2, "outdoor_seating"),
         ("yes", "outdoor_seating", True, "preferences"),
-        ("no", "preferences", "no", "feedback"),
+        ("no", "preferences", "no additional preferences", "feedback"),
     ]
     for text, slot, value, following in answers:
         reply = client.say(text)

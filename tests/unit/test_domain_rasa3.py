@@ -364,3 +364,18 @@ def test_rasa2_built_in_actions_need_no_listing(tmp_path):
     old = load(tmp_path, "intents: [greet]\n", "old.yml")
     assert "action_two_stage_fallback" not in old.action_names
     assert old.session_config is None
+
+
+def test_the_first_mapping_that_finds_a_value_fills_the_slot(tmp_path):
+    """formbot's ``feedback``: its entity when the message has one, else the
+    text (Rasa takes the first mapping that applies, not the last)."""
+    domain = load(
+        tmp_path,
+        "version: '3.1'\nentities: [feedback]\nslots:\n  feedback:\n    type: text\n"
+        "    mappings:\n    - type: from_entity\n      entity: feedback\n"
+        "    - type: from_text\n",
+    )
+    entity = [{"entity": "feedback", "value": "great"}]
+    text = "my feedback is great"
+    assert domain.auto_fill(entity, text=text) == [("feedback", "great")]
+    assert domain.auto_fill([], text=text) == [("feedback", text)]
