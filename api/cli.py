@@ -347,7 +347,8 @@ def cmd_test_core(args: argparse.Namespace) -> int:
     print(
         f"actions: {m.correct}/{m.total} correct ({m.accuracy:.2%}); stories: "
         f"{len(evaluation.stories) - len(evaluation.failed_stories)}/"
-        f"{len(evaluation.stories)} correct ({evaluation.story_accuracy:.2%})"
+        f"{len(evaluation.stories)} correct ({evaluation.story_accuracy:.2%}; "
+        f"{evaluation.distinct} distinct)"
     )
     print(f"report written to {args.out}")
     return 0

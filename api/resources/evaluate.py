@@ -13,7 +13,8 @@ from worker.turn import Engine
 
 
 def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
-    """Exactly the keys of rasa_core 0.12-0.14's answer."""
+    """The keys of rasa_core 0.12-0.14's answer, plus ``stories`` (how many were
+    scored, how many of them distinct)."""
     metrics = evaluation.combined_metrics
     return {
         "report": evaluation.text_report(),
@@ -31,6 +32,7 @@ def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
         ],
         "in_training_data_fraction": evaluation.in_training_data_fraction,
         "is_end_to_end_evaluation": evaluation.end_to_end,
+        "stories": {"total": len(evaluation.stories), "distinct": evaluation.distinct},
     }
 
 

@@ -11,6 +11,10 @@ and prints a table.
 Which pipeline: ``--config FILE`` if given; else ``bench/nlu/<set>.yml`` (or with
 ``--encoder``, ``bench/nlu/<set>-encoder.yml`` then ``bench/nlu/encoder.yml``);
 else the default pipeline. Only the train/val splits are read (`datasets`).
+
+``--threshold-budget B`` replaces the ``FallbackClassifier`` threshold by one chosen
+on a held-back 20% of train (`threshold`): the largest that costs at most ``B`` of
+in-scope accuracy there. Val is never used to choose it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import numpy as np
 from bench import data as bench_data
 from bench.nlu.datasets import SETS
 from bench.nlu.datasets import load_set
+from bench.nlu.threshold import fallback_step
+from bench.nlu.threshold import held_back_threshold
 from worker.nlu import DEFAULT_PIPELINE_CONFIG
 from worker.nlu import NLUPipeline
 from worker.nlu.evaluation import evaluate
@@ -118,6 +124,12 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
         f"{_shown(path)}",
         file=sys.stderr,
     )
+    chosen = None
+    if args.threshold_budget is not None and fallback_step(config) is not None:
+        chosen = held_back_threshold(config, train, args.threshold_budget)
+        config = json.loads(json.dumps(config))
+        fallback_step(config)["threshold"] = chosen["threshold"]  # type: ignore[index]
+        print(f"[{name}] threshold chosen on train: {chosen}", file=sys.stderr)
     out = Path(args.out) / name
     start = time.perf_counter()
     pipeline = NLUPipeline(config).fit(train)
@@ -144,6 +156,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "encoder_weight_bytes": encoder_bytes,
         "intent_accuracy": report["intent"]["accuracy"],
         "intent_macro_f1": report["intent"]["macro_f1"],
+        "threshold_choice": chosen,
         "in_scope_accuracy": oos["in_scope_accuracy"] if oos else None,
         "out_of_scope_recall": oos["out_of_scope_recall"] if oos else None,
         "entity_f1_exact": entities["exact"]["f1"]
@@ -187,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/nlu", help="output folder")
     parser.add_argument(
         "--latency-texts", type=int, default=1000, help="val texts timed (1000)"
+    )
+    parser.add_argument(
+        "--threshold-budget",
+        type=float,
+        help="choose the fallback threshold on held-back train: the in-scope "
+        "accuracy it may cost there (e.g. 0.005)",
     )
     parser.add_argument("--latency", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ KEYS = {
     "actions",
     "in_training_data_fraction",
     "is_end_to_end_evaluation",
+    "stories",
 }
 
 
@@ -44,6 +45,16 @@ def test_evaluate_fixture_stories(url):
         "confidence": 1.0,
     }
     assert "weighted avg" in result["report"]
+
+
+def test_evaluate_scores_every_story(url):
+    story = "* greet\n  - utter_greet\n"
+    body = f"## one\n{story}\n## two\n{story}"
+    reply = requests.post(f"{url}/evaluate", data=body, timeout=30)
+    assert reply.status_code == 200
+    result = reply.json()
+    assert result["stories"] == {"total": 2, "distinct": 1}
+    assert len(result["actions"]) == 4
 
 
 def test_end_to_end_evaluation(url):

@@ -43,6 +43,7 @@ def test_rasa_init_project_trains_and_passes_its_tests(project, capsys):
     assert report["is_end_to_end_evaluation"]
     assert report["stories"] == {
         "total": 7,
+        "distinct": 6,
         "correct": 7,
         "accuracy": 1.0,
         "failed": [],

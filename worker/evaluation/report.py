@@ -55,6 +55,7 @@ def _summary_table(evaluation: Evaluation) -> str:
             f"{sum(s.correct for s in evaluation.stories)} / "
             f"{len(evaluation.stories)} ({_pct(evaluation.story_accuracy)})",
         ),
+        ("distinct stories (state paths)", str(evaluation.distinct)),
         ("actions correct", f"{m.correct} / {m.total} ({_pct(m.accuracy)})"),
         ("weighted precision", f"{m.weighted('precision'):.3f}"),
         ("weighted recall", f"{m.weighted('recall'):.3f}"),

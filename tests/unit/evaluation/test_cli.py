@@ -55,6 +55,21 @@ def test_test_core_on_own_stories_is_100_percent(bot, tmp_path, capsys):
     assert "100.00%" in capsys.readouterr().out
 
 
+def test_test_core_counts_stories_that_share_a_state_path(tmp_path, capsys):
+    model = train(MOODBOT, tmp_path / "model")
+    stories = tmp_path / "twins.md"
+    twin = "* greet\n - utter_greet\n* mood_great\n - utter_happy\n"
+    stories.write_text(f"## first\n{twin}\n## second\n{twin}")
+    out = tmp_path / "report"
+    args = ["test", "core", "--model", str(model / "core"), "--stories", str(stories)]
+    assert main([*args, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["stories"]["total"] == 2
+    assert report["stories"]["distinct"] == 1
+    assert report["actions"]["total"] == 8
+    assert "stories: 2/2 correct (100.00%; 1 distinct)" in capsys.readouterr().out
+
+
 def test_end_to_end_with_the_nlu_model(tmp_path):
     model = train(MOODBOT, tmp_path / "model", nlu=True)
     stories = tmp_path / "e2e.md"

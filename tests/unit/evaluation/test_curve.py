@@ -102,3 +102,11 @@ def test_invalid_settings(percentages, runs, configs):
     domain, steps = moodbot()
     with pytest.raises(InvalidConfig):
         learning_curve(domain, steps, configs, percentages, runs)
+
+
+def test_curves_split_and_score_every_story_given():
+    domain, _ = moodbot()
+    twin = "* greet\n - utter_greet\n* mood_great\n - utter_happy\n"
+    steps = parse_stories(f"## a\n{twin}\n## b\n{twin}\n## c\n{twin}", domain)
+    points = learning_curve(domain, steps, [("memo", MEMO)], [0, 50], runs=1)
+    assert [(p.train_stories, p.test_stories) for p in points] == [(3, 3), (1, 2)]

@@ -147,6 +147,28 @@ def test_report_files(tmp_path):
     assert 'class="turn bad"' in html and "<b>utter_greet</b>" in html
 
 
+def test_stories_with_one_state_path_are_all_scored():
+    domain = Domain.from_yaml(DOMAIN)
+    twin = "* greet\n - utter_greet\n"
+    story = f"## a\n{twin}\n## b\n{twin}\n## c\n* bye\n - utter_ok\n"
+    ev = evaluate_markdown(Always(domain, "utter_greet"), story)
+    assert [s.name for s in ev.stories] == ["a", "b", "c"]
+    assert (len(ev.actions), ev.distinct) == (6, 2)
+    assert ev.summary()["stories"]["total"] == 3
+
+
+def test_checkpoint_continuations_of_twin_stories_are_each_scored():
+    domain = Domain.from_yaml(DOMAIN)
+    story = (
+        "## a\n* greet\n - utter_greet\n> asked\n\n"
+        "## b\n* greet\n - utter_greet\n> asked\n\n"
+        "## end\n> asked\n* bye\n - utter_ok\n"
+    )
+    ev = evaluate_markdown(Always(domain, "utter_greet"), story)
+    assert [s.name for s in ev.stories] == ["a > end", "b > end"]
+    assert ev.distinct == 1
+
+
 @pytest.mark.parametrize("bot", ["moodbot", "concertbot"])
 def test_example_bots_score_100_percent_on_their_own_stories(bot):
     domain = Domain.load(RASA_EXAMPLES / bot / "domain.yml")

