@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import struct
 from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -118,33 +116,6 @@ def process_id() -> int:
     return _pid
 
 
-class _KernelTimeouts:
-    """A redis-py connection whose read and write timeouts the kernel keeps
-    (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a blocking socket.
-
-    PERF: CPython polls before every send and receive on a socket that has a
-    timeout, which doubles the system calls of a command and the times a server
-    thread gives the GIL up and waits to take it back. A blocked call still fails
-    after ``io_timeout`` seconds, as a ``ConnectionError`` (retried, then
-    ``StoreUnavailable``, like a ``TimeoutError``).
-    """
-
-    def __init__(self, *, io_timeout: float | None = None, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.io_timeout = io_timeout
-
-    def _connect(self) -> socket.socket:
-        sock = super()._connect()  # type: ignore[misc]
-        if self.io_timeout:
-            seconds = int(self.io_timeout)
-            value = struct.pack(
-                "ll", seconds, int((self.io_timeout - seconds) * 1_000_000)
-            )
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-        return sock
-
-
 class _OwedReply:
     """A connection that knows it owes a reply read later (``send_deferred``).
 
@@ -180,20 +151,20 @@ class _OwedReply:
                 self.read_response()  # type: ignore[attr-defined]
         super().send_packed_command(command, check_health)  # type: ignore[misc]
 
-    def disconnect(self, *args: Any) -> None:
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
         self._owed = None
-        super().disconnect(*args)  # type: ignore[misc]
+        super().disconnect(*args, **kwargs)  # type: ignore[misc]
 
 
-class _TCPConnection(_OwedReply, _KernelTimeouts, redis.Connection):
+class _TCPConnection(_OwedReply, redis.Connection):
     pass
 
 
-class _TLSConnection(_OwedReply, _KernelTimeouts, redis.SSLConnection):
+class _TLSConnection(_OwedReply, redis.SSLConnection):
     pass
 
 
-class _UnixConnection(_OwedReply, _KernelTimeouts, redis.UnixDomainSocketConnection):
+class _UnixConnection(_OwedReply, redis.UnixDomainSocketConnection):
     pass
 
 
@@ -216,13 +187,7 @@ def make_client(url: str, **options: Any) -> redis.Redis | RedisCluster:
             if url.startswith("rediss://")
             else _TCPConnection
         )
-        return redis.Redis.from_url(
-            url,
-            connection_class=kind,
-            io_timeout=options.pop("socket_timeout", None),
-            socket_timeout=None,
-            **options,
-        )
+        return redis.Redis.from_url(url, connection_class=kind, **options)
     hosts, parts = _hosts(url)
     password = unquote(parts.password) if parts.password else None
     username = unquote(parts.username) if parts.username else None

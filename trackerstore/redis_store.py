@@ -26,7 +26,6 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
@@ -82,25 +81,6 @@ class _Client:
     redis: Any
     #: per thread: the client of the turn's two commands (see ``_turn_client``)
     local: threading.local
-
-
-def _call(client: redis.Redis | RedisCluster, command: tuple) -> Any:
-    """``command`` on the client's own connection if it has one, else routed by
-    the client; resent after transport errors as the client would.
-
-    PERF: a thread's own connection needs none of the client's per-command layers
-    (a lock, response callbacks, maintenance checks): a third of the cost of a
-    turn's command in redis-py, where the GIL is held.
-    """
-    connection = getattr(client, "connection", None)
-    if connection is None:
-        return client.execute_command(*command)
-
-    def attempt() -> Any:
-        connection.send_command(*command)
-        return connection.read_response()
-
-    return connection.retry.call_with_retry(attempt, lambda _: connection.disconnect())
 
 
 class _SentLoad(PendingLoad):
@@ -186,8 +166,9 @@ class RedisStore(TrackerStore):
             self._client = client
         return client
 
-    def _turn_client(self, client: _Client) -> redis.Redis:
-        """A client that keeps one connection of the pool for its thread.
+    def _turn_client(self, client: _Client) -> Any:
+        """A client that keeps one connection of the pool for its thread (Any:
+        as ``_Client.redis``).
 
         PERF: a turn's load and write each took a connection from the pool and
         gave it back; redis-py's pool bookkeeping was ~5% of a turn's CPU. A server
@@ -209,7 +190,7 @@ class RedisStore(TrackerStore):
         _, meta = conversation_keys(self._prefix, cid)
         client = self._conn()
         with unavailable():
-            reply = _call(self._turn_client(client), ("HMGET", meta, "v", "s", "k"))
+            reply = self._turn_client(client).hmget(meta, "v", "s", "k")
         return self._loaded(cid, *reply)
 
     def prefetch(self, cid: str) -> PendingLoad:
@@ -276,17 +257,16 @@ class RedisStore(TrackerStore):
             *(encode_event(event) for event in events),
         ]
         log, meta = conversation_keys(self._prefix, cid)
-        command = ("EVALSHA", WRITE_SHA, 2, log, meta, *args)
         client = self._conn()
         with unavailable():
             turn = self._turn_client(client)
             # NOTE: a server that lost the script (a restart, SCRIPT FLUSH) gets it
             # again; the script itself makes the resent call safe.
             try:
-                ok, version = _call(turn, command)
+                ok, version = turn.evalsha(WRITE_SHA, 2, log, meta, *args)
             except NoScriptError:
                 turn.script_load(WRITE_SCRIPT)
-                ok, version = _call(turn, command)
+                ok, version = turn.evalsha(WRITE_SHA, 2, log, meta, *args)
         if not ok and expected_version is not None:
             raise VersionConflict(cid, expected_version, int(version))
         return int(version)
