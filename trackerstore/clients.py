@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import struct
 from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -116,6 +118,48 @@ def process_id() -> int:
     return _pid
 
 
+def _release(version: str) -> tuple[int, int]:
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0]
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else (0, 0)
+
+
+#: PERF: redis-py releases whose connection internals the two fast paths were
+#: tested on (6.1 to 8.1): kernel socket timeouts (``_KernelTimeouts``, which
+#: extends the private ``Connection._connect``) and a turn's commands sent straight
+#: on the thread's connection (``redis_store.call``). Any other release, or False
+#: here, takes redis-py's public path only: what it costs is in
+#: docs/performance.md.
+FAST_PATHS = (6, 1) <= _release(redis.__version__) < (8, 2)
+
+
+class _KernelTimeouts:
+    """A redis-py connection whose read and write timeouts the kernel keeps
+    (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a blocking socket.
+
+    PERF: CPython polls before every send and receive on a socket that has a
+    timeout, which doubles the system calls of a command and the times a server
+    thread gives the GIL up and waits to take it back. A blocked call still fails
+    after ``io_timeout`` seconds, as a ``ConnectionError`` (retried, then
+    ``StoreUnavailable``, like a ``TimeoutError``).
+    """
+
+    def __init__(self, *, io_timeout: float | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.io_timeout = io_timeout
+
+    def _connect(self) -> socket.socket:
+        sock = super()._connect()  # type: ignore[misc]
+        if self.io_timeout:
+            seconds = int(self.io_timeout)
+            value = struct.pack(
+                "ll", seconds, int((self.io_timeout - seconds) * 1_000_000)
+            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        return sock
+
+
 class _OwedReply:
     """A connection that knows it owes a reply read later (``send_deferred``).
 
@@ -168,6 +212,20 @@ class _UnixConnection(_OwedReply, redis.UnixDomainSocketConnection):
     pass
 
 
+class _FastTCPConnection(_OwedReply, _KernelTimeouts, redis.Connection):
+    pass
+
+
+class _FastTLSConnection(_OwedReply, _KernelTimeouts, redis.SSLConnection):
+    pass
+
+
+class _FastUnixConnection(
+    _OwedReply, _KernelTimeouts, redis.UnixDomainSocketConnection
+):
+    pass
+
+
 class _SentinelConnection(_OwedReply, SentinelManagedConnection):
     pass
 
@@ -180,14 +238,20 @@ def make_client(url: str, **options: Any) -> redis.Redis | RedisCluster:
     """A client for ``url``; ``options`` are connection settings (timeouts, retry)."""
     check_redis_url(url)
     if url.startswith(SINGLE_SCHEMES):
-        kind = (
-            _UnixConnection
-            if url.startswith("unix://")
-            else _TLSConnection
-            if url.startswith("rediss://")
-            else _TCPConnection
+        scheme = (
+            0 if url.startswith("unix://") else 1 if url.startswith("rediss") else 2
         )
-        return redis.Redis.from_url(url, connection_class=kind, **options)
+        if not FAST_PATHS:
+            kinds: tuple[type, ...] = (_UnixConnection, _TLSConnection, _TCPConnection)
+            return redis.Redis.from_url(url, connection_class=kinds[scheme], **options)
+        kinds = (_FastUnixConnection, _FastTLSConnection, _FastTCPConnection)
+        return redis.Redis.from_url(
+            url,
+            connection_class=kinds[scheme],
+            io_timeout=options.pop("socket_timeout", None),
+            socket_timeout=None,
+            **options,
+        )
     hosts, parts = _hosts(url)
     password = unquote(parts.password) if parts.password else None
     username = unquote(parts.username) if parts.username else None

@@ -29,6 +29,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
+from trackerstore import clients
 from trackerstore.base import Loaded
 from trackerstore.base import PendingLoad
 from trackerstore.base import TrackerStore
@@ -81,6 +82,26 @@ class _Client:
     redis: Any
     #: per thread: the client of the turn's two commands (see ``_turn_client``)
     local: threading.local
+
+
+def call(client: Any, *command: Any) -> Any:
+    """``command`` on the client's own connection if it has one and redis-py is a
+    tested release (``clients.FAST_PATHS``), else through ``execute_command``;
+    resent after transport errors as the client would.
+
+    PERF: a thread's own connection needs none of the client's per-command layers
+    (a lock, response callbacks, observability hooks): a third of the cost of a
+    turn's command in redis-py 7.0, more in 8.x, where the GIL is held.
+    """
+    connection = getattr(client, "connection", None)
+    if connection is None or not clients.FAST_PATHS:
+        return client.execute_command(*command)
+
+    def attempt() -> Any:
+        connection.send_command(*command)
+        return connection.read_response()
+
+    return connection.retry.call_with_retry(attempt, lambda _: connection.disconnect())
 
 
 class _SentLoad(PendingLoad):
@@ -190,7 +211,7 @@ class RedisStore(TrackerStore):
         _, meta = conversation_keys(self._prefix, cid)
         client = self._conn()
         with unavailable():
-            reply = self._turn_client(client).hmget(meta, "v", "s", "k")
+            reply = call(self._turn_client(client), "HMGET", meta, "v", "s", "k")
         return self._loaded(cid, *reply)
 
     def prefetch(self, cid: str) -> PendingLoad:
@@ -263,10 +284,10 @@ class RedisStore(TrackerStore):
             # NOTE: a server that lost the script (a restart, SCRIPT FLUSH) gets it
             # again; the script itself makes the resent call safe.
             try:
-                ok, version = turn.evalsha(WRITE_SHA, 2, log, meta, *args)
+                ok, version = call(turn, "EVALSHA", WRITE_SHA, 2, log, meta, *args)
             except NoScriptError:
                 turn.script_load(WRITE_SCRIPT)
-                ok, version = turn.evalsha(WRITE_SHA, 2, log, meta, *args)
+                ok, version = call(turn, "EVALSHA", WRITE_SHA, 2, log, meta, *args)
         if not ok and expected_version is not None:
             raise VersionConflict(cid, expected_version, int(version))
         return int(version)
