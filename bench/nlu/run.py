@@ -98,6 +98,7 @@ def latency_child(model: str) -> None:
         times.append(time.perf_counter() - start)
     ms = np.array(times) * 1000
     cpu_ms = np.array(cpu) * 1000
+    ten = [c for c, text in zip(cpu_ms, texts, strict=True) if len(text.split()) == 10]
     print(
         json.dumps(
             {
@@ -107,6 +108,9 @@ def latency_child(model: str) -> None:
                 "parse_p99_ms": round(float(np.percentile(ms, 99)), 3),
                 # CPU of the parsing thread: what a parse costs on a busy machine
                 "parse_cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 3),
+                "parse_cpu_p50_10_words_ms": (
+                    round(float(np.percentile(ten, 50)), 3) if ten else None
+                ),
                 "n_parses": len(times),
             }
         )

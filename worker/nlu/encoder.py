@@ -639,6 +639,9 @@ class SentenceEncoderFeaturizer(Component):
     requires = frozenset({"tokens"})
     provides = frozenset({"dense_features", "token_vectors"})
     fitted_attribute = "dim_"
+    weights_: np.ndarray
+    #: the shared encoder, kept once fitted or loaded (see ``encoder``)
+    _fitted_encoder: BertEncoder | None = None
 
     def __init__(
         self,
@@ -694,15 +697,24 @@ class SentenceEncoderFeaturizer(Component):
     @property
     def encoder(self) -> BertEncoder:
         """The shared encoder (weights are loaded on first use, once a process):
-        with the weights the model was fitted with, else those of ``weights``."""
+        with the weights the model was fitted with, else those of ``weights``.
+
+        PERF: kept once fitted or loaded; finding it resolves the weights' folder
+        (a dozen ``lstat`` calls), a tenth of a millisecond a parse.
+        """
+        if self._fitted_encoder is not None:
+            return self._fitted_encoder
         if hasattr(self, "weights_"):
             bits = int(self.weights_[0])
-            return self._encoder(next(w for w, b in _BITS.items() if b == bits))
+            encoder = self._encoder(next(w for w, b in _BITS.items() if b == bits))
+            self._fitted_encoder = encoder
+            return encoder
         return self._encoder(self.weights)
 
     def fit(self, messages: Sequence[Message], data: NLUData) -> Self:
         """Load the weights; the encoder is pretrained and not tuned here."""
         self._validate()
+        self._fitted_encoder = None
         encoder = self._encoder(self.weights)
         self.dim_ = np.array([encoder.hidden], dtype=np.int64)
         self.vocab_checksum_ = np.array([_vocab_checksum(encoder)], dtype=np.int64)
@@ -736,6 +748,7 @@ class SentenceEncoderFeaturizer(Component):
         if bits.tolist() not in ([8], [32]):
             raise ValueError(f"unknown encoder weights: {bits.tolist()} bits")
         self.weights_ = bits
+        self._fitted_encoder = None
         encoder = self.encoder
         if dim.tolist() != [encoder.hidden] or checksum.tolist() != [
             _vocab_checksum(encoder)
