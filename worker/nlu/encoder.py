@@ -9,7 +9,8 @@ BERT's uncased ``BertTokenizer`` and runs the forward pass: embeddings, six
 post-norm transformer layers with exact (erf) GELU, mean pooling over the real
 tokens and L2 normalisation, as sentence-transformers does.
 
-Only inference is needed, so everything is float32 and batched by length.
+Only inference is needed: float32, batched by length, or int8 weights (one text
+per pass); `worker.nlu.encoder_onnx` runs the same on ONNX Runtime.
 """
 
 from __future__ import annotations

@@ -68,10 +68,9 @@ class OnnxEncoder(BertEncoder):
             # numpy reference to float32 noise, and is no slower.
             disabled_optimizers=["SkipLayerNormFusion"],
         )
-        if weights == "int8":
-            # NOTE: ONNX Runtime holds its own (int8) copies; the numpy
-            # reference's float32 ones are not needed by this backend.
-            self.layers = []
+        # NOTE: ONNX Runtime holds its own copies of the layers' weights; the
+        # numpy reference's are not needed by this backend.
+        self.layers = []
 
     @property
     def nbytes(self) -> int:
