@@ -11,7 +11,7 @@ PORT ?= 5005
 $(BIN)/dialogd: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,test]'
+	$(BIN)/pip install --quiet -e '.[embedded,test,onnx]'
 	touch $@
 
 install: $(BIN)/dialogd

@@ -118,6 +118,21 @@ def process_id() -> int:
     return _pid
 
 
+def _release(version: str) -> tuple[int, int]:
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0]
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else (0, 0)
+
+
+#: PERF: redis-py releases whose connection internals the two fast paths were
+#: tested on (6.1 to 8.1): kernel socket timeouts (``_KernelTimeouts``, which
+#: extends the private ``Connection._connect``) and a turn's commands sent straight
+#: on the thread's connection (``redis_store.call``). Any other release, or False
+#: here, takes redis-py's public path only: what it costs is in
+#: docs/performance.md.
+FAST_PATHS = (6, 1) <= _release(redis.__version__) < (8, 2)
+
+
 class _KernelTimeouts:
     """A redis-py connection whose read and write timeouts the kernel keeps
     (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a blocking socket.
@@ -180,20 +195,34 @@ class _OwedReply:
                 self.read_response()  # type: ignore[attr-defined]
         super().send_packed_command(command, check_health)  # type: ignore[misc]
 
-    def disconnect(self, *args: Any) -> None:
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
         self._owed = None
-        super().disconnect(*args)  # type: ignore[misc]
+        super().disconnect(*args, **kwargs)  # type: ignore[misc]
 
 
-class _TCPConnection(_OwedReply, _KernelTimeouts, redis.Connection):
+class _TCPConnection(_OwedReply, redis.Connection):
     pass
 
 
-class _TLSConnection(_OwedReply, _KernelTimeouts, redis.SSLConnection):
+class _TLSConnection(_OwedReply, redis.SSLConnection):
     pass
 
 
-class _UnixConnection(_OwedReply, _KernelTimeouts, redis.UnixDomainSocketConnection):
+class _UnixConnection(_OwedReply, redis.UnixDomainSocketConnection):
+    pass
+
+
+class _FastTCPConnection(_OwedReply, _KernelTimeouts, redis.Connection):
+    pass
+
+
+class _FastTLSConnection(_OwedReply, _KernelTimeouts, redis.SSLConnection):
+    pass
+
+
+class _FastUnixConnection(
+    _OwedReply, _KernelTimeouts, redis.UnixDomainSocketConnection
+):
     pass
 
 
@@ -209,16 +238,16 @@ def make_client(url: str, **options: Any) -> redis.Redis | RedisCluster:
     """A client for ``url``; ``options`` are connection settings (timeouts, retry)."""
     check_redis_url(url)
     if url.startswith(SINGLE_SCHEMES):
-        kind = (
-            _UnixConnection
-            if url.startswith("unix://")
-            else _TLSConnection
-            if url.startswith("rediss://")
-            else _TCPConnection
+        scheme = (
+            0 if url.startswith("unix://") else 1 if url.startswith("rediss") else 2
         )
+        if not FAST_PATHS:
+            kinds: tuple[type, ...] = (_UnixConnection, _TLSConnection, _TCPConnection)
+            return redis.Redis.from_url(url, connection_class=kinds[scheme], **options)
+        kinds = (_FastUnixConnection, _FastTLSConnection, _FastTCPConnection)
         return redis.Redis.from_url(
             url,
-            connection_class=kind,
+            connection_class=kinds[scheme],
             io_timeout=options.pop("socket_timeout", None),
             socket_timeout=None,
             **options,

@@ -32,6 +32,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
+from trackerstore import clients
 from trackerstore.base import Loaded
 from trackerstore.base import PendingLoad
 from trackerstore.base import TrackerStore
@@ -129,16 +130,17 @@ class _Client:
     local: threading.local
 
 
-def _call(client: redis.Redis | RedisCluster, command: tuple) -> Any:
-    """``command`` on the client's own connection if it has one, else routed by
-    the client; resent after transport errors as the client would.
+def call(client: Any, *command: Any) -> Any:
+    """``command`` on the client's own connection if it has one and redis-py is a
+    tested release (``clients.FAST_PATHS``), else through ``execute_command``;
+    resent after transport errors as the client would.
 
     PERF: a thread's own connection needs none of the client's per-command layers
-    (a lock, response callbacks, maintenance checks): a third of the cost of a
-    turn's command in redis-py, where the GIL is held.
+    (a lock, response callbacks, observability hooks): a third of the cost of a
+    turn's command in redis-py 7.0, more in 8.x, where the GIL is held.
     """
     connection = getattr(client, "connection", None)
-    if connection is None:
+    if connection is None or not clients.FAST_PATHS:
         return client.execute_command(*command)
 
     def attempt() -> Any:
@@ -237,8 +239,9 @@ class RedisStore(TrackerStore):
             self._client = client
         return client
 
-    def _turn_client(self, client: _Client) -> redis.Redis:
-        """A client that keeps one connection of the pool for its thread.
+    def _turn_client(self, client: _Client) -> Any:
+        """A client that keeps one connection of the pool for its thread (Any:
+        as ``_Client.redis``).
 
         PERF: a turn's load and write each took a connection from the pool and
         gave it back; redis-py's pool bookkeeping was ~5% of a turn's CPU. A server
@@ -260,7 +263,7 @@ class RedisStore(TrackerStore):
         _, meta = conversation_keys(self._prefix, cid)
         client = self._conn()
         with unavailable():
-            reply = _call(self._turn_client(client), ("HMGET", meta, "v", "s", "k"))
+            reply = call(self._turn_client(client), "HMGET", meta, "v", "s", "k")
         return self._loaded(cid, *reply)
 
     def prefetch(self, cid: str) -> PendingLoad:
@@ -340,10 +343,10 @@ class RedisStore(TrackerStore):
             # NOTE: a server that lost the script (a restart, SCRIPT FLUSH) gets it
             # again; the script itself makes the resent call safe.
             try:
-                ok, version = _call(turn, command)
+                ok, version = call(turn, *command)
             except NoScriptError:
                 turn.script_load(WRITE_SCRIPT)
-                ok, version = _call(turn, command)
+                ok, version = call(turn, *command)
         if not ok and expected_version is not None:
             raise VersionConflict(cid, expected_version, int(version))
         return int(version)

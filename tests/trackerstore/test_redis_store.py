@@ -17,6 +17,8 @@ from trackerstore import InMemoryStore
 from trackerstore import Loaded
 from trackerstore import RedisStore
 from trackerstore import StoreUnavailable
+from trackerstore import VersionConflict
+from trackerstore import clients
 from trackerstore import connect
 from trackerstore.codec import encode_snapshot
 from trackerstore.redis_store import conversation_keys
@@ -114,22 +116,55 @@ def test_no_ttl_by_default(
     assert client.ttl(meta) == -1
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("url_fixture", ["redis_url", "tls_url"])
-def test_timeouts_are_kept_by_the_kernel(
-    url_fixture: str, request: pytest.FixtureRequest
+def test_timeouts_are_the_kernels_on_tested_releases_else_redis_pys(
+    url_fixture: str,
+    fast: bool,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(clients, "FAST_PATHS", fast)
     store = RedisStore(request.getfixturevalue(url_fixture), socket_timeout=1.5)
     store.ping()
-    connection = store._conn().redis.connection_pool.get_connection()
+    pool = store._conn().redis.connection_pool
+    connection = pool.get_connection()
     try:
         sock = connection._sock
-        assert sock.gettimeout() is None  # no poll() before each send and receive
-        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
-            raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("ll"))
-            assert struct.unpack("ll", raw) == (1, 500_000)
+        if fast:
+            assert sock.gettimeout() is None  # no poll() before each send and receive
+            for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("ll"))
+                assert struct.unpack("ll", raw) == (1, 500_000)
+        else:
+            assert sock.gettimeout() == 1.5
     finally:
-        store._conn().redis.connection_pool.release(connection)
+        pool.release(connection)
         store.close()
+
+
+def test_the_public_path_answers_as_the_fast_paths(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same turns, with redis-py's public path only (an untested release) and
+    with the fast paths: the same answers, conflicts and script reloads."""
+    answers = {}
+    for fast in (True, False):
+        monkeypatch.setattr(clients, "FAST_PATHS", fast)
+        with RedisStore(redis_url, prefix=f"{key_prefix}{fast}:") as store:
+            seen: list[object] = []
+            version = store.append("c1", [{"n": 0}], 0, {"s": 1})
+            seen.append(store.load("c1"))
+            seen.append(store.prefetch("c1").result())
+            with pytest.raises(VersionConflict) as conflict:
+                store.append("c1", [{"n": 1}], version - 1, {"s": 2})
+            seen.append((conflict.value.expected, conflict.value.actual))
+            store._conn().redis.script_flush()
+            seen.append(store.append("c1", [{"n": 2}], version, {"s": 3}))
+            seen.append(store.load("c1"))
+            seen.append(store.read_log("c1"))
+            answers[fast] = seen
+    assert answers[True] == answers[False]
 
 
 def test_a_silent_server_is_unavailable_after_the_timeout() -> None:

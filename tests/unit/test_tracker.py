@@ -211,6 +211,23 @@ def test_folding_with_snapshots_equals_replaying_the_whole_log(seed):
     assert tracker.event_count == full.event_count == len(log)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_tracker_from_a_snapshot_has_every_field_of_the_original(seed):
+    """``from_snapshot`` builds through ``__init__`` and sets the snapshot's fields:
+    the same attributes and values as the tracker that wrote it."""
+    rng = random.Random(seed)
+    tracker = Tracker("t", DOMAIN, history=4)
+    for event in [act("action_listen"), *_random_log(rng, 30)]:
+        tracker.update(event)
+    snap = msgpack.unpackb(msgpack.packb(tracker.to_snapshot()))
+    restored = Tracker.from_snapshot("t", DOMAIN, snap, 4)
+    assert restored is not None
+    assert restored.to_snapshot() == snap
+    for name in Tracker.__slots__:
+        if name != "_window_events":  # a cache, decoded when asked for
+            assert getattr(restored, name) == getattr(tracker, name), name
+
+
 def test_a_snapshot_of_another_model_is_refused():
     t = Tracker("t", DOMAIN)
     other = Domain.from_yaml("intents: [x]")

