@@ -45,7 +45,6 @@ from worker.actions import ActionRejected
 from worker.actions import ActionRunner
 from worker.actions import NLGEndpoint
 from worker.domain import ACTION_LISTEN
-from worker.domain import REQUESTED_SLOT
 from worker.errors import ConversationBusy
 from worker.errors import ConversationConflict
 from worker.errors import InvalidInput
@@ -284,30 +283,17 @@ class MessageLoop:
         mapped = extract and any(slot.mappings for slot in domain.slots)
         for attempt in range(turn.max_attempts):
             session = Session(turn, cid)
-            ts = turn.clock()
-            if session.session_expired(ts):
-                session.start_session(ts)
-            session.log(
+            session.log_message(
                 UserUttered(
                     text=parse_data.get("text", text),
                     parse_data=parse_data,
                     input_channel=channel,
                     message_id=message_id,
                     metadata=metadata,
-                    timestamp=ts,
-                )
+                    timestamp=turn.clock(),
+                ),
+                mapped_slots=not mapped,
             )
-            tracker = session.tracker
-            fills = domain.auto_fill(
-                parse_data.get("entities") or [],
-                intent=(parse_data.get("intent") or {}).get("name"),
-                active_loop=tracker.active_form.get("name"),
-                requested_slot=tracker.slots.get(REQUESTED_SLOT),
-                text=parse_data.get("text", text),
-            )
-            for name, value in fills:
-                if not (mapped and domain.slot_by_name[name].mappings):
-                    session.log(SlotSet(name=name, value=value, timestamp=ts))
             extracted = self._extract_slots(session, channel) if mapped else []
             _log_all(session, extracted)
             if not commit:

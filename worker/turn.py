@@ -127,6 +127,27 @@ class Session:
             and now - since > config.session_expiration_time * 60
         )
 
+    def log_message(self, message: UserUttered, mapped_slots: bool = True) -> None:
+        """A user message: a new session first if the old one expired, then the
+        message and the slots its entities fill (a 0.x slot's own entity; a Rasa 2+
+        slot's ``mappings`` unless ``mapped_slots`` is False, when the caller runs
+        Rasa's ``action_extract_slots`` for them)."""
+        ts = message.timestamp
+        if self.session_expired(ts):
+            self.start_session(ts)
+        self.log(message)
+        domain, tracker = self.engine.domain, self.tracker
+        fills = domain.auto_fill(
+            message.entities,
+            intent=message.intent_name,
+            active_loop=tracker.active_form_name,
+            requested_slot=tracker.slots.get(REQUESTED_SLOT),
+            text=message.text,
+        )
+        for name, value in fills:
+            if mapped_slots or not domain.slot_by_name[name].mappings:
+                self.log(SlotSet(name=name, value=value, timestamp=ts))
+
     @property
     def is_new(self) -> bool:
         return self.version == 0
@@ -272,26 +293,13 @@ class Turn:
         self.observer.phase("nlu", perf_counter() - started)
 
         def body(s: Session) -> dict[str, Any]:
-            ts = self.clock()
-            if s.session_expired(ts):
-                s.start_session(ts)
-            s.log(
+            s.log_message(
                 UserUttered(
                     text=parse_data.get("text", text),
                     parse_data=parse_data,
-                    timestamp=ts,
+                    timestamp=self.clock(),
                 )
             )
-            tracker = s.tracker
-            fills = self.domain.auto_fill(
-                parse_data.get("entities") or [],
-                intent=(parse_data.get("intent") or {}).get("name"),
-                active_loop=tracker.active_form.get("name"),
-                requested_slot=tracker.slots.get(REQUESTED_SLOT),
-                text=parse_data.get("text", text),
-            )
-            for name, value in fills:
-                s.log(SlotSet(name=name, value=value, timestamp=ts))
             return self._next(s)
 
         return self._run(cid, body, pending, key)
