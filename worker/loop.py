@@ -8,15 +8,15 @@ last, and a second message for the same conversation, on any worker, waits for i
 compare-and-append, so a writer outside the loops (``/parse``, ``/continue``,
 ``/tracker/events``) or a loop whose lease ran out can never be overwritten:
 
-- the user's message is redone on a conflict (nothing has run yet);
-- an action's step that loses a conflict is dropped (its call has happened, its
-  events are not logged; a warning names it) and the loop goes on from the state
-  that won, or stops if its lease is gone. With one sender per conversation no
-  step ever conflicts, so no action is called twice.
+- a batch of steps without side effects (the message, responses, built-ins) is
+  redone on a conflict: nothing outside the conversation has happened;
+- the step of an action that calls out, written alone, is dropped when it loses
+  (its call has happened, its events are not logged; a warning names it) and the
+  loop goes on from the state that won, or stops if its lease is gone. With one
+  sender per conversation no step ever conflicts, so no action is called twice.
 
-Each step (the message, then each action with its events) is one write: a worker
-that dies mid-loop leaves every finished step logged, and the conversation simply
-continues from there with the next message.
+A worker that dies mid-loop leaves every step that called out logged, and the
+conversation simply continues from there with the next message.
 """
 
 from __future__ import annotations
