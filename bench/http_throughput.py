@@ -44,34 +44,42 @@ def wait_ready(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
-def wrk(
-    url: str, path: str, connections: int, conversations: int, seconds: int, prefix: str
-) -> dict:
-    env = {
-        **os.environ,
-        "DLG_PATH": path,
-        "DLG_CONVS": str(conversations),
-        "DLG_PREFIX": prefix,
-    }
-    threads = min(2, connections)
+def run_wrk(script: Path, url: str, connections: int, seconds: int, **env: str) -> dict:
+    """wrk with a Lua ``script`` that prints one JSON line of figures when done
+    (``env`` goes to the script); the figures, with ``rps``."""
     out = subprocess.run(
         [
             "wrk",
-            f"-t{threads}",
+            f"-t{min(2, connections)}",
             f"-c{connections}",
             f"-d{seconds}s",
             "-s",
-            str(LUA),
+            str(script),
             url,
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, **env},
         check=True,
     )
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     figures["rps"] = round(figures["requests"] / (figures["duration_us"] / 1e6), 1)
     return figures
+
+
+def wrk(
+    url: str, path: str, connections: int, conversations: int, seconds: int, prefix: str
+) -> dict:
+    """A turn (``parse`` or ``continue``) on one of ``conversations``."""
+    return run_wrk(
+        LUA,
+        url,
+        connections,
+        seconds,
+        DLG_PATH=path,
+        DLG_CONVS=str(conversations),
+        DLG_PREFIX=prefix,
+    )
 
 
 def run(workers: int, seconds: int, connections: list[int], rounds: int) -> dict:

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from api.testing import Server
 from api.testing import free_port
 from bench.http_throughput import DISTURBED
+from bench.http_throughput import run_wrk
 from bench.http_throughput import wait_ready
 from bench.nlu.datasets import load_set
 from bench.turn_latency import moodbot_model
@@ -37,24 +37,7 @@ LUA = Path(__file__).with_name("wrk_nlu.lua")
 
 
 def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{min(2, connections)}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "-s",
-            str(LUA),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DLG_BODIES": str(bodies)},
-        check=True,
-    )
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
-    figures["rps"] = round(figures["requests"] / (figures["duration_us"] / 1e6), 1)
-    return figures
+    return run_wrk(LUA, url, connections, seconds, DLG_BODIES=str(bodies))
 
 
 def parse_model(text: str) -> tuple[str, str, Path]:

@@ -17,42 +17,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from api.cli import main as dialogd
 from api.testing import Server
 from api.testing import free_port
+from bench.http_throughput import run_wrk
 from bench.turn_latency import ROOT
 from bench.turn_latency import moodbot_model
+from tests.actions.servers import ActionServer
 from trackerstore import EmbeddedRedis
 
 LUA = Path(__file__).with_name("wrk_rest.lua")
-WRK = ["wrk", "-s", str(LUA)]
+#: loopbot's custom action on rasa_sdk's own action server
 ACTIONS = "tests.fixtures.loopbot.counting"
 LOOPBOT = ROOT / "tests" / "fixtures" / "loopbot"
 
 
 def wrk(url: str, path: str, text: str, connections: int, seconds: int, prefix: str):
-    env = {**os.environ, "DLG_PATH": path, "DLG_TEXT": text, "DLG_PREFIX": prefix}
-    out = subprocess.run(
-        [*WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", url],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+    return run_wrk(
+        LUA, url, connections, seconds, DLG_PATH=path, DLG_TEXT=text, DLG_PREFIX=prefix
     )
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
-    figures["rps"] = round(figures["requests"] / (figures["duration_us"] / 1e6), 1)
-    return figures
 
 
 def loopbot_model(work: Path) -> Path:
@@ -63,27 +51,6 @@ def loopbot_model(work: Path) -> Path:
     return out
 
 
-def action_server(work: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOPBOT_CALLS": str(work / "calls")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", ACTIONS, "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, f"http://127.0.0.1:{port}/webhook"
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the action server did not start")
-
-
 def run(workers: int, connections: int, seconds: int, rounds: int) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -91,11 +58,13 @@ def run(workers: int, connections: int, seconds: int, rounds: int) -> dict:
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedRedis(Path(tmp) / "redis", port=free_port()) as redis,
+        ActionServer(
+            "rasa_sdk", ACTIONS, env={"LOOPBOT_CALLS": str(Path(tmp) / "calls")}
+        ) as actions,
     ):
         work = Path(tmp)
-        actions, url = action_server(work)
         endpoints = work / "endpoints.yml"
-        endpoints.write_text(f"action_endpoint:\n  url: {url}\n")
+        endpoints.write_text(f"action_endpoint:\n  url: {actions.url}\n")
         mood = Server(
             moodbot_model(work), redis.url, "mood:", work, nlu=True, workers=workers
         )
@@ -107,25 +76,18 @@ def run(workers: int, connections: int, seconds: int, rounds: int) -> dict:
             workers=workers,
             extra=["--endpoints", str(endpoints)],
         )
-        try:
-            mood.start()
-            loop.start()
-            cases = [
-                ("parse", mood.url, "parse", "I am feeling great"),
-                ("rest", mood.url, "rest", "I am feeling great"),
-                ("rest+action", loop.url, "rest", "/count"),
-            ]
+        cases = [
+            ("parse", mood.url, "parse", "I am feeling great"),
+            ("rest", mood.url, "rest", "I am feeling great"),
+            ("rest+action", loop.url, "rest", "/count"),
+        ]
+        with mood, loop:
             for round_ in range(rounds):
                 for name, url, path, text in cases:
                     row = wrk(url, path, text, connections, seconds, f"{name}{round_}")
                     row.update(case=name, round=round_, connections=connections)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-        finally:
-            mood.stop()
-            loop.stop()
-            os.killpg(actions.pid, signal.SIGTERM)
-            actions.wait(30)
     return {"workers": workers, "seconds": seconds, "rounds": rounds, "rows": rows}
 
 

@@ -196,11 +196,14 @@ class MessageLoop:
         except BaseException:
             lease.__exit__(None, None, None)
             raise
-        running = Running(self, lease, LoopResult(cid, [], session), channel)
-        running.first = _messages(cid, extracted)
-        if pure:
-            running.redo = lambda: log_user(False)[0]
-        return running
+        return Running(
+            self,
+            lease,
+            LoopResult(cid, [], session),
+            channel,
+            first=_messages(cid, extracted),
+            redo=(lambda: log_user(False)[0]) if pure else None,
+        )
 
     def trigger_intent(
         self,
@@ -589,16 +592,22 @@ class Running:
     the actions are run (iterate) or the loop is dropped (``close``)."""
 
     def __init__(
-        self, loop: MessageLoop, lease: Lease, result: LoopResult, channel: str | None
+        self,
+        loop: MessageLoop,
+        lease: Lease,
+        result: LoopResult,
+        channel: str | None,
+        first: list[dict[str, Any]],
+        redo: Callable[[], Session] | None,
     ):
         self.loop = loop
         self.lease: Lease | None = lease
         self.result = result
         self.channel = channel
         #: what the message's slot extraction said (custom mappings' actions)
-        self.first: list[dict[str, Any]] = []
+        self.first = first
         #: logs the message again on a fresh load, while it is not written yet
-        self.redo: Callable[[], Session] | None = None
+        self.redo = redo
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         lease, session = self.lease, self.result.session

@@ -138,12 +138,20 @@ def read_request(conn: socket.socket) -> bytes:
 
 
 class ActionServer:
-    """A real action server on a free port, serving tests/fixtures/actions:
-    ``rasa_sdk`` (``python -m rasa_sdk --actions tests.fixtures.actions.actions``)
-    or ``node`` (``server.js``, Node's standard library only)."""
+    """A real action server on a free port: ``rasa_sdk`` (``python -m rasa_sdk
+    --actions MODULE``, tests/fixtures/actions by default) or ``node``
+    (tests/fixtures/actions/server.js, Node's standard library only); ``env`` is
+    added to the server's environment."""
 
-    def __init__(self, kind: str):
+    def __init__(
+        self,
+        kind: str,
+        module: str = "tests.fixtures.actions.actions",
+        env: dict[str, str] | None = None,
+    ):
         self.kind = kind
+        self.module = module
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/webhook"
         self.process: subprocess.Popen[bytes] | None = None
@@ -152,13 +160,12 @@ class ActionServer:
         if self.kind == "node":
             command = ["node", str(FIXTURES / "server.js"), str(self.port)]
         else:
-            module = "tests.fixtures.actions.actions"
-            command = [sys.executable, "-m", "rasa_sdk", "--actions", module]
+            command = [sys.executable, "-m", "rasa_sdk", "--actions", self.module]
             command += ["--port", str(self.port)]
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

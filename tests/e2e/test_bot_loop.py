@@ -21,7 +21,7 @@ import requests
 from api.cli import main as dialogd
 from api.testing import Server
 from api.testing import free_port
-from tests.actions.processes import ActionServer
+from tests.actions.servers import ActionServer
 from tests.actions.servers import JsonServer
 from tests.data import ROOT
 

@@ -17,7 +17,7 @@ import requests
 
 from api.testing import Client
 from api.testing import Server
-from tests.actions.processes import ActionServer
+from tests.actions.servers import ActionServer
 from tests.data import ROOT
 from worker.domain import Domain
 from worker.train import read_config
