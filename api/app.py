@@ -103,7 +103,9 @@ def create_app(
     add_route(app, "/version", resources.Version())
     add_route(app, "/status", resources.Status(engine))
     add_route(app, "/domain", resources.DomainResource(engine))
-    add_route(app, "/parse", resources.NLUParse(engine, max_body))
+    nlu_parse = resources.NLUParse(engine, max_body)
+    add_route(app, "/parse", nlu_parse)
+    add_route(app, "/model/parse", nlu_parse)  # Rasa 2+'s name
     add_route(app, "/evaluate", resources.Evaluate(engine, max_body))
     if metrics is not None:
         add_route(app, METRICS_PATH, MetricsResource(metrics))

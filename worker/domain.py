@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,16 @@ class Domain:
     @cached_property
     def intent_by_name(self) -> dict[str, Intent]:
         return {i.name: i for i in self.intents}
+
+    @cached_property
+    def retrieval_intents(self) -> frozenset[str]:
+        """Intents with responses per key (``utter_faq/ask_name``): each has a
+        retrieval action (``utter_faq``) that says the key the NLU chose."""
+        return frozenset(
+            name.removeprefix("utter_").split("/")[0]
+            for name in self.templates
+            if name.startswith("utter_") and "/" in name
+        )
 
     @cached_property
     def slot_by_name(self) -> dict[str, Slot]:
@@ -292,6 +304,25 @@ class Domain:
     def to_yaml(self) -> str:
         return dump_yaml(self.as_dict())
 
+    def with_responses(
+        self, responses: dict[str, Any], source: str = "<data>"
+    ) -> Domain:
+        """This domain and the responses of data files (Rasa 2+ keeps retrieval
+        intents' answers there), with their retrieval actions; a response defined
+        in both is an error, as in the domain itself."""
+        if not responses:
+            return self
+        reader = _DomainReader(YamlDoc(source, json.dumps({"responses": responses})))
+        extra = reader.templates()
+        twice = sorted(set(extra) & set(self.templates))
+        if twice:
+            raise InvalidDomain(
+                f"responses {twice} are defined in the domain and in the data", source
+            )
+        templates = {**self.templates, **extra}
+        actions = self.user_actions + _retrieval_actions(templates, self.user_actions)
+        return replace(self, templates=templates, user_actions=actions)
+
     # ---- input -------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> Domain:
@@ -354,6 +385,7 @@ class _DomainReader:
                 for name in templates
                 if name.startswith("utter_") and "/" not in name and name not in actions
             ]
+            actions += _retrieval_actions(templates, actions)
         domain = Domain(
             intents=self.intents(default=DEFAULT_INTENTS if rasa2 else ()),
             entities=tuple(_item_name(e) for e in self.names("entities")),
@@ -405,7 +437,10 @@ class _DomainReader:
                 continue
             name, props = next(iter(item.items()))
             props = props or {}
+            # NOTE: is_retrieval_intent (Rasa's domain dumps) follows from the
+            # responses, so it is accepted and not read.
             allowed = {"use_entities", "ignore_entities", "triggers"}
+            allowed |= {"is_retrieval_intent"}
             if not isinstance(props, dict) or set(props) - allowed:
                 raise self.fail(
                     f"intent '{name}' accepts only {sorted(allowed)}", "intents", i
@@ -651,6 +686,18 @@ def _variation_problem(v: dict[str, Any]) -> str | None:
     ):
         return "'condition' is a list of {type: slot, name, value}"
     return None
+
+
+def _retrieval_actions(
+    templates: dict[str, Any], listed: Sequence[str]
+) -> tuple[str, ...]:
+    """``utter_faq`` for responses ``utter_faq/...``, unless already listed."""
+    names = dict.fromkeys(
+        name.split("/")[0]
+        for name in templates
+        if name.startswith("utter_") and "/" in name
+    )
+    return tuple(name for name in names if name not in listed)
 
 
 def _mapping_values(

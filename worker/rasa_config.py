@@ -73,7 +73,6 @@ REFUSED = {
     "JiebaTokenizer": "only whitespace tokenization is supported",
     "ConveRTFeaturizer": "use SentenceEncoderFeaturizer (docs/nlu.md)",
     "LanguageModelFeaturizer": "use SentenceEncoderFeaturizer (docs/nlu.md)",
-    "ResponseSelector": "retrieval intents are not supported",
 }
 #: Every Rasa name this module translates. ``EntitySynonymMapper``,
 #: ``FallbackClassifier`` and ``RegexEntityExtractor`` are dialogd's own names too
@@ -83,7 +82,7 @@ RASA_NAMES = frozenset(
     | _TOKENIZERS
     | _CLASSIFIERS
     | _ENTITY_EXTRACTORS
-    | {"DucklingEntityExtractor"}
+    | {"DucklingEntityExtractor", "ResponseSelector"}
     | set(REFUSED)
 )
 
@@ -177,6 +176,17 @@ def _translate(name: str, params: dict[str, Any], where: str) -> list[dict[str, 
         if entities:
             steps.append({"name": "PerceptronEntityExtractor", "intent_features": True})
         return steps
+    if name == "ResponseSelector":
+        out = {"name": "ResponseSelector"}
+        for key in ("retrieval_intent", "ranking_length"):
+            if params.get(key) is not None:
+                out[key] = params.pop(key)
+        # NOTE: labels are always the response keys (Rasa 2+'s default); with
+        # use_text_as_label the same answers are chosen, so it is accepted.
+        _refuse(
+            params, NETWORK_PARAMS | {"use_text_as_label", "retrieval_intent"}, where
+        )
+        return [out]
     if name in _ENTITY_EXTRACTORS:
         _refuse(params, {"features", "max_iterations", "L1_c", "L2_c"}, where)
         return [{"name": "PerceptronEntityExtractor", "intent_features": True}]

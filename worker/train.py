@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,19 +100,28 @@ def train_models(
     ``domain`` and ``stories`` into ``out/core``, whichever are given."""
     _, core_config = split_config(config)
     trained = Trained()
-    if nlu is not None:
-        data = load_nlu_data(nlu, lookup_files=lookup_files)
+    data = load_nlu_data(nlu, lookup_files=lookup_files) if nlu is not None else None
+    bot = Domain.load(domain) if domain is not None else None
+    if bot is not None and data is not None:
+        # NOTE: as Rasa's importer: responses in data files join the domain, and
+        # the response selector reports the retrieval intents' responses.
+        bot = bot.with_responses(data.responses, str(nlu))
+        data = replace(
+            data,
+            responses={k: v for k, v in bot.templates.items() if "/" in k},
+        )
+    if data is not None:
         if data.examples or domain is None:
             trained = _fit_nlu(out / "nlu", config, data, progress)
         elif progress is not None:
             # NOTE: as rasa train: a project without NLU data trains Core only,
             # and its server understands /intent{...} messages.
             progress("no NLU data: a Core model only", 0, 0)
-    if domain is not None:
+    if bot is not None:
         if stories is None:
             raise InvalidConfig("a Core model needs stories beside its domain")
         trained.core = CoreModel.train(
-            Domain.load(domain),
+            bot,
             stories,
             core_config,
             augmentation_factor=augmentation_factor,

@@ -173,10 +173,10 @@ def check_request(request: Mapping[str, Any]) -> None:
     """Everything that can be checked before queueing, so a mistake is a 400 now."""
     with tempfile.TemporaryDirectory(prefix="dialogd-check-") as folder:
         paths = _write_inputs(request, Path(folder))
-        if "nlu" in paths:
-            load_nlu_data(paths["nlu"])
+        responses = load_nlu_data(paths["nlu"]).responses if "nlu" in paths else {}
         if "domain" in paths:
-            read_stories(paths["stories"], Domain.load(paths["domain"]))
+            domain = Domain.load(paths["domain"]).with_responses(responses)
+            read_stories(paths["stories"], domain)
         nlu_config, core_config = split_config(request.get("config"))
         if nlu_config is not None:
             NLUPipeline(nlu_config)

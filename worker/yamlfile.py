@@ -34,7 +34,32 @@ class YAMLLimitError(yaml.YAMLError):
 
 
 class Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 core-schema booleans and numbers."""
+    """PyYAML's safe loader with YAML 1.2 core-schema booleans and numbers, that
+    refuses a key given twice in one mapping with different values: PyYAML keeps
+    the last silently, so a second ``responses:`` would drop the first. (The
+    same value twice is accepted: Rasa's own formbot domain lists ``actions``
+    twice.)"""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # NOTE: keys given beside a `<<` merge override it
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: PyYAML's own error follows
+            if key not in first:
+                first[key] = value_node
+            elif self.construct_object(first[key], deep=True) != self.construct_object(
+                value_node, deep=True
+            ):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice, with different values",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: yaml.Node) -> int:
         value = str(self.construct_scalar(node))  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import falcon
-import yaml
 
 from api.body import json_object
 from api.body import read_json
@@ -15,6 +14,7 @@ from api.resources.conversations import MODEL_HEADER
 from api.resources.conversations import query_text
 from worker.turn import Engine
 from worker.version import __version__
+from worker.yamlfile import read_yaml
 
 MINIMUM_COMPATIBLE_VERSION = "0.1.0"
 OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.yaml"
@@ -54,7 +54,8 @@ class OpenAPI:
     """The API's contract (``api/openapi.yaml``, shipped in the package), as JSON."""
 
     def __init__(self) -> None:
-        document = yaml.safe_load(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
+        # NOTE: the strict loader: a key given twice (a merge's leftover) fails.
+        document = read_yaml(OPENAPI_DOCUMENT).data
         document["info"]["version"] = __version__
         self.body = json.dumps(document).encode()
 

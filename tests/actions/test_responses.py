@@ -18,6 +18,7 @@ from worker.actions.nlg import interpolate_text
 from worker.domain import Domain
 from worker.events import BotUttered
 from worker.events import SlotSet
+from worker.events import UserUttered
 
 DOMAIN = Domain.from_yaml(
     """
@@ -233,3 +234,57 @@ def test_an_nlg_server_renders_responses_the_domain_only_names():
     assert isinstance(event, BotUttered) and event.text == "utter_from_nlg"
     # without the NLG server there is nothing to send
     assert Talk(domain).run(ActionRunner(domain), "utter_from_nlg") == []
+
+
+FAQ = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [faq, greet]
+responses:
+  utter_faq/hours:
+    - text: "nine to five"
+  utter_faq/parking:
+    - text: "behind the building"
+"""
+)
+
+
+def _asked(talk: Talk, key: str | None, selector: str = "default") -> None:
+    parse: dict = {
+        "text": "when",
+        "intent": {"name": "faq", "confidence": 1.0},
+        "entities": [],
+    }
+    if key is not None:
+        parse["response_selector"] = {
+            "all_retrieval_intents": ["faq"],
+            selector: {
+                "response": {
+                    "intent_response_key": key,
+                    "utter_action": f"utter_{key}",
+                    "confidence": 0.9,
+                },
+                "ranking": [],
+            },
+        }
+    talk.add(UserUttered(text="when", parse_data=parse, timestamp=2.0))
+
+
+@pytest.mark.parametrize("selector", ["default", "faq"])
+def test_a_retrieval_action_says_the_response_the_selector_chose(selector: str):
+    talk = Talk(FAQ)
+    _asked(talk, "faq/parking", selector)
+    event = _say(ActionRunner(FAQ), talk, "utter_faq")
+    assert event.text == "behind the building"
+    assert event.metadata["utter_action"] == "utter_faq/parking"
+
+
+def test_a_retrieval_action_without_a_selection_says_nothing(caplog):
+    talk = Talk(FAQ)
+    _asked(talk, None)
+    with caplog.at_level(logging.ERROR):
+        assert talk.run(ActionRunner(FAQ), "utter_faq") == []
+    assert "no response selection" in caplog.text
+    # a key of another retrieval intent is not said either
+    _asked(talk, "chitchat/name")
+    assert talk.run(ActionRunner(FAQ), "utter_faq") == []

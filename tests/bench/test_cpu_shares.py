@@ -12,9 +12,11 @@ from bench.cpu_shares import CpuShares
 from bench.cpu_shares import imbalanced
 from bench.cpu_shares import workers
 
-# Works when told to (a line on stdin), says so, then waits to be closed.
+# Says it has started, works when told to (a line on stdin), says so, then waits
+# to be closed.
 CHILD = """
 import sys
+print("ready", flush=True)
 if sys.stdin.readline().strip() == "work":
     sum(i * i for i in range(3_000_000))
 print("done", flush=True)
@@ -35,6 +37,11 @@ def test_the_child_that_worked_has_the_larger_share() -> None:
     ]
     try:
         assert {c.pid for c in children} <= set(workers(os.getpid()))
+        # NOTE: the interpreters' start-up is not counted: on a busy host the
+        # idle child could still be starting when the measurement begins.
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
         with CpuShares(os.getpid()) as cpu:
             for child, order in zip(children, ("work", "rest"), strict=True):
                 assert child.stdin is not None and child.stdout is not None

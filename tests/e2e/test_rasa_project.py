@@ -161,3 +161,78 @@ def test_restaurantbot_example_with_a_form_passes_its_tests(
     out = capsys.readouterr().out
     assert "FAILED: book a table with a form" in out
     assert "'for 4': entities number=4, expected cuisine=4" in out
+
+
+def test_faq_bot_with_a_retrieval_intent_answers_through_the_rest_channel(
+    tmp_path, monkeypatch, capsys, redis_url
+):
+    """Rasa 3's retrieval intents: ResponseSelector in the config, responses in
+    data/responses.yml, one rule for ``utter_faq``; served by real gunicorn."""
+    folder = tmp_path / "faqbot"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "faqbot", folder)
+    monkeypatch.chdir(folder)
+    assert dialogd(["train"]) == 0
+    assert dialogd(["test"]) == 0
+    assert "1 of 1 test stories passed" in capsys.readouterr().out
+    (folder / "endpoints.yml").write_text(
+        f"tracker_store:\n  type: redis\n  url: {redis_url}\n  key_prefix: 'faqbot:'\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "-p", str(port), "--workers", "2"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if requests.get(f"{url}/status", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+
+        def say(text: str) -> list[str]:
+            reply = requests.post(
+                f"{url}/webhooks/rest/webhook",
+                json={"sender": "visitor", "message": text},
+                timeout=10,
+            )
+            assert reply.status_code == 200, reply.text
+            return [m["text"] for m in reply.json()]
+
+        assert say("hello there") == [
+            "Hello! Ask me about our opening hours, parking or how to pay."
+        ]
+        assert say("where can I leave my car") == [
+            "There is free parking behind the building."
+        ]
+        assert say("do you take cash") == ["We take cards and cash."]
+        assert say("what time do you close") == [
+            "We are open from 9 to 17, Monday to Saturday."
+        ]
+        events = requests.get(
+            f"{url}/conversations/visitor/tracker", timeout=10
+        ).json()["events"]
+        said = [e["metadata"]["utter_action"] for e in events if e["event"] == "bot"]
+        assert said[1:] == [
+            "utter_faq/parking",
+            "utter_faq/payment",
+            "utter_faq/opening_hours",
+        ]
+        # Rasa 2+'s NLU-only route
+        parsed = requests.post(
+            f"{url}/model/parse", json={"text": "is parking free"}, timeout=10
+        ).json()
+        assert parsed["intent"]["name"] == "faq"
+        assert parsed["intent"]["full_retrieval_intent_name"] == "faq/parking"
+        selected = parsed["response_selector"]["default"]["response"]
+        assert selected["responses"] == [
+            {"text": "There is free parking behind the building."}
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(30)

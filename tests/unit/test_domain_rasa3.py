@@ -10,6 +10,7 @@ from worker.domain import DEFAULT_INTENTS
 from worker.domain import Domain
 from worker.domain import SessionConfig
 from worker.errors import InvalidDomain
+from worker.errors import TrainingDataError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -379,3 +380,49 @@ def test_the_first_mapping_that_finds_a_value_fills_the_slot(tmp_path):
     text = "my feedback is great"
     assert domain.auto_fill(entity, text=text) == [("feedback", "great")]
     assert domain.auto_fill([], text=text) == [("feedback", text)]
+
+
+FAQ_DOMAIN = """\
+version: "3.1"
+intents: [greet, faq]
+responses:
+  utter_greet:
+  - text: hi
+  utter_faq/hours:
+  - text: nine to five
+  utter_faq/parking:
+  - text: behind the building
+"""
+
+
+def test_responses_of_a_retrieval_intent_give_its_retrieval_action() -> None:
+    domain = Domain.from_yaml(FAQ_DOMAIN)
+    assert domain.retrieval_intents == {"faq"}
+    assert "utter_faq" in domain.action_names
+    assert "utter_faq/hours" not in domain.action_names
+    # listed by hand, as Rasa 1.x asked, it is not listed twice
+    listed = Domain.from_yaml(FAQ_DOMAIN + "actions: [utter_faq]\n")
+    assert listed.action_names.count("utter_faq") == 1
+
+
+def test_responses_from_data_files_join_the_domain() -> None:
+    domain = Domain.from_yaml('version: "3.1"\nintents: [chitchat]\n')
+    merged = domain.with_responses(
+        {"utter_chitchat/name": [{"text": "I am a bot"}]}, "data/responses.yml"
+    )
+    assert merged.retrieval_intents == {"chitchat"}
+    assert "utter_chitchat" in merged.action_names
+    assert merged.templates["utter_chitchat/name"] == [{"text": "I am a bot"}]
+    assert domain.with_responses({}) is domain
+    with pytest.raises(InvalidDomain, match="defined in the domain and in the data"):
+        merged.with_responses({"utter_chitchat/name": [{"text": "again"}]})
+    with pytest.raises(InvalidDomain, match="unknown keys"):
+        domain.with_responses({"utter_chitchat/x": [{"text": "a", "colour": 1}]})
+
+
+def test_a_key_given_twice_is_an_error_naming_its_line() -> None:
+    text = FAQ_DOMAIN + "responses:\n  utter_bye:\n  - text: bye\n"
+    with pytest.raises(TrainingDataError, match=r"<domain>:10: .*'responses' twice"):
+        Domain.from_yaml(text)
+    # the same value twice loses nothing (Rasa's formbot lists its actions twice)
+    assert Domain.from_yaml(FAQ_DOMAIN + "intents: [greet, faq]\n").intent_names

@@ -1,8 +1,9 @@
 """``ActionRunner``: runs any action of one model's domain, as Rasa 3.6 would.
 
 Built-ins first (unless the domain lists an action of that name: a team's own
-``action_session_start``), then ``utter_*`` responses, forms (unless an action of
-the form's name overrides it), and every other action on the action server.
+``action_session_start``), then retrieval actions (``utter_faq``), ``utter_*``
+responses, forms (unless an action of the form's name overrides it), and every
+other action on the action server.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from worker.actions.remote import RemoteActions
 from worker.domain import Domain
 from worker.errors import UnknownAction
 from worker.events import Event
+from worker.nlu.response_selector import DEFAULT_SELECTOR
 from worker.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,8 @@ class ActionRunner:
         if builtin is not None and name not in self.domain.user_actions:
             return builtin(self, context)
         known = name in self.domain.action_index
+        if known and name.removeprefix("utter_") in self.domain.retrieval_intents:
+            return self.retrieve(name, context)
         if name.startswith("utter_") and (known or name in self.domain.templates):
             # NOTE: as Rasa: a response, also one only an NLG server knows
             return self.utter(name, context)
@@ -110,6 +114,22 @@ class ActionRunner:
             return []
         message["utter_action"] = name
         return [bot_uttered(message, context.clock())]
+
+    def retrieve(self, name: str, context: Context) -> list[Event]:
+        """A retrieval action (``utter_faq``): the response the NLU's response
+        selector chose for the latest message (``utter_faq/ask_name``), read from
+        the intent's own selector, else the one for all retrieval intents."""
+        selector = context.tracker.latest_message.get("response_selector")
+        intent = name.removeprefix("utter_")
+        chosen = None
+        if isinstance(selector, dict):
+            chosen = selector.get(intent) or selector.get(DEFAULT_SELECTOR)
+        response = chosen.get("response") if isinstance(chosen, dict) else None
+        full = response.get("utter_action") if isinstance(response, dict) else None
+        if not isinstance(full, str) or not full.startswith(f"{name}/"):
+            log.error("%s: the latest message has no response selection for it", name)
+            return []
+        return self.utter(full, context)
 
     def remote(self, name: str, context: Context) -> list[Event]:
         try:

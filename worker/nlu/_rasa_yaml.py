@@ -24,8 +24,9 @@ from worker.nlu.training_data import merge_data
 from worker.nlu.training_data import regex_error
 from worker.yamlfile import YamlDoc
 
-#: Keys a data file may hold next to ``nlu``; stories and rules are read elsewhere,
-#: ``responses`` (retrieval intents) are the domain's business.
+#: Keys a data file may hold next to ``nlu``; stories and rules are read elsewhere.
+#: ``responses`` are those of retrieval intents (``utter_faq/ask_name``), which
+#: Rasa 2+ projects keep in data files as often as in the domain.
 _DATA_KEYS = frozenset({"version", "nlu", "stories", "rules", "responses"})
 _ITEM_KINDS = ("intent", "synonym", "regex", "lookup")
 
@@ -65,9 +66,32 @@ class _YamlNLUReader:
                     synonyms=self.synonyms,
                     regex_features=tuple(self.regexes),
                     lookup_tables=tuple((k, tuple(v)) for k, v in self.lookups.items()),
+                    responses=self.responses(data.get("responses")),
                 )
             ]
         )
+
+    def responses(self, value: Any) -> dict[str, list[dict[str, Any]]]:
+        """``responses:`` as written; the domain checks their variations when a
+        Core model is trained with them (`Domain.with_responses`)."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.doc.error('"responses" must be a mapping', "responses")
+        for name, variations in value.items():
+            if not isinstance(name, str) or not name.startswith("utter_"):
+                raise self.doc.error(
+                    f"response {name!r} must be named utter_...", "responses", name
+                )
+            if not isinstance(variations, list) or not all(
+                isinstance(v, dict) for v in variations
+            ):
+                raise self.doc.error(
+                    f"response {name!r} must be a list of variations",
+                    "responses",
+                    name,
+                )
+        return value
 
     def item(self, item: Any, i: int) -> None:
         where = ("nlu", i)
@@ -91,6 +115,14 @@ class _YamlNLUReader:
                 extra[0],
             )
         if kind == "intent":
+            intent, slash, key = name.strip().partition("/")
+            if slash and not (intent and key and "/" not in key):
+                raise self.doc.error(
+                    f"intent {name!r}: a retrieval intent is named intent/key, "
+                    "such as faq/ask_name",
+                    *where,
+                    kind,
+                )
             self.metadata(item.get("metadata"), (*where, "metadata"))
             for text, line in self.intent_examples(item.get("examples"), where):
                 self.examples.append(self.parse_example(text, name.strip(), line))
@@ -183,5 +215,6 @@ def read_rasa_yaml(raw: str, path: Path) -> NLUData:
 
 
 def has_nlu_section(raw: str) -> bool:
-    """Rasa's guess for a YAML file in a data folder: it holds a top-level ``nlu:``."""
-    return re.search(r"^nlu\s*:", raw, re.MULTILINE) is not None
+    """Rasa's guess for a YAML file in a data folder: it holds a top-level ``nlu:``
+    (or ``responses:``, the retrieval intents' answers)."""
+    return re.search(r"^(nlu|responses)\s*:", raw, re.MULTILINE) is not None

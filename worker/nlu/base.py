@@ -55,6 +55,7 @@ class Message:
         "features",
         "intent",
         "intent_ranking",
+        "response_selector",
         "text",
         "token_vectors",
         "tokens",
@@ -71,6 +72,8 @@ class Message:
         self.intent: dict[str, Any] | None = None
         self.intent_ranking: list[dict[str, Any]] = []
         self.entities: list[dict[str, Any]] = []
+        #: Rasa's ``response_selector`` block, from a `ResponseSelector`.
+        self.response_selector: dict[str, Any] | None = None
 
 
 class Component(ABC):
@@ -83,6 +86,9 @@ class Component(ABC):
     provides: ClassVar[frozenset[str]] = frozenset()
     #: A learned attribute that exists exactly when the component is fitted.
     fitted_attribute: ClassVar[str]
+    #: Whether ``fit`` sees retrieval intents whole (``faq/ask_name``); every
+    #: other component sees only the intent (``faq``).
+    reads_response_keys: ClassVar[bool] = False
 
     @classmethod
     def param_names(cls) -> list[str]:

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ from worker.evaluation.metrics import LabelScore
 from worker.evaluation.metrics import classification_metrics
 from worker.evaluation.metrics import prf
 from worker.evaluation.metrics import ratio
+from worker.nlu.response_selector import DEFAULT_SELECTOR
+from worker.nlu.training_data import RETRIEVAL_DELIMITER
 from worker.nlu.training_data import NLUData
+from worker.nlu.training_data import base_intent
 
 #: Intent names that mean "out of scope" in data or as a fallback prediction.
 OUT_OF_SCOPE_INTENTS = frozenset({"out_of_scope", "oos", "nlu_fallback"})
@@ -44,7 +48,7 @@ def stratified_split(
     """``(rest, held_out)``: ``fraction`` of each intent's examples held out.
 
     Deterministic for a seed; both parts keep the file order of ``data`` and its
-    synonyms, regex features and lookup tables.
+    synonyms, regex features, lookup tables and responses.
     """
     rng = np.random.default_rng(seed)
     by_intent: dict[str | None, list[int]] = {}
@@ -60,9 +64,7 @@ def stratified_split(
         examples = tuple(
             ex for i, ex in enumerate(data.examples) if (i in held) == keep
         )
-        parts.append(
-            NLUData(examples, data.synonyms, data.regex_features, data.lookup_tables)
-        )
+        parts.append(replace(data, examples=examples))
     return parts[0], parts[1]
 
 
@@ -75,19 +77,29 @@ def predict(model: Any, data: NLUData, batch_size: int = 256) -> list[dict[str, 
         results = model.parse_batch([ex.text for ex in chunk])
         for example, result in zip(chunk, results, strict=True):
             intent = result.get("intent") or {}
-            records.append(
-                {
-                    "text": example.text,
-                    "intent": example.intent,
-                    "predicted_intent": intent.get("name"),
-                    "confidence": float(intent.get("confidence") or 0.0),
-                    "entities": [_entity(e) for e in example.entities],
-                    "predicted_entities": [
-                        _entity(e) for e in result.get("entities", [])
-                    ],
-                }
-            )
+            gold = example.intent and base_intent(example.intent)
+            record: dict[str, Any] = {
+                "text": example.text,
+                "intent": gold,
+                "predicted_intent": intent.get("name"),
+                "confidence": float(intent.get("confidence") or 0.0),
+                "entities": [_entity(e) for e in example.entities],
+                "predicted_entities": [_entity(e) for e in result.get("entities", [])],
+            }
+            if example.intent is not None and RETRIEVAL_DELIMITER in example.intent:
+                # NOTE: the response the selector chose, whatever the intent.
+                record["response"] = example.intent
+                record["predicted_response"] = _selected(
+                    result, base_intent(example.intent)
+                )
+            records.append(record)
     return records
+
+
+def _selected(result: dict[str, Any], intent: str) -> str | None:
+    selector = result.get("response_selector") or {}
+    chosen = selector.get(intent) or selector.get(DEFAULT_SELECTOR) or {}
+    return chosen.get("response", {}).get("intent_response_key")
 
 
 def _entity(entity: Any) -> dict[str, Any]:
@@ -149,7 +161,17 @@ def score(
         "intent": intent_metrics(gold, pred),
         "entities": entity_metrics(records),
         "out_of_scope": None,
+        "response_selection": None,
     }
+    responses = [r for r in records if "response" in r]
+    if responses:
+        report["response_selection"] = {
+            "n_examples": len(responses),
+            "accuracy": _ratio(
+                sum(r["response"] == r["predicted_response"] for r in responses),
+                len(responses),
+            ),
+        }
     if canonical is not None:
         in_scope = [(g, p) for g, p in zip(gold, pred, strict=True) if g != canonical]
         oos = [p for g, p in zip(gold, pred, strict=True) if g == canonical]
@@ -318,6 +340,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"in-scope accuracy: {oos['in_scope_accuracy']:.4f}  out-of-scope "
             f"recall: {oos['out_of_scope_recall']:.4f} ({oos['intent']})"
+        )
+    selection = report.get("response_selection")
+    if selection:
+        lines.append(
+            f"response selection accuracy: {selection['accuracy']:.4f} "
+            f"({selection['n_examples']} retrieval examples)"
         )
     entities = report["entities"]
     if entities["exact"]["n_gold"] or entities["exact"]["n_pred"]:

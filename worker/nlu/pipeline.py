@@ -33,6 +33,8 @@ from worker.nlu.extractors import NumberExtractor
 from worker.nlu.extractors import RegexEntityExtractor
 from worker.nlu.fallback import FallbackClassifier
 from worker.nlu.featurizers import SparseFeaturizer
+from worker.nlu.response_selector import DEFAULT_SELECTOR
+from worker.nlu.response_selector import ResponseSelector
 from worker.nlu.synonyms import EntitySynonymMapper
 from worker.nlu.tokenizer import Tokenizer
 from worker.nlu.training_data import NLUData
@@ -53,6 +55,7 @@ REGISTRY: dict[str, type[Component]] = {
         SparseFeaturizer,
         SentenceEncoderFeaturizer,
         SoftmaxIntentClassifier,
+        ResponseSelector,
         FallbackClassifier,
         PerceptronEntityExtractor,
         RegexEntityExtractor,
@@ -121,8 +124,9 @@ class NLUPipeline:
         if not data.examples:
             raise TrainingDataError("the NLU training data has no examples")
         messages = [Message(example.text) for example in data.examples]
+        base = data.with_base_intents()
         for i, (_, component) in enumerate(self.steps):
-            component.fit(messages, data)
+            component.fit(messages, data if component.reads_response_keys else base)
             later_needs = set().union(*(c.requires for _, c in self.steps[i + 1 :]))
             later_needs |= set().union(
                 *(c.requires_any for _, c in self.steps[i + 1 :])
@@ -250,12 +254,27 @@ class NLUPipeline:
 
 
 def _result(message: Message) -> dict[str, Any]:
-    return {
+    result: dict[str, Any] = {
         "text": message.text,
         "intent": message.intent or {"name": None, "confidence": 0.0},
         "intent_ranking": message.intent_ranking,
         "entities": message.entities,
     }
+    selector = message.response_selector
+    if selector is not None:
+        result["response_selector"] = selector
+        name = result["intent"]["name"]
+        if name in selector["all_retrieval_intents"]:
+            # NOTE: as Rasa's processor; from the intent's own selector, else the
+            # one for all (where Rasa leaves it None).
+            chosen = selector.get(name) or selector.get(DEFAULT_SELECTOR)
+            result["intent"] = {
+                **result["intent"],
+                "full_retrieval_intent_name": chosen["response"]["intent_response_key"]
+                if chosen
+                else None,
+            }
+    return result
 
 
 def fingerprint(config: Mapping[str, Any], data: NLUData) -> str:
@@ -267,6 +286,8 @@ def fingerprint(config: Mapping[str, Any], data: NLUData) -> str:
         "regex_features": data.regex_features,
         "lookup_tables": data.lookup_tables,
     }
+    if data.responses:
+        content["responses"] = data.responses
     encoded = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(encoded).hexdigest()
 

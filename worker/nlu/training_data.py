@@ -6,7 +6,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from typing import NotRequired
 from typing import TypedDict
 
@@ -27,9 +29,19 @@ class Entity(TypedDict):
     group: NotRequired[str]
 
 
+#: Between a retrieval intent and its response key: ``faq/ask_name``.
+RETRIEVAL_DELIMITER = "/"
+
+
+def base_intent(intent: str) -> str:
+    """What a classifier learns: ``faq`` of the retrieval intent ``faq/ask_name``."""
+    return intent.split(RETRIEVAL_DELIMITER, 1)[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One training utterance; ``intent`` is None for entity-only examples."""
+    """One training utterance; ``intent`` is None for entity-only examples, and
+    ``faq/ask_name`` (intent, then response key) for a retrieval intent's."""
 
     text: str
     intent: str | None = None
@@ -44,11 +56,41 @@ class NLUData:
     synonyms: dict[str, str] = field(default_factory=dict)
     regex_features: tuple[tuple[str, str], ...] = ()
     lookup_tables: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Responses of retrieval intents (``utter_faq/ask_name``), from ``responses:``
+    #: of Rasa 2+ data files or the domain: the response selector reports them.
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def intents(self) -> list[str]:
-        """Distinct intent names, sorted (the classifier's label order)."""
-        return sorted({ex.intent for ex in self.examples if ex.intent is not None})
+        """Distinct intent names, sorted (the classifier's label order); a
+        retrieval intent's examples count for the intent (``faq``)."""
+        return sorted(
+            {base_intent(ex.intent) for ex in self.examples if ex.intent is not None}
+        )
+
+    @property
+    def retrieval_intents(self) -> list[str]:
+        """Intents whose examples carry a response key, sorted."""
+        return sorted(
+            {
+                base_intent(ex.intent)
+                for ex in self.examples
+                if ex.intent is not None and RETRIEVAL_DELIMITER in ex.intent
+            }
+        )
+
+    def with_base_intents(self) -> NLUData:
+        """The same data with every retrieval intent's response key dropped: what
+        the intent classifier and the entity extractors learn from."""
+        if not self.retrieval_intents:
+            return self
+        examples = tuple(
+            ex
+            if ex.intent is None or RETRIEVAL_DELIMITER not in ex.intent
+            else Example(ex.text, base_intent(ex.intent), ex.entities)
+            for ex in self.examples
+        )
+        return replace(self, examples=examples)
 
 
 def merge_data(parts: list[NLUData]) -> NLUData:
@@ -56,7 +98,9 @@ def merge_data(parts: list[NLUData]) -> NLUData:
     synonyms: dict[str, str] = {}
     regexes: list[tuple[str, str]] = []
     lookups: dict[str, list[str]] = {}
+    responses: dict[str, list[dict[str, Any]]] = {}
     for part in parts:
+        responses.update(part.responses)
         examples.extend(part.examples)
         for surface, value in part.synonyms.items():
             add_synonym(synonyms, surface, value)
@@ -68,6 +112,7 @@ def merge_data(parts: list[NLUData]) -> NLUData:
         synonyms=synonyms,
         regex_features=tuple(regexes),
         lookup_tables=tuple((name, tuple(els)) for name, els in lookups.items()),
+        responses=responses,
     )
 
 

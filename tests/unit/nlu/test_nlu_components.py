@@ -30,6 +30,7 @@ ORDER = [
     "SparseFeaturizer",
     "SentenceEncoderFeaturizer",
     "SoftmaxIntentClassifier",
+    "ResponseSelector",
     "FallbackClassifier",
     "PerceptronEntityExtractor",
     "RegexEntityExtractor",
@@ -97,6 +98,7 @@ def _outputs(component: Component, upstream: list[Component]) -> list[dict[str, 
                 "intent": message.intent,
                 "ranking": message.intent_ranking,
                 "entities": message.entities,
+                "response_selector": message.response_selector,
             }
         )
     return results

@@ -27,6 +27,7 @@ RASA3_DEFAULT = [
     },
     {"name": "DIETClassifier", "epochs": 100, "constrain_similarities": True},
     {"name": "EntitySynonymMapper"},
+    {"name": "ResponseSelector", "epochs": 100, "constrain_similarities": True},
     {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1},
 ]
 
@@ -50,6 +51,7 @@ def test_rasa3_default_pipeline_maps_to_ours():
         "SoftmaxIntentClassifier",
         "PerceptronEntityExtractor",
         "EntitySynonymMapper",
+        "ResponseSelector",
         "FallbackClassifier",
     ]
     featurizer = pipeline.config["pipeline"][1]
@@ -83,7 +85,7 @@ def test_diet_without_entities_and_module_paths():
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ({"name": "ResponseSelector"}, "retrieval intents"),
+        ({"name": "ResponseSelector", "use_maximum_sparsity": 1}, "maximum_sparsity"),
         ({"name": "DIETClassifier", "tensorflow_magic": 1}, "['tensorflow_magic']"),
         ({"name": "CountVectorsFeaturizer", "analyzer": "bytes"}, "analyzer"),
         ({"name": "WhitespaceTokenizer", "intent_tokenization_flag": True}, "multi"),
