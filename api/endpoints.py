@@ -47,6 +47,7 @@ HTTP_KEYS = (
     "token_name",
     "headers",
     "basic_auth",
+    "cafile",
     "timeout",
     "connect_timeout",
     "max_response_bytes",

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,7 +30,11 @@ class JsonServer:
     """``answer(path, body)`` returns (status, JSON value or raw bytes); requests
     are kept in ``requests`` and each new connection counted in ``connections``."""
 
-    def __init__(self, answer: Callable[[str, Any], Answer]):
+    def __init__(
+        self,
+        answer: Callable[[str, Any], Answer],
+        tls: ssl.SSLContext | None = None,
+    ):
         self.requests: list[dict[str, Any]] = []
         self.connections = 0
         server = self
@@ -60,7 +65,11 @@ class JsonServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/webhook"
+        scheme = "http"
+        if tls is not None:  # an https server (``tls`` holds its certificate)
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_port}/webhook"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.05,), daemon=True
         )
@@ -94,8 +103,9 @@ class RawServer:
                 return
             self.conns.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            thread.start()
+            # NOTE: counted before it runs: its answer may reach the test first
             self.threads.append(thread)
+            thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):

@@ -6,9 +6,13 @@ server, a refused port, garbage, a huge or too deep answer and a bad event are
 from __future__ import annotations
 
 import select
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -263,3 +267,77 @@ def test_one_runner_serves_many_threads_on_few_connections():
         runner.close()
     assert results == [SlotSet(name="name", value=f"user-{i}") for i in range(200)]
     assert server.connections <= 8
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the openssl command line)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes"),
+            *("-days", "1", "-keyout", str(key), "-out", str(cert)),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def _https_server(certificate: tuple[Path, Path]) -> JsonServer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    answer = {"events": [{"event": "slot", "name": "name", "value": "Ada"}]}
+    return JsonServer(lambda path, body: (200, answer), tls=context)
+
+
+def test_an_https_server_is_verified_against_the_endpoints_cafile(certificate):
+    with _https_server(certificate) as server:
+        assert server.url.startswith("https://")
+        # a certificate no CA vouches for is refused
+        with pytest.raises(ActionFailed) as err:
+            _talk().run(_runner(server.url), "action_hello")
+        assert "TLS with" in err.value.reason and "certificate" in err.value.reason
+        # Rasa's ``cafile`` trusts it
+        endpoint = ActionEndpoint.from_config(
+            {"url": server.url, "cafile": str(certificate[0])}
+        )
+        events = _talk().run(ActionRunner(DOMAIN, endpoint), "action_hello")
+    assert events == [SlotSet(name="name", value="Ada", timestamp=events[0].timestamp)]
+
+
+def test_a_cafile_that_is_not_a_ca_file_is_refused(tmp_path):
+    for cafile in (tmp_path / "missing.pem", Path(__file__)):
+        with pytest.raises(InvalidConfig, match="not a PEM CA file"):
+            ActionEndpoint.from_config({"url": "https://x", "cafile": str(cafile)})
+
+
+def test_a_host_name_lookup_that_hangs_is_bounded_by_the_connect_timeout(
+    monkeypatch,
+):
+    """The lookup waits on an event the test sets only after the call failed: the
+    call cannot have waited for it."""
+    release, returned = threading.Event(), threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: str, *args, **kwargs):
+        if host != "actions.example":
+            return real(host, *args, **kwargs)
+        release.wait(30)
+        returned.set()
+        raise socket.gaierror("gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    runner = _runner("http://actions.example:5055/webhook", connect_timeout=0.2)
+    try:
+        with pytest.raises(ActionFailed) as err:
+            _talk().run(runner, "action_hello")
+        assert not returned.is_set()
+        assert "no connection within 0.2s" in err.value.reason
+    finally:
+        release.set()
+        runner.close()

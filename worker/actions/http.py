@@ -3,15 +3,19 @@
 Python's ``http.client`` parses the answers; the sockets are ours, so that every
 read waits at most the time left before the call's deadline: a server that never
 answers, or trickles its answer a byte at a time, holds a worker thread no longer
-than the endpoint's ``timeout``. Standard library only (no HTTP client is a
+than the endpoint's ``timeout``; so does a host name whose lookup hangs (it is
+resolved on a helper thread, waited for until the connect timeout). Standard
+library only (no HTTP client is a
 dependency of the product).
 """
 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import http.client
 import io
+import ipaddress
 import logging
 import os
 import select
@@ -33,6 +37,8 @@ from worker.version import __version__
 log = logging.getLogger(__name__)
 
 _USER_AGENT = f"dialogd/{__version__}"
+#: helper threads for host name lookups, per process
+_RESOLVER_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class Endpoint:
     timeout: float = 10.0
     connect_timeout: float = 3.0
     max_response_bytes: int = 4 * 2**20
+    #: CA certificates (PEM) to trust for an https server, as Rasa's ``cafile``
+    #: (an action server with a private or self-signed certificate).
+    cafile: str | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -63,18 +72,25 @@ class Endpoint:
         for name, value in self.headers.items():
             if not _is_token(name) or any(c in value for c in "\r\n"):
                 raise InvalidConfig(f"endpoint header {name!r} is not a valid header")
+        if self.cafile is not None:
+            try:
+                ssl.create_default_context(cafile=self.cafile)
+            except (OSError, ssl.SSLError) as err:
+                raise InvalidConfig(
+                    f"endpoint cafile {self.cafile!r} is not a PEM CA file: {err}"
+                ) from None
 
     @classmethod
     def from_config(cls, config: Any) -> Self:
         """An ``endpoints.yml`` section: ``url``, ``token``, ``token_name``,
-        ``headers``, ``basic_auth: {username, password}``, ``timeout``,
-        ``connect_timeout``, ``max_response_bytes``."""
+        ``headers``, ``basic_auth: {username, password}``, ``cafile``,
+        ``timeout``, ``connect_timeout``, ``max_response_bytes``."""
         if isinstance(config, str):
             config = {"url": config}
         if not isinstance(config, dict) or not isinstance(config.get("url"), str):
             raise InvalidConfig("an endpoint needs a 'url' string")
         kwargs: dict[str, Any] = {"url": config["url"]}
-        for key in ("token", "token_name"):
+        for key in ("token", "token_name", "cafile"):
             if config.get(key) is not None:
                 if not isinstance(config[key], str | int):
                     raise InvalidConfig(f"endpoint '{key}' must be a string")
@@ -130,14 +146,15 @@ def _is_token(name: str) -> bool:
 class _Target:
     """Where a URL's requests go, and the head of every request to it."""
 
-    __slots__ = ("host", "key", "port", "tls")
+    __slots__ = ("cafile", "host", "key", "port", "tls")
 
-    def __init__(self, url: str):
-        parts = urlsplit(url)
+    def __init__(self, endpoint: Endpoint):
+        parts = urlsplit(endpoint.url)
         self.tls = parts.scheme == "https"
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.tls else 80)
-        self.key = (self.tls, self.host, self.port)
+        self.cafile = endpoint.cafile if self.tls else None
+        self.key = (self.tls, self.host, self.port, self.cafile)
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -182,15 +199,16 @@ class HttpClient:
 
     def __init__(self, max_idle: int = 16):
         self.max_idle = max_idle
-        self._idle: dict[tuple[bool, str, int], list[socket.socket]] = {}
+        self._idle: dict[tuple[bool, str, int, str | None], list[socket.socket]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._tls: ssl.SSLContext | None = None
+        self._tls: dict[str | None, ssl.SSLContext] = {}
+        self._resolver: concurrent.futures.ThreadPoolExecutor | None = None
 
     def post_json(self, endpoint: Endpoint, body: bytes) -> Reply:
         """One POST; ``RemoteError`` for every way it can fail before a full answer
         (an HTTP error status is a ``Reply``, the caller judges it)."""
-        target = _Target(endpoint.url)
+        target = _Target(endpoint)
         deadline = time.monotonic() + endpoint.timeout
         head = _request_head(endpoint, target, len(body))
         # NOTE: never retried, even on a kept-alive connection the server closed as
@@ -221,7 +239,9 @@ class HttpClient:
     ) -> socket.socket:
         with self._lock:
             if self._pid != os.getpid():
-                self._idle, self._pid = {}, os.getpid()
+                # NOTE: a forked child has neither the parent's sockets nor the
+                # threads of its resolver.
+                self._idle, self._pid, self._resolver = {}, os.getpid(), None
             socks = self._idle.get(target.key) or []
             while socks:
                 sock = socks.pop()
@@ -242,8 +262,9 @@ class HttpClient:
         self, target: _Target, endpoint: Endpoint, deadline: float
     ) -> socket.socket:
         wait = min(endpoint.connect_timeout, deadline - time.monotonic())
+        connect_by = time.monotonic() + wait
         try:
-            sock = socket.create_connection((target.host, target.port), timeout=wait)
+            sock = _open(self._addresses(target, wait), connect_by)
         except TimeoutError:
             raise RemoteError(
                 "timeout", f"no connection within {wait:.1f}s to {endpoint.safe_url}"
@@ -255,16 +276,65 @@ class HttpClient:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not target.tls:
             return sock
-        if self._tls is None:
-            self._tls = ssl.create_default_context()
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
-            return self._tls.wrap_socket(sock, server_hostname=target.host)
+            return self._context(target.cafile).wrap_socket(
+                sock, server_hostname=target.host
+            )
         except (OSError, ssl.SSLError) as err:
             sock.close()
             raise RemoteError(
                 "refused", f"TLS with {endpoint.safe_url}: {err}"
             ) from None
+
+    def _addresses(self, target: _Target, wait: float) -> list[Any]:
+        """``getaddrinfo`` within ``wait`` seconds: a resolver that hangs holds
+        one of a few helper threads, never the request's."""
+        try:
+            ipaddress.ip_address(target.host)
+        except ValueError:
+            pass
+        else:  # NOTE: a literal address needs no lookup (and no thread)
+            return socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        with self._lock:
+            if self._resolver is None:
+                self._resolver = concurrent.futures.ThreadPoolExecutor(
+                    _RESOLVER_THREADS, thread_name_prefix="dialogd-resolve"
+                )
+            resolver = self._resolver
+        lookup = resolver.submit(
+            socket.getaddrinfo, target.host, target.port, type=socket.SOCK_STREAM
+        )
+        try:
+            return lookup.result(timeout=max(0.0, wait))
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"no address for {target.host!r} in time") from None
+
+    def _context(self, cafile: str | None) -> ssl.SSLContext:
+        with self._lock:
+            context = self._tls.get(cafile)
+            if context is None:
+                context = self._tls[cafile] = ssl.create_default_context(cafile=cafile)
+            return context
+
+
+def _open(addresses: list[Any], connect_by: float) -> socket.socket:
+    """A connection to the first address that takes one before ``connect_by``
+    (``socket.create_connection``'s loop, with a deadline for all of them)."""
+    error: OSError = OSError("the host name has no address")
+    for family, kind, proto, _, address in addresses:
+        left = connect_by - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("connect timeout")
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+            return sock
+        except OSError as err:
+            sock.close()
+            error = err
+    raise error
 
 
 def _alive(sock: socket.socket) -> bool:
