@@ -68,14 +68,14 @@ def test_action_and_nlg_servers(tmp_path):
     found = endpoints(
         tmp_path,
         "action_endpoint:\n  url: http://actions:5055/webhook\n  token: s3\n"
-        "  timeout: 2.5\n  cafile: x.pem\nnlg:\n  type: callback\n"
+        "  timeout: 2.5\n  params: {a: 1}\nnlg:\n  type: callback\n"
         "  url: https://nlg.example/nlg\n",
     )
     assert found.action is not None and found.nlg is not None
     assert found.action.url == "http://actions:5055/webhook"
     assert (found.action.token, found.action.timeout) == ("s3", 2.5)
     assert found.nlg.url == "https://nlg.example/nlg"
-    assert found.unused == ("action_endpoint.cafile",)
+    assert found.unused == ("action_endpoint.params",)
 
 
 @pytest.mark.parametrize(
