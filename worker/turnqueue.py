@@ -164,9 +164,9 @@ class TurnQueue:
         now = time.monotonic()
         hot = self._hot
         if len(hot) >= MAX_HOT and cid not in hot:
-            for old in [c for c, until in hot.items() if until <= now] or [
-                next(iter(hot))
-            ]:
+            # NOTE: a copy (made in one step under the GIL): other threads heat too
+            cold = [c for c, until in list(hot.items()) if until <= now]
+            for old in cold or list(hot)[:1]:
                 hot.pop(old, None)
         hot[cid] = now + HOT_SECONDS
 

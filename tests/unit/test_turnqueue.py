@@ -276,3 +276,21 @@ def test_a_baton_held_elsewhere_is_waited_for_within_the_bound() -> None:
     ticket.leave()
     assert "wait" in store.calls
     assert "pass" not in store.calls  # it holds no baton: it passes none
+
+
+def test_hot_conversations_are_remembered_for_a_while_and_boundedly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import worker.turnqueue as turnqueue
+
+    monkeypatch.setattr(turnqueue, "MAX_HOT", 3)
+    queue = TurnQueue(InMemoryStore())
+    assert not queue.hot("a")
+    monkeypatch.setattr(turnqueue, "HOT_SECONDS", -1.0)
+    queue.heat("a")  # hot until a moment ago: cold
+    monkeypatch.setattr(turnqueue, "HOT_SECONDS", 60.0)
+    for cid in "bcd":  # the cold one makes room first
+        queue.heat(cid)
+    assert [queue.hot(c) for c in "abcd"] == [False, True, True, True]
+    queue.heat("e")  # then the oldest
+    assert [queue.hot(c) for c in "bcde"] == [False, True, True, True]
