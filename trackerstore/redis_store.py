@@ -8,9 +8,12 @@ Layout, for conversation ``cid`` under ``prefix``:
   ``k`` (the clients' latest idempotency keys, if any).
 - ``{prefix}dlg:{cid}:lease``: the token of the message loop that holds the
   conversation (``acquire_lease``), with a TTL.
+- ``{prefix}dlg:{cid}:baton``: the token of the process whose turns hold a busy
+  conversation (``take_baton``, ``worker.turnqueue``), with a TTL; ``:wake``, a
+  one-item list a passed baton pushes to wake one waiting process (``BLPOP``).
 
-The braces are a Redis Cluster hash tag, so both keys live in one slot and the
-write script may touch them together.
+The braces are a Redis Cluster hash tag, so all of them live in one slot and a
+script may touch them together.
 """
 
 from __future__ import annotations

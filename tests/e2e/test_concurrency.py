@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import redis
 import requests
 
 
@@ -73,3 +74,34 @@ def test_8_clients_parsing_into_one_conversation(pair):
     assert sorted(users) == sorted(
         f'/greet{{"name": "{i}-{j}"}}' for i in range(8) for j in range(per_client)
     )
+
+
+def test_a_busy_conversation_leaves_no_baton_behind(pair, redis_url, session_prefix):
+    """Two instances, eight clients, one conversation: its turns take turns (a
+    queue per worker, a baton across them once they have met), every message is
+    logged once, and the last turn passed the baton on."""
+    cid = f"busy-{uuid.uuid4().hex}"
+
+    def client(i: int) -> list[int]:
+        session = requests.Session()
+        url = pair[i % 2].url
+        return [
+            session.post(
+                f"{url}/conversations/{cid}/parse",
+                json={"query": f'/greet{{"name": "{i}-{j}"}}'},
+            ).status_code
+            for j in range(15)
+        ]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [s for codes in pool.map(client, range(8)) for s in codes]
+    assert statuses == [200] * 120
+    events = requests.get(
+        f"{pair[0].url}/conversations/{cid}/tracker", params={"include_events": "ALL"}
+    ).json()["events"]
+    users = [e["text"] for e in events if e["event"] == "user"]
+    assert sorted(users) == sorted(
+        f'/greet{{"name": "{i}-{j}"}}' for i in range(8) for j in range(15)
+    )
+    with redis.Redis.from_url(redis_url) as client_:
+        assert not client_.exists(f"{session_prefix}dlg:{{{cid}}}:baton")
