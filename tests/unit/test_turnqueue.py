@@ -53,6 +53,13 @@ def _waiting(queue: TurnQueue, cid: str, n: int) -> None:
         time.sleep(0.001)
 
 
+def _hot(store: BatonStore, wait: float = 2.0) -> TurnQueue:
+    """A queue that has seen another process on conversation "c"."""
+    queue = TurnQueue(store, wait=wait)
+    queue.heat("c")
+    return queue
+
+
 def _enter_in_thread(queue: TurnQueue, cid: str, out: list) -> threading.Thread:
     def run() -> None:
         ticket = queue.enter(cid)
@@ -224,9 +231,7 @@ def test_a_conversation_that_is_not_hot_takes_no_baton() -> None:
 def test_a_hot_conversation_loads_with_the_baton_and_passes_it_on() -> None:
     store = BatonStore()
     store.append("c", [], 0, {"n": 1})
-    queue = TurnQueue(store)
-    queue.heat("c")
-    ticket = queue.enter("c")
+    ticket = _hot(store).enter("c")
     assert ticket.start() == Loaded(1, {"n": 1})
     ticket.leave()
     assert store.calls == ["take", "pass"]
@@ -237,8 +242,7 @@ def test_the_baton_stays_for_waiting_turns_then_is_passed_on_for_fairness() -> N
     passed on though a turn waits here, and that turn lets a waiting process
     take it first."""
     store = BatonStore()
-    queue = TurnQueue(store)
-    queue.heat("c")
+    queue = _hot(store)
     first = queue.enter("c")
     first.start()
     out: list = []
@@ -260,18 +264,14 @@ def test_the_baton_stays_for_waiting_turns_then_is_passed_on_for_fairness() -> N
 def test_a_baton_held_elsewhere_is_waited_for_within_the_bound() -> None:
     store = BatonStore(others=3)
     store.append("c", [], 0, {"n": 1})
-    queue = TurnQueue(store)
-    queue.heat("c")
-    ticket = queue.enter("c")
+    ticket = _hot(store).enter("c")
     assert ticket.start() == Loaded(1, {"n": 1})
     ticket.leave()
     assert store.calls == ["take", "wait"] * 3 + ["take", "pass"]
 
     store.others = 10**9  # never passed on: the turn goes on without it
     store.calls = []
-    queue = TurnQueue(store, wait=0.05)
-    queue.heat("c")
-    ticket = queue.enter("c")
+    ticket = _hot(store, wait=0.05).enter("c")
     assert ticket.start() is None
     ticket.leave()
     assert "wait" in store.calls
