@@ -16,10 +16,10 @@ the answer) runs beside them.
   conversation (or found its baton held), the conversation is *hot* here for
   ``HOT_SECONDS``: the first turn of the queue takes the conversation's baton in
   the store with its load (``TrackerStore.take_baton``, the same one round
-  trip), the process keeps it while its queue has turns (at most ``STREAK`` in a
-  row when others wait), and the last one passes it on (``pass_baton``, which
-  wakes a waiting process). A process that finds the baton held waits for it
-  (``wait_baton``), its turns' NLU done.
+  trip), the process keeps it for the turns queued behind (``STREAK`` turns in a
+  row at most, as it cannot know whether another process waits), and the last
+  one passes it on (``pass_baton``, which wakes a waiting process). A process
+  that finds the baton held waits for it (``wait_baton``), its turns' NLU done.
 
 What stays as it was, and why:
 
@@ -64,7 +64,8 @@ HOT_SECONDS = 2.0
 BATON_TTL = 1.0
 #: seconds between two tries for a baton whose passing was not seen
 BATON_POLL = 0.05
-#: turns of one process in a row under one baton while another process waits
+#: turns of one process in a row under one baton at most: then it is passed on,
+#: and the next turn of the process lets a waiting process take it first
 STREAK = 2
 #: hot conversations remembered at most (the oldest are forgotten first)
 MAX_HOT = 4096
