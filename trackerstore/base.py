@@ -197,28 +197,6 @@ class TrackerStore(abc.ABC):
         Raises ``CorruptRecord`` with the absolute index of an unreadable record.
         """
 
-    def take_baton(self, cid: str, token: str, ttl: float) -> Loaded | None:
-        """Load the conversation and hold its baton for ``ttl`` seconds (or extend
-        it when ``token`` holds it already), in one step; None, loading nothing,
-        while another token holds it.
-
-        The baton orders the turns of a hot conversation across processes
-        (``worker.turnqueue``): a hint that spares them conflicts, never a
-        guarantee (the compare-and-append is that), so a holder that dies only
-        delays the others until ``ttl`` runs out. A store that serves one process
-        has nothing to order: it just loads.
-        """
-        return self.load(cid)
-
-    def wait_baton(self, cid: str, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the baton to be passed on (here it
-        is never held)."""
-        return None
-
-    def pass_baton(self, cid: str, token: str) -> None:
-        """Give the baton up if ``token`` holds it, waking one waiting turn."""
-        return None
-
     @abc.abstractmethod
     def acquire_lease(self, cid: str, token: str, ttl: float) -> bool:
         """Hold the conversation's lease for ``ttl`` seconds, or extend it when

@@ -8,12 +8,9 @@ Layout, for conversation ``cid`` under ``prefix``:
   ``k`` (the clients' latest idempotency keys, if any).
 - ``{prefix}dlg:{cid}:lease``: the token of the message loop that holds the
   conversation (``acquire_lease``), with a TTL.
-- ``{prefix}dlg:{cid}:baton``: the token of the process whose turns hold a busy
-  conversation (``take_baton``, ``worker.turnqueue``), with a TTL; ``:wake``, a
-  one-item list a passed baton pushes to wake one waiting process (``BLPOP``).
 
-The braces are a Redis Cluster hash tag, so all of them live in one slot and a
-script may touch them together.
+The braces are a Redis Cluster hash tag, so both keys live in one slot and the
+write script may touch them together.
 """
 
 from __future__ import annotations
@@ -59,6 +56,7 @@ from trackerstore.stream import event_json
 from trackerstore.stream import stream_key
 
 WRITE_SCRIPT = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
+WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
 
 #: take the lease, or extend it for its own holder, in one step
 LEASE_ACQUIRE = """
@@ -74,31 +72,6 @@ LEASE_RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-#: load a conversation and take its baton (or extend it for its own holder) in
-#: one step; {0, ms it may still be held} while another holds it
-BATON_TAKE = """
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return {0, redis.call('PTTL', KEYS[2])} end
-local meta = redis.call('HMGET', KEYS[1], 'v', 's', 'k')
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return {1, meta[1], meta[2], meta[3]}
-"""
-#: give the baton up, only for its holder, and wake one waiting turn
-BATON_PASS = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('LPUSH', KEYS[2], 1)
-redis.call('LTRIM', KEYS[2], 0, 0)
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
-_SHAS = {
-    script: hashlib.sha1(script.encode()).hexdigest()
-    for script in (WRITE_SCRIPT, BATON_TAKE, BATON_PASS)
-}
-#: how long a wake-up of a passed baton waits for a taker (ms)
-_WAKE_TTL = 1000
 
 _RETRIES = 3
 _HEALTH_CHECK_INTERVAL = 30
@@ -125,12 +98,6 @@ def conversation_keys(prefix: str, cid: str) -> tuple[str, str]:
 def lease_key(prefix: str, cid: str) -> str:
     """The conversation's lease, in the slot of its log and meta."""
     return f"{prefix}dlg:{{{_escape(cid)}}}:lease"
-
-
-def baton_keys(prefix: str, cid: str) -> tuple[str, str]:
-    """The ``(baton, wake)`` keys of a conversation, in the slot of its log."""
-    base = f"{prefix}dlg:{{{_escape(cid)}}}"
-    return f"{base}:baton", f"{base}:wake"
 
 
 def _meta_pattern(prefix: str) -> tuple[str, str, str]:
@@ -161,17 +128,6 @@ class _Client:
     redis: Any
     #: per thread: the client of the turn's two commands (see ``_turn_client``)
     local: threading.local
-
-
-def run_script(client: Any, script: str, keys: Sequence[Any], *args: Any) -> Any:
-    """One of our Lua scripts by its hash; a server that lost it (a restart,
-    ``SCRIPT FLUSH``) gets it again. Each script makes a resent call safe."""
-    command = ("EVALSHA", _SHAS[script], len(keys), *keys, *args)
-    try:
-        return call(client, *command)
-    except NoScriptError:
-        client.script_load(script)
-        return call(client, *command)
 
 
 def call(client: Any, *command: Any) -> Any:
@@ -372,19 +328,27 @@ class RedisStore(TrackerStore):
             encode_snapshot(snapshot),
             "" if keys is None else encode_keys(keys),
         ]
-        names = list(conversation_keys(self._prefix, cid))
+        log, meta = conversation_keys(self._prefix, cid)
         if self._stream is None:
             args += [encode_event(event) for event in events]
+            command = ("EVALSHA", WRITE_SHA, 2, log, meta, *args)
         else:
-            names.append(self._stream_key)
             args += self._stream.script_args(cid)
             args += [encode_event(event) for event in events]
             args += [event_json(cid, event) for event in events]
+            command = ("EVALSHA", WRITE_SHA, 3, log, meta, self._stream_key, *args)
         client = self._conn()
         with unavailable():
             turn = self._turn_client(client)
-            ok, version, *stored = run_script(turn, WRITE_SCRIPT, names, *args)
+            # NOTE: a server that lost the script (a restart, SCRIPT FLUSH) gets it
+            # again; the script itself makes the resent call safe.
+            try:
+                ok, version, *stored = call(turn, *command)
+            except NoScriptError:
+                turn.script_load(WRITE_SCRIPT)
+                ok, version, *stored = call(turn, *command)
         if not ok and expected_version is not None:
+            # the conflict answer carries what a load would answer now
             current = self._loaded(cid, version or None, *stored) if stored else None
             raise VersionConflict(cid, expected_version, int(version), current)
         return int(version)
@@ -413,32 +377,6 @@ class RedisStore(TrackerStore):
             length, records = pipe.execute()
         first = slice(start, stop).indices(length)[0]
         return decode_log(cid, first, records)
-
-    def take_baton(self, cid: str, token: str, ttl: float) -> Loaded | None:
-        check_cid(cid)
-        _, meta = conversation_keys(self._prefix, cid)
-        baton, _ = baton_keys(self._prefix, cid)
-        turn = self._turn_client(self._conn())
-        with unavailable():
-            reply = run_script(
-                turn, BATON_TAKE, (meta, baton), token, max(1, int(ttl * 1000))
-            )
-        return self._loaded(cid, *reply[1:]) if reply[0] else None
-
-    def wait_baton(self, cid: str, timeout: float) -> None:
-        check_cid(cid)
-        _, wake = baton_keys(self._prefix, cid)
-        turn = self._turn_client(self._conn())
-        with unavailable():
-            call(turn, "BLPOP", wake, f"{max(0.001, timeout):.3f}")
-
-    def pass_baton(self, cid: str, token: str) -> None:
-        check_cid(cid)
-        turn = self._turn_client(self._conn())
-        with unavailable():
-            run_script(
-                turn, BATON_PASS, baton_keys(self._prefix, cid), token, _WAKE_TTL
-            )
 
     def acquire_lease(self, cid: str, token: str, ttl: float) -> bool:
         check_cid(cid)
@@ -515,9 +453,7 @@ class RedisStore(TrackerStore):
         check_cid(cid)
         with unavailable():
             self._conn().redis.delete(
-                *conversation_keys(self._prefix, cid),
-                lease_key(self._prefix, cid),
-                *baton_keys(self._prefix, cid),
+                *conversation_keys(self._prefix, cid), lease_key(self._prefix, cid)
             )
 
     def ping(self) -> None:

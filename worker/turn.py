@@ -3,9 +3,8 @@
 Every write is a compare-and-append against the version that was loaded; on a
 conflict the whole turn is redone on fresh state (NLU is not: it is a pure
 function of the text). No lock in Redis, so any worker may serve any
-conversation; the turns of one conversation go one at a time in a process, and
-across processes too while it is hot (``worker.turnqueue``), so a hot
-conversation's turns stop racing each other.
+conversation; within a process the turns of one conversation go one at a time
+(``worker.turnqueue``), so a hot conversation's turns stop racing each other.
 """
 
 from __future__ import annotations
@@ -234,11 +233,11 @@ class Turn:
         """``body`` on fresh state until its write wins; ``pending`` is the first
         attempt's load, asked for earlier.
 
-        The turns of one conversation go one at a time (``worker.turnqueue``): a
-        turn that waited starts from the state the turn before it wrote, its own
-        load unread. A write that loses anyway redoes the turn at once on the
-        state its conflict answer carries; from the second conflict on, after a
-        short random pause and a load.
+        The turns of one conversation in this process go one at a time
+        (``worker.turnqueue``): a turn that waited starts from the state the turn
+        before it wrote, its own load unread. A write that loses to another
+        process redoes the turn at once on the state its conflict answer carries;
+        from the second conflict on, after a short random pause and a load.
 
         A request whose idempotency ``key`` a write already carries was applied
         (its answer was lost, or was a 503 after a slow commit): it writes
@@ -264,7 +263,6 @@ class Turn:
                 except VersionConflict as conflict:
                     log.debug("conflict on %r, attempt %d", cid, attempt + 1)
                     self.observer.conflict()
-                    self.queue.heat(cid)
                     if attempt:
                         # NOTE: a short random pause spreads the retries of many
                         # writers to one conversation; the state the conflict
@@ -323,9 +321,9 @@ class Turn:
     # ---- the remote loop: parse / continue ----------------------------------------
     def parse(self, cid: str, text: str, key: str | None = None) -> dict[str, Any]:
         key = check_key(key)
-        # PERF: the conversation is on its way from the store while NLU runs (on a
-        # hot conversation it comes with the baton, after NLU).
-        pending = None if self.queue.hot(cid) else self.store.prefetch(cid)
+        # PERF: the conversation is on its way from the store while NLU runs, unless
+        # a turn of this process holds it: this one will start from what that writes.
+        pending = None if self.queue.busy(cid) else self.store.prefetch(cid)
         started = perf_counter()
         try:
             parse_data = self.interpreter.parse(text)
@@ -476,7 +474,7 @@ class Engine:
         #: told of each turn's phases and conflicts (``api.metrics``)
         self.observer = observer
         #: the turns of one conversation in this process go one at a time
-        self.queue = TurnQueue(store)
+        self.queue = TurnQueue()
 
     @classmethod
     def for_model(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import redis
 import requests
 
 
@@ -76,10 +75,9 @@ def test_8_clients_parsing_into_one_conversation(pair):
     )
 
 
-def test_a_busy_conversation_leaves_no_baton_behind(pair, redis_url, session_prefix):
-    """Two instances, eight clients, one conversation: its turns take turns (a
-    queue per worker, a baton across them once they have met), every message is
-    logged once, and the last turn passed the baton on."""
+def test_a_busy_conversation_through_two_instances_loses_nothing(pair):
+    """Two instances, eight clients, one conversation: its turns queue in each
+    worker, race across them, and every message is logged once."""
     cid = f"busy-{uuid.uuid4().hex}"
 
     def client(i: int) -> list[int]:
@@ -103,5 +101,3 @@ def test_a_busy_conversation_leaves_no_baton_behind(pair, redis_url, session_pre
     assert sorted(users) == sorted(
         f'/greet{{"name": "{i}-{j}"}}' for i in range(8) for j in range(15)
     )
-    with redis.Redis.from_url(redis_url) as client_:
-        assert not client_.exists(f"{session_prefix}dlg:{{{cid}}}:baton")

@@ -147,8 +147,8 @@ def test_the_public_path_answers_as_the_fast_paths(
     redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same turns, with redis-py's public path only (an untested release) and
-    with the fast paths: the same answers, conflicts (with the state they carry),
-    batons and script reloads."""
+    with the fast paths: the same answers, conflicts (with the state they carry)
+    and script reloads."""
     answers = {}
     for fast in (True, False):
         monkeypatch.setattr(clients, "FAST_PATHS", fast)
@@ -165,12 +165,6 @@ def test_the_public_path_answers_as_the_fast_paths(
             seen.append(store.append("c1", [{"n": 2}], version, {"s": 3}))
             seen.append(store.load("c1"))
             seen.append(store.read_log("c1"))
-            store._conn().redis.script_flush()
-            seen.append(store.take_baton("c1", "a", 30))
-            seen.append(store.take_baton("c1", "b", 30))
-            store.pass_baton("c1", "a")
-            store.wait_baton("c1", 0.01)
-            seen.append(store.take_baton("c1", "b", 30))
             answers[fast] = seen
     assert answers[True] == answers[False]
 
@@ -360,47 +354,3 @@ def test_a_thread_keeps_one_connection_for_its_turns(
     while (ids() - before) - set(other) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not (ids() - before) - set(other)
-
-
-def test_the_baton_is_held_by_one_token_and_comes_with_the_load(
-    redis_url: str, key_prefix: str
-) -> None:
-    with RedisStore(redis_url, prefix=key_prefix) as store:
-        store.append("c", [{"n": 0}], 0, {"s": 1})
-        assert store.take_baton("c", "a", 30) == store.load("c") == Loaded(1, {"s": 1})
-        assert store.take_baton("c", "b", 30) is None
-        assert store.take_baton("c", "a", 30) == Loaded(1, {"s": 1})  # extended
-        assert store.take_baton("new", "b", 30) == Loaded(0, None)  # per conversation
-
-        store.pass_baton("c", "b")  # not the holder: nothing changes
-        assert store.take_baton("c", "b", 30) is None
-        store.pass_baton("c", "a")
-        assert store.take_baton("c", "b", 30) == Loaded(1, {"s": 1})
-        # a baton is not a conversation, and goes with it
-        assert sorted(store.conversation_ids()) == ["c"]
-        store.delete("c")
-        assert store.take_baton("c", "a", 30) == Loaded(0, None)
-
-
-def test_a_passed_baton_wakes_a_waiting_turn(redis_url: str, key_prefix: str) -> None:
-    with RedisStore(redis_url, prefix=key_prefix) as store:
-        assert store.take_baton("c", "a", 30) is not None
-        waiter = threading.Thread(target=store.wait_baton, args=("c", 60))
-        waiter.start()
-        time.sleep(0.1)  # NOTE: not a timing claim: let the waiter block first
-        assert waiter.is_alive()
-        store.pass_baton("c", "a")
-        waiter.join(30)
-        assert not waiter.is_alive(), "the pass did not wake the waiting turn"
-        assert store.take_baton("c", "b", 30) is not None
-
-
-def test_a_dead_holders_baton_runs_out(redis_url: str, key_prefix: str) -> None:
-    with RedisStore(redis_url, prefix=key_prefix) as store:
-        assert store.take_baton("c", "dead", 0.05) is not None
-        deadline = time.monotonic() + 5
-        while store.take_baton("c", "next", 30) is None:
-            assert time.monotonic() < deadline, "the baton never ran out"
-            store.wait_baton("c", 0.02)
-        store.pass_baton("c", "dead")  # the late holder frees nothing
-        assert store.take_baton("c", "third", 30) is None

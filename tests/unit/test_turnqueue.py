@@ -1,5 +1,5 @@
-"""The turns of one conversation one at a time: the queue of a process, the state
-handed from turn to turn, the baton across processes (worker/turnqueue.py)."""
+"""The turns of one conversation one at a time in a process, each starting from the
+state the one before wrote (worker/turnqueue.py)."""
 
 from __future__ import annotations
 
@@ -19,30 +19,7 @@ from worker.model import CoreModel
 from worker.nlu import Interpreter
 from worker.observe import TurnObserver
 from worker.turn import Engine
-from worker.turnqueue import STREAK
 from worker.turnqueue import TurnQueue
-
-
-class BatonStore(InMemoryStore):
-    """Records the baton calls; ``others`` is how many takes find it held."""
-
-    def __init__(self, others: int = 0):
-        super().__init__()
-        self.others = others
-        self.calls: list[str] = []
-
-    def take_baton(self, cid: str, token: str, ttl: float) -> Loaded | None:
-        self.calls.append("take")
-        if self.others:
-            self.others -= 1
-            return None
-        return self.load(cid)
-
-    def wait_baton(self, cid: str, timeout: float) -> None:
-        self.calls.append("wait")
-
-    def pass_baton(self, cid: str, token: str) -> None:
-        self.calls.append("pass")
 
 
 def _waiting(queue: TurnQueue, cid: str, n: int) -> None:
@@ -51,13 +28,6 @@ def _waiting(queue: TurnQueue, cid: str, n: int) -> None:
     while len(queue._places[cid].waiting) < n:
         assert time.monotonic() < deadline, "the turn never queued"
         time.sleep(0.001)
-
-
-def _hot(store: BatonStore, wait: float = 2.0) -> TurnQueue:
-    """A queue that has seen another process on conversation "c"."""
-    queue = TurnQueue(store, wait=wait)
-    queue.heat("c")
-    return queue
 
 
 def _enter_in_thread(queue: TurnQueue, cid: str, out: list) -> threading.Thread:
@@ -71,9 +41,11 @@ def _enter_in_thread(queue: TurnQueue, cid: str, out: list) -> threading.Thread:
 
 
 def test_turns_take_the_place_in_their_order_of_arrival() -> None:
-    queue = TurnQueue(InMemoryStore())
+    queue = TurnQueue()
+    assert not queue.busy("c")
     first = queue.enter("c")
     assert (first.held, first.waited) == (True, False)
+    assert queue.busy("c") and not queue.busy("other")
     order: list[int] = []
 
     def turn(n: int) -> None:
@@ -94,10 +66,11 @@ def test_turns_take_the_place_in_their_order_of_arrival() -> None:
         thread.join(30)
     assert order == [0, 1, 2, 3]
     assert len(queue) == 0  # nothing kept once no turn holds or waits
+    assert not queue.busy("c")
 
 
 def test_a_waiting_turn_starts_from_the_state_the_turn_before_wrote() -> None:
-    queue = TurnQueue(InMemoryStore())
+    queue = TurnQueue()
     first = queue.enter("c")
     assert first.start() is None  # nobody before it: it loads
     out: list = []
@@ -113,7 +86,7 @@ def test_a_waiting_turn_starts_from_the_state_the_turn_before_wrote() -> None:
 
 
 def test_a_turn_that_wrote_with_nobody_waiting_hands_nothing_on() -> None:
-    queue = TurnQueue(InMemoryStore())
+    queue = TurnQueue()
     first = queue.enter("c")
 
     def unwanted() -> Loaded:
@@ -127,7 +100,7 @@ def test_a_turn_that_wrote_with_nobody_waiting_hands_nothing_on() -> None:
 
 
 def test_the_wait_is_bounded_and_the_late_turn_goes_on_unordered() -> None:
-    queue = TurnQueue(InMemoryStore(), wait=0.05)
+    queue = TurnQueue(wait=0.05)
     first = queue.enter("c")
     late = queue.enter("c")  # the holder never leaves in time
     assert (late.held, late.waited) == (False, True)
@@ -217,80 +190,3 @@ def test_a_failed_turn_gives_its_place_up(core) -> None:
     assert len(engine.queue) == 0
     store.append = real_append
     assert engine.parse("c", "/greet")["next_action"]
-
-
-def test_a_conversation_that_is_not_hot_takes_no_baton() -> None:
-    store = BatonStore()
-    queue = TurnQueue(store)
-    ticket = queue.enter("c")
-    assert ticket.start() is None
-    ticket.leave()
-    assert store.calls == []
-
-
-def test_a_hot_conversation_loads_with_the_baton_and_passes_it_on() -> None:
-    store = BatonStore()
-    store.append("c", [], 0, {"n": 1})
-    ticket = _hot(store).enter("c")
-    assert ticket.start() == Loaded(1, {"n": 1})
-    ticket.leave()
-    assert store.calls == ["take", "pass"]
-
-
-def test_the_baton_stays_for_waiting_turns_then_is_passed_on_for_fairness() -> None:
-    """A streak of ``STREAK`` turns of this process under one baton; then it is
-    passed on though a turn waits here, and that turn lets a waiting process
-    take it first."""
-    store = BatonStore()
-    queue = _hot(store)
-    first = queue.enter("c")
-    first.start()
-    out: list = []
-    threads = []
-    for n in range(STREAK):
-        threads.append(_enter_in_thread(queue, "c", out))
-        _waiting(queue, "c", n + 1)
-    first.wrote(lambda: Loaded(1, {"n": 1}))
-    first.leave()
-    for thread in threads:
-        thread.join(30)
-        ticket, start = out[-1]
-        if thread is threads[0]:
-            assert start == Loaded(1, {"n": 1})  # handed on with the baton
-        ticket.leave()
-    assert store.calls == ["take", "pass", "wait", "take", "pass"]
-
-
-def test_a_baton_held_elsewhere_is_waited_for_within_the_bound() -> None:
-    store = BatonStore(others=3)
-    store.append("c", [], 0, {"n": 1})
-    ticket = _hot(store).enter("c")
-    assert ticket.start() == Loaded(1, {"n": 1})
-    ticket.leave()
-    assert store.calls == ["take", "wait"] * 3 + ["take", "pass"]
-
-    store.others = 10**9  # never passed on: the turn goes on without it
-    store.calls = []
-    ticket = _hot(store, wait=0.05).enter("c")
-    assert ticket.start() is None
-    ticket.leave()
-    assert "wait" in store.calls
-    assert "pass" not in store.calls  # it holds no baton: it passes none
-
-
-def test_hot_conversations_are_remembered_for_a_while_and_boundedly(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import worker.turnqueue as turnqueue
-
-    monkeypatch.setattr(turnqueue, "MAX_HOT", 3)
-    queue = TurnQueue(InMemoryStore())
-    assert not queue.hot("a")
-    monkeypatch.setattr(turnqueue, "HOT_SECONDS", -1.0)
-    queue.heat("a")  # hot until a moment ago: cold
-    monkeypatch.setattr(turnqueue, "HOT_SECONDS", 60.0)
-    for cid in "bcd":  # the cold one makes room first
-        queue.heat(cid)
-    assert [queue.hot(c) for c in "abcd"] == [False, True, True, True]
-    queue.heat("e")  # then the oldest
-    assert [queue.hot(c) for c in "bcde"] == [False, True, True, True]
