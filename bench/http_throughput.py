@@ -102,19 +102,24 @@ def redos(url: str) -> float | None:
 def start_dialogd(
     model: Path, redis_url: str, name: str, work: Path, workers: int, code: str | None
 ) -> Server:
-    """dialogd serving ``model``, from this checkout or from the one at ``code``."""
-    env = os.environ.get("PYTHONPATH")
+    """dialogd serving ``model``, from this checkout or from the one at ``code``.
+
+    NOTE: ``python -m`` puts the working directory first on ``sys.path``, before
+    ``PYTHONPATH``: without ``PYTHONSAFEPATH`` the other checkout's server would
+    import this one's code."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PYTHONSAFEPATH")}
     if code is not None:
-        os.environ["PYTHONPATH"] = code
+        os.environ.update(PYTHONPATH=str(Path(code).resolve()), PYTHONSAFEPATH="1")
     try:
         return Server(
             model, redis_url, f"bench-{name}:", work, nlu=True, workers=workers
         ).start()
     finally:
-        if env is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = env
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run(
