@@ -3,9 +3,14 @@
 One private Redis; the floor app (``bench/floor_app.py``) and dialogd serving moodbot,
 each under ``api/serving/settings.py`` with the same worker count, measured in the same
 run at 1, 8 and 32 connections, over many conversations and over one hot one. Every
-row records each worker's share of the CPU time (``bench/cpu_shares.py``).
+row records each worker's share of the CPU time (``bench/cpu_shares.py``) and, for
+dialogd, the turns redone after a conflict per answered turn (its ``/metrics``).
+``--compare NAME=DIR`` adds a dialogd run from another checkout (``git worktree add
+DIR <commit>``, or ``git archive <commit> | tar -x -C DIR``), same model, same Redis,
+in every round: an A/B of two versions of the code, each beside the same floor.
 
-    python -m bench.http_throughput [--workers 2] [--seconds 8] [--out FILE]
+    python -m bench.http_throughput [--workers 2] [--seconds 8] [--connections 8]
+        [--conversations 1] [--compare before=DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -82,7 +87,49 @@ def wrk(
     )
 
 
-def run(workers: int, seconds: int, connections: list[int], rounds: int) -> dict:
+def redos(url: str) -> float | None:
+    """Turns redone after a conflict so far (all workers), from ``/metrics``."""
+    try:
+        text = requests.get(url + "/metrics", timeout=10).text
+    except requests.RequestException:
+        return None
+    for line in text.splitlines():
+        if line.startswith("dialogd_turn_conflicts_total"):
+            return float(line.split()[-1])
+    return None
+
+
+def start_dialogd(
+    model: Path, redis_url: str, name: str, work: Path, workers: int, code: str | None
+) -> Server:
+    """dialogd serving ``model``, from this checkout or from the one at ``code``.
+
+    NOTE: ``python -m`` puts the working directory first on ``sys.path``, before
+    ``PYTHONPATH``: without ``PYTHONSAFEPATH`` the other checkout's server would
+    import this one's code."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    if code is not None:
+        os.environ.update(PYTHONPATH=str(Path(code).resolve()), PYTHONSAFEPATH="1")
+    try:
+        return Server(
+            model, redis_url, f"bench-{name}:", work, nlu=True, workers=workers
+        ).start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run(
+    workers: int,
+    seconds: int,
+    connections: list[int],
+    rounds: int,
+    conversations: list[int] | None = None,
+    compare: dict[str, str] | None = None,
+) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     results = []
@@ -107,41 +154,53 @@ def run(workers: int, seconds: int, connections: list[int], rounds: int) -> dict
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        server = Server(
-            moodbot_model(work), redis.url, "bench:", work, nlu=True, workers=workers
-        ).start()
+        model = moodbot_model(work)
+        servers = {
+            "dialogd": start_dialogd(model, redis.url, "dialogd", work, workers, None)
+        }
         try:
+            for name, code in (compare or {}).items():
+                servers[name] = start_dialogd(
+                    model, redis.url, name, work, workers, code
+                )
             floor_url = f"http://127.0.0.1:{floor_port}"
             wait_ready(floor_url)
-            assert server.proc is not None
-            targets = [
-                ("floor", floor_url, floor.pid, ["parse"]),
-                ("dialogd", server.url, server.proc.pid, ["parse", "continue"]),
-            ]
+            targets = [("floor", floor_url, floor.pid, ["parse"])]
+            for name, server in servers.items():
+                assert server.proc is not None
+                targets.append(
+                    (name, server.url, server.proc.pid, ["parse", "continue"])
+                )
             # NOTE: rounds repeat the whole matrix, so the floor and dialogd are
-            # measured alternately and a burst of noise cannot favour either.
+            # measured alternately and a burst of noise cannot favour either; the
+            # dialogd runs change order from round to round.
             for round_ in range(rounds):
-                for conversations in (10000, 1):
+                ours = targets[1:] if round_ % 2 == 0 else targets[:0:-1]
+                for convs in conversations or (10000, 1):
                     for c in connections:
-                        for name, url, master, paths in targets:
+                        for name, url, master, paths in [targets[0], *ours]:
                             for path in paths:
-                                prefix = f"{name}-{path}-{c}-{conversations}-{round_}"
+                                prefix = f"{name}-{path}-{c}-{convs}-{round_}"
+                                before = redos(url) if name != "floor" else None
                                 with CpuShares(master) as cpu:
-                                    row = wrk(
-                                        url, path, c, conversations, seconds, prefix
-                                    )
+                                    row = wrk(url, path, c, convs, seconds, prefix)
+                                after = redos(url) if before is not None else None
                                 row.update(
                                     **cpu.record(),
                                     server=name,
                                     path=path,
                                     connections=c,
-                                    conversations=conversations,
+                                    conversations=convs,
                                     round=round_,
+                                    load=os.getloadavg()[0],
                                 )
+                                if before is not None and after is not None:
+                                    row["redos"] = after - before
                                 results.append(row)
                                 print(json.dumps(row), flush=True)
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
             floor.terminate()
             floor.wait(30)
     return {
@@ -187,8 +246,8 @@ def table(result: dict) -> str:
 
     lines = [
         f"{'server':8} {'path':9} {'conns':>5} {'convs':>6} {'req/s':>8} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of floor':>8} {'used':>5} "
-        f"{'busiest':>7}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu us':>6} {'redos':>5} "
+        f"{'of floor':>8} {'used':>5} {'busiest':>7}"
     ]
     for key, rs in sorted(
         groups.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2] != "floor")
@@ -206,10 +265,30 @@ def table(result: dict) -> str:
             f"{median[key]:>8.0f} "
             f"{statistics.median(r['p50_us'] for r in rs) / 1000:>7.2f} "
             f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f} "
-            f"{errors:>6} {share:>8} {len(used):>2}/{len(rounds)} "
-            f"{most:>7.0%}"
+            f"{errors:>6} {_per_request(rs):>6} {_redos(rs):>5} "
+            f"{share:>8} {len(used):>2}/{len(rounds)} {most:>7.0%}"
         )
     return "\n".join(lines)
+
+
+def _per_request(rows: list[dict]) -> str:
+    """Median over the rounds of the workers' CPU time per answered request (µs)."""
+    costs = [
+        sum(r["worker_cpu_s"]) / r["requests"] * 1e6
+        for r in rows
+        if r.get("worker_cpu_s") and r.get("requests")
+    ]
+    return f"{statistics.median(costs):.0f}" if costs else "-"
+
+
+def _redos(rows: list[dict]) -> str:
+    """Turns redone after a conflict per answered turn, over all the rounds."""
+    counted = [r for r in rows if "redos" in r and r.get("requests")]
+    if not counted:
+        return "-"
+    return (
+        f"{sum(r['redos'] for r in counted) / sum(r['requests'] for r in counted):.2f}"
+    )
 
 
 def main() -> int:
@@ -218,9 +297,31 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        nargs="+",
+        default=[10000, 1],
+        help="conversations the turns go to (1: one hot conversation)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run dialogd from the checkout in DIR, as NAME",
+    )
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    result = run(args.workers, args.seconds, args.connections, args.rounds)
+    compare = dict(item.split("=", 1) for item in args.compare)
+    result = run(
+        args.workers,
+        args.seconds,
+        args.connections,
+        args.rounds,
+        args.conversations,
+        compare,
+    )
     print(table(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))

@@ -20,7 +20,9 @@
 -- ARGV[9]  the conversation id (the entries' sender_id)
 -- ARGV[10..] n encoded events, then the same n events as JSON
 --
--- Returns {1, new version}, or {0, stored version} on a version conflict.
+-- Returns {1, new version}, or on a version conflict {0, stored version, stored
+-- snapshot, stored idempotency keys}: what a load would answer, so the loser
+-- redoes its turn on it without another round trip.
 
 local meta = redis.call('HMGET', KEYS[2], 'v', 'w')
 local current = tonumber(meta[1]) or 0
@@ -33,7 +35,8 @@ if meta[2] == ARGV[3] then
 end
 
 if ARGV[1] ~= '' and current ~= tonumber(ARGV[1]) then
-  return {0, current}
+  local stored = redis.call('HMGET', KEYS[2], 's', 'k')
+  return {0, current, stored[1], stored[2]}
 end
 
 -- NOTE: Redis checks maxmemory at a script's first write only, and only if

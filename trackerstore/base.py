@@ -145,6 +145,23 @@ class TrackerStore(abc.ABC):
             cid, events, snapshot, expected_version, replace=False, keys=keys
         )
 
+    def after_write(
+        self,
+        cid: str,
+        version: int,
+        snapshot: Mapping[str, Any],
+        keys: Mapping[str, Any],
+    ) -> Loaded:
+        """What ``load`` answers right after a write that left the conversation at
+        ``version`` with ``snapshot`` and ``keys``: the values go through the
+        codec as the stored ones do, so the next turn of this process starts
+        from exactly what a load would give it, without the round trip
+        (``worker.turnqueue``)."""
+        state = decode_snapshot_of(cid, encode_snapshot(snapshot))
+        return Loaded(
+            version, state, decode_keys_of(cid, encode_keys(keys)) if keys else {}
+        )
+
     def replace(
         self,
         cid: str,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trackerstore.base import Loaded
+
 
 class StoreError(Exception):
     """Root of every error raised by ``trackerstore``."""
@@ -10,16 +15,22 @@ class StoreError(Exception):
 class VersionConflict(StoreError):
     """Another writer changed the conversation since it was loaded.
 
-    The worker reloads and redoes the turn; nothing of the failed write is stored.
+    The worker redoes the turn on fresh state; nothing of the failed write is
+    stored. ``current`` is that state when the store read it in the same step (what
+    ``load`` would answer now), so the redo needs no other round trip; None when
+    the store did not.
     """
 
-    def __init__(self, cid: str, expected: int, actual: int) -> None:
+    def __init__(
+        self, cid: str, expected: int, actual: int, current: Loaded | None = None
+    ) -> None:
         super().__init__(
             f"conversation {cid!r} is at version {actual}, expected {expected}"
         )
         self.cid = cid
         self.expected = expected
         self.actual = actual
+        self.current = current
 
 
 class StoreUnavailable(StoreError):

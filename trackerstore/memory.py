@@ -91,7 +91,14 @@ class InMemoryStore(TrackerStore):
         with self._lock:
             conv = self._get(cid) or _Conversation()
             if expected_version is not None and conv.version != expected_version:
-                raise VersionConflict(cid, expected_version, conv.version)
+                current = Loaded(0, None)
+                if conv.version:
+                    current = Loaded(
+                        conv.version,
+                        decode_snapshot_of(cid, conv.snapshot),
+                        decode_keys_of(cid, conv.keys),
+                    )
+                raise VersionConflict(cid, expected_version, conv.version, current)
             if replace:
                 conv.log = records
             else:

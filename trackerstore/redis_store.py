@@ -343,12 +343,14 @@ class RedisStore(TrackerStore):
             # NOTE: a server that lost the script (a restart, SCRIPT FLUSH) gets it
             # again; the script itself makes the resent call safe.
             try:
-                ok, version = call(turn, *command)
+                ok, version, *stored = call(turn, *command)
             except NoScriptError:
                 turn.script_load(WRITE_SCRIPT)
-                ok, version = call(turn, *command)
+                ok, version, *stored = call(turn, *command)
         if not ok and expected_version is not None:
-            raise VersionConflict(cid, expected_version, int(version))
+            # the conflict answer carries what a load would answer now
+            current = self._loaded(cid, version or None, *stored) if stored else None
+            raise VersionConflict(cid, expected_version, int(version), current)
         return int(version)
 
     def read_log(

@@ -1,8 +1,10 @@
 """The turn: load a conversation, log events, predict, and append atomically.
 
 Every write is a compare-and-append against the version that was loaded; on a
-conflict the whole turn is redone from a fresh load (NLU is not: it is a pure
-function of the text). No locks, so any worker may serve any conversation.
+conflict the whole turn is redone on fresh state (NLU is not: it is a pure
+function of the text). No lock in Redis, so any worker may serve any
+conversation; within a process the turns of one conversation go one at a time
+(``worker.turnqueue``), so a hot conversation's turns stop racing each other.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import re
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
+from functools import partial
 from time import perf_counter
 from typing import Any
 from typing import Protocol
 
+from trackerstore import Loaded
 from trackerstore import PendingLoad
 from trackerstore import StoreUnavailable
 from trackerstore import TrackerStore
@@ -46,6 +50,7 @@ from worker.tracker import NeedsHistory
 from worker.tracker import Tracker
 from worker.tracker import applied_events
 from worker.tracker import events_after_restart
+from worker.turnqueue import TurnQueue
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +82,26 @@ def check_key(key: Any) -> str | None:
 class Session:
     """One attempt at a turn: the loaded tracker plus the events logged so far."""
 
-    __slots__ = ("cid", "engine", "keys", "new", "tracker", "version")
+    __slots__ = ("cid", "engine", "keys", "new", "snapshot", "tracker", "version")
 
-    def __init__(self, engine: Turn, cid: str, pending: PendingLoad | None = None):
+    def __init__(
+        self,
+        engine: Turn,
+        cid: str,
+        pending: PendingLoad | None = None,
+        loaded: Loaded | None = None,
+    ):
+        """From ``loaded`` if given (the state a conflict answer or the turn
+        before carried), else from ``pending``'s load, else from a load."""
         self.engine = engine
         self.cid = cid
         self.new: list[Event] = []
-        started = perf_counter()
-        loaded = engine.store.load(cid) if pending is None else pending.result()
-        engine.observer.phase("store_load", perf_counter() - started)
+        #: the snapshot of the latest commit
+        self.snapshot: dict[str, Any] | None = None
+        if loaded is None:
+            started = perf_counter()
+            loaded = engine.store.load(cid) if pending is None else pending.result()
+            engine.observer.phase("store_load", perf_counter() - started)
         self.version = loaded.version
         self.keys = loaded.keys
         tracker = None
@@ -170,12 +186,8 @@ class Session:
         the request finds it applied (``Turn._run``). Afterwards the session is
         at the new version with nothing new: the server-side loop goes on with
         it, one write per action."""
-        args = (
-            self.cid,
-            [event_to_dict(e) for e in self.new],
-            self.version,
-            self.tracker.to_snapshot(),
-        )
+        snapshot = self.tracker.to_snapshot()
+        args = (self.cid, [event_to_dict(e) for e in self.new], self.version, snapshot)
         started = perf_counter()
         try:
             if key is None:
@@ -186,6 +198,7 @@ class Session:
         finally:
             self.engine.observer.phase("store_write", perf_counter() - started)
         self.new = []
+        self.snapshot = snapshot
 
 
 class Turn:
@@ -203,6 +216,7 @@ class Turn:
         self.clock = engine.clock
         self.max_attempts = engine.max_attempts
         self.observer = engine.observer
+        self.queue = engine.queue
 
     # ---- helpers -----------------------------------------------------------------
     def read_events(self, cid: str, start: int = 0) -> list[Event]:
@@ -216,8 +230,14 @@ class Turn:
         key: str | None = None,
         replay: Callable[[Session, Any], Any] | None = None,
     ) -> Any:
-        """``body`` on a fresh load until its write wins; ``pending`` is the first
+        """``body`` on fresh state until its write wins; ``pending`` is the first
         attempt's load, asked for earlier.
+
+        The turns of one conversation in this process go one at a time
+        (``worker.turnqueue``): a turn that waited starts from the state the turn
+        before it wrote, its own load unread. A write that loses to another
+        process redoes the turn at once on the state its conflict answer carries;
+        from the second conflict on, after a short random pause and a load.
 
         A request whose idempotency ``key`` a write already carries was applied
         (its answer was lost, or was a 503 after a slow commit): it writes
@@ -225,25 +245,44 @@ class Turn:
         The compare-and-append makes this exact: two tries of one key race like
         two turns, and the loser reloads and finds the winner's key.
         """
-        for attempt in range(self.max_attempts):
-            session = Session(self, cid, pending)
-            pending = None
-            if key is not None and key in session.keys:
-                log.info("%r: request %r was applied already", cid, key)
-                return (replay or _replay_answer)(session, session.keys[key])
-            result = body(session)
-            try:
-                session.commit(key, _answer_of(result))
-            except VersionConflict:
-                log.debug("conflict on %r, attempt %d", cid, attempt + 1)
-                self.observer.conflict()
-                # NOTE: someone else's write won; a short random pause spreads the
-                # retries of many writers to one conversation.
-                time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
-                continue
-            return result
+        ticket = self.queue.enter(cid)
+        try:
+            loaded = ticket.start()
+            if pending is not None and (ticket.waited or loaded is not None):
+                pending.cancel()  # sent before the wait: older than what it waited for
+                pending = None
+            for attempt in range(self.max_attempts):
+                session = Session(self, cid, pending, loaded)
+                pending = loaded = None
+                if key is not None and key in session.keys:
+                    log.info("%r: request %r was applied already", cid, key)
+                    return (replay or _replay_answer)(session, session.keys[key])
+                result = body(session)
+                try:
+                    session.commit(key, _answer_of(result))
+                except VersionConflict as conflict:
+                    log.debug("conflict on %r, attempt %d", cid, attempt + 1)
+                    self.observer.conflict()
+                    if attempt:
+                        # NOTE: a short random pause spreads the retries of many
+                        # writers to one conversation; the state the conflict
+                        # answered is older than the pause: load it again.
+                        time.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
+                    else:
+                        loaded = conflict.current
+                    continue
+                ticket.wrote(partial(self._written, session))
+                return result
+        finally:
+            ticket.leave()
         raise ConversationConflict(
             f"conversation '{cid}' changed under {self.max_attempts} attempts in a row"
+        )
+
+    def _written(self, session: Session) -> Loaded:
+        assert session.snapshot is not None
+        return self.store.after_write(
+            session.cid, session.version, session.snapshot, session.keys
         )
 
     def _events(self, items: Any) -> list[Event]:
@@ -282,13 +321,15 @@ class Turn:
     # ---- the remote loop: parse / continue ----------------------------------------
     def parse(self, cid: str, text: str, key: str | None = None) -> dict[str, Any]:
         key = check_key(key)
-        # PERF: the conversation is on its way from the store while NLU runs.
-        pending = self.store.prefetch(cid)
+        # PERF: the conversation is on its way from the store while NLU runs, unless
+        # a turn of this process holds it: this one will start from what that writes.
+        pending = None if self.queue.busy(cid) else self.store.prefetch(cid)
         started = perf_counter()
         try:
             parse_data = self.interpreter.parse(text)
         except BaseException:
-            pending.cancel()
+            if pending is not None:
+                pending.cancel()
             raise
         self.observer.phase("nlu", perf_counter() - started)
 
@@ -432,6 +473,8 @@ class Engine:
         self.max_attempts = max_attempts
         #: told of each turn's phases and conflicts (``api.metrics``)
         self.observer = observer
+        #: the turns of one conversation in this process go one at a time
+        self.queue = TurnQueue()
 
     @classmethod
     def for_model(

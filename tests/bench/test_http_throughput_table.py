@@ -69,3 +69,25 @@ def test_one_connection_is_one_worker_not_an_imbalance() -> None:
         for i, v in enumerate([1500, 600, 1560])
     ]
     assert _share(table({"runs": runs}), "dialogd") == ["51%", "2/3"]
+
+
+def test_redos_per_turn_and_cpu_per_request() -> None:
+    """The turns redone per answered turn over all rounds, and the median of the
+    workers' CPU time per request; "-" for the floor, which counts no redos."""
+    runs = [_row("floor", "parse", i, 3000) for i in range(2)]
+    runs += [_row("dialogd", "parse", i, 1500) for i in range(2)]
+    for run, requests, redos, cpu in zip(
+        runs,
+        [100, 100, 1000, 3000],
+        [None, None, 500, 500],
+        [0.05, 0.05, 1.0, 4.5],
+        strict=True,
+    ):
+        run.update(requests=requests, worker_cpu_s=[cpu / 2, cpu / 2])
+        if redos is not None:
+            run["redos"] = redos
+    lines = table({"runs": runs}).splitlines()
+    floor, dialogd = lines[1].split(), lines[2].split()
+    assert floor[8:10] == ["500", "-"]
+    # CPU: 1,000 and 1,500 µs per request; redos: 1,000 in 4,000 turns
+    assert dialogd[8:10] == ["1250", "0.25"]

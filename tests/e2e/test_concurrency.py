@@ -73,3 +73,31 @@ def test_8_clients_parsing_into_one_conversation(pair):
     assert sorted(users) == sorted(
         f'/greet{{"name": "{i}-{j}"}}' for i in range(8) for j in range(per_client)
     )
+
+
+def test_a_busy_conversation_through_two_instances_loses_nothing(pair):
+    """Two instances, eight clients, one conversation: its turns queue in each
+    worker, race across them, and every message is logged once."""
+    cid = f"busy-{uuid.uuid4().hex}"
+
+    def client(i: int) -> list[int]:
+        session = requests.Session()
+        url = pair[i % 2].url
+        return [
+            session.post(
+                f"{url}/conversations/{cid}/parse",
+                json={"query": f'/greet{{"name": "{i}-{j}"}}'},
+            ).status_code
+            for j in range(15)
+        ]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [s for codes in pool.map(client, range(8)) for s in codes]
+    assert statuses == [200] * 120
+    events = requests.get(
+        f"{pair[0].url}/conversations/{cid}/tracker", params={"include_events": "ALL"}
+    ).json()["events"]
+    users = [e["text"] for e in events if e["event"] == "user"]
+    assert sorted(users) == sorted(
+        f'/greet{{"name": "{i}-{j}"}}' for i in range(8) for j in range(15)
+    )

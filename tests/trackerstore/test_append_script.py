@@ -49,7 +49,13 @@ def test_resent_write_is_applied_once(key_prefix: str, client: redis.Redis) -> N
 
     assert script(keys=keys, args=args) == [1, 1]
     assert script(keys=keys, args=args) == [1, 1]
-    assert script(keys=keys, args=[0, 0, b"token-2", 0, b"snap", b"", b"e3"]) == [0, 1]
+    # a conflict: the stored version, snapshot and (no) idempotency keys
+    assert script(keys=keys, args=[0, 0, b"token-2", 0, b"new", b"", b"e3"]) == [
+        0,
+        1,
+        b"snap",
+        None,
+    ]
     assert client.lrange(keys[0], 0, -1) == [b"e1", b"e2"]
 
 

@@ -147,7 +147,8 @@ def test_the_public_path_answers_as_the_fast_paths(
     redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same turns, with redis-py's public path only (an untested release) and
-    with the fast paths: the same answers, conflicts and script reloads."""
+    with the fast paths: the same answers, conflicts (with the state they carry)
+    and script reloads."""
     answers = {}
     for fast in (True, False):
         monkeypatch.setattr(clients, "FAST_PATHS", fast)
@@ -158,7 +159,8 @@ def test_the_public_path_answers_as_the_fast_paths(
             seen.append(store.prefetch("c1").result())
             with pytest.raises(VersionConflict) as conflict:
                 store.append("c1", [{"n": 1}], version - 1, {"s": 2})
-            seen.append((conflict.value.expected, conflict.value.actual))
+            value = conflict.value
+            seen.append((value.expected, value.actual, value.current))
             store._conn().redis.script_flush()
             seen.append(store.append("c1", [{"n": 2}], version, {"s": 3}))
             seen.append(store.load("c1"))

@@ -322,3 +322,31 @@ def test_lease_is_not_a_conversation(store: TrackerStore) -> None:
     assert store.load("c") == Loaded(0, None)
     store.delete("c")
     assert store.acquire_lease("c", "b", 30)
+
+
+def test_a_conflict_carries_what_a_load_answers(store: TrackerStore) -> None:
+    """The loser of a compare-and-append redoes its turn on the state its conflict
+    answer carries, without a load: it must be the load's answer."""
+    with pytest.raises(VersionConflict) as missing:
+        store.append("c1", [_event(0)], 2, {"n": 0})
+    assert missing.value.current == store.load("c1") == Loaded(0, None)
+
+    store.append("c1", [_event(0)], 0, {"n": 1, "f": [0.5]}, {"k": {"next": "a"}})
+    store.append("c1", [_event(1)], 1, {"n": 2, "f": [0.25]})
+    with pytest.raises(VersionConflict) as info:
+        store.append("c1", [_event(2)], 1, {"n": 99})
+    assert info.value.current == store.load("c1")
+    assert info.value.current == Loaded(2, {"n": 2, "f": [0.25]}, {"k": {"next": "a"}})
+
+
+def test_after_write_is_what_a_load_answers(store: TrackerStore) -> None:
+    """The state one turn hands the next in its process (``worker.turnqueue``)
+    equals a load after the write, keys trimmed and values through the codec."""
+    snapshot = {"n": 1, "t": (1, 2), "m": {"a": [1.5, None]}}
+    keys = {f"k{n}": {"next_action": f"a{n}"} for n in range(20)}
+    version = store.append("c1", [_event(0)], 0, snapshot, keys)
+    assert store.after_write("c1", version, snapshot, keys) == store.load("c1")
+    version = store.append("c1", [_event(1)], version, {"n": 2})
+    loaded = store.load("c1")
+    assert store.after_write("c1", version, {"n": 2}, loaded.keys) == loaded
+    assert store.after_write("c2", 1, {}, {}) == Loaded(1, {}, {})
