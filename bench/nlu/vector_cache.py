@@ -14,6 +14,7 @@ vector can differ from a fresh one by int8 rounding noise (docs/nlu.md).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -117,7 +118,8 @@ def _write(path: Path, store: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     np.cumsum(lengths, out=offsets[1:])
     width = store[texts[0]][0].shape[0] if texts else 0
     tokens = [store[t][1] for t in texts]
-    partial = path.with_suffix(".partial.npz")
+    # NOTE: one partial file per process: runs sharing a folder may save at once.
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
     np.savez(
         partial,
         texts=np.array(texts, dtype=str),
