@@ -15,6 +15,9 @@ else the default pipeline. Only the train/val splits are read (`datasets`).
 ``--threshold-budget B`` replaces the ``FallbackClassifier`` threshold by one chosen
 on a held-back 20% of train (`threshold`): the largest that costs at most ``B`` of
 in-scope accuracy there. Val is never used to choose it.
+
+``--vector-cache DIR`` keeps the encoder's outputs per text in ``DIR``
+(`vector_cache`): a sweep encodes each text once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from bench.nlu.datasets import SETS
 from bench.nlu.datasets import load_set
 from bench.nlu.threshold import fallback_step
 from bench.nlu.threshold import held_back_threshold
+from bench.nlu.vector_cache import cached_vectors
 from worker.nlu import DEFAULT_PIPELINE_CONFIG
 from worker.nlu import NLUPipeline
 from worker.nlu.evaluation import evaluate
@@ -215,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         help="choose the fallback threshold on held-back train: the in-scope "
         "accuracy it may cost there (e.g. 0.005)",
     )
+    parser.add_argument(
+        "--vector-cache",
+        help="folder keeping the encoder's vectors of each text across runs "
+        "(bench/nlu/vector_cache.py)",
+    )
     parser.add_argument("--latency", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.latency:
@@ -227,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     except bench_data.DataMissing as exc:
         parser.error(str(exc))
     rows = []
-    for name in names:
-        rows.append(run_set(name, args))
-        print_table(rows[-1:])
+    with cached_vectors(Path(args.vector_cache) if args.vector_cache else None):
+        for name in names:
+            rows.append(run_set(name, args))
+            print_table(rows[-1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {
