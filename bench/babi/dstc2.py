@@ -444,9 +444,25 @@ def client_actions(
     return DstcActions(templates, (knowledge or {}).get("restaurants", {}))
 
 
+#: (turn type, pattern of the gold sentence), first match wins: the error breakdown.
+_TURN_TYPES: tuple[tuple[str, str], ...] = (
+    ("api_call", r"^api_call "),
+    ("greeting", r"^Hello , welcome"),
+    ("goodbye", r"^you are welcome"),
+    ("no result", r"there is no "),
+    ("ask slot", r"^(What kind of food|What part of town|(Sorry )?[Ww]ould you like)"),
+    ("confirm", r"^(You are looking for|Did you say|Let me confirm|Ok , a restaurant)"),
+    ("offer", r" is a (nice|great) (restaurant|place)"),
+    (
+        "restaurant fact",
+        r"_(phone|address|post_code)\b| serves | is in the |price range at",
+    ),
+)
+
+
 def gold_action(bot: str) -> str:
-    """A coarse label of a gold sentence, for the error breakdown."""
-    if bot.startswith("api_call"):
-        return "api_call"
-    words = bot.split()
-    return " ".join(words[:4]) if words else ""
+    """The type of a gold sentence, for the error breakdown by turn type."""
+    for kind, pattern in _TURN_TYPES:
+        if re.search(pattern, bot):
+            return kind
+    return "other"
