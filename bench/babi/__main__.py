@@ -4,8 +4,9 @@ Converts dialog bAbI task N into a dialogd bot, trains it on the task's trn file
 (a seeded tenth of it held back for early stopping; nothing of dev), serves it with
 a real server on a private Redis, plays every dialogue of the split over HTTP and
 writes ``result.json`` and ``turns.jsonl`` into ``--out``. ``--cv K`` plays K folds
-of the trn file instead, each through a bot built from the other folds only. ``--oov-copy`` plays a copy of the split whose
-cuisines and cities are replaced by values never seen in training.
+of the trn file instead, each through a bot built from the other folds only.
+``--oov-copy`` plays a copy of the split whose cuisines and cities are replaced by
+values never seen in training.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ Which action comes next is learned from the training dialogues.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -62,6 +63,13 @@ DONTCARE_PHRASES = {
     "it doesnt matter": DONTCARE,
     "any": DONTCARE,
 }
+#: What a bot question asks for: a "don't care" answer then means that slot.
+ASKS: tuple[tuple[str, str], ...] = (
+    ("food", r"(kind|type) of food would you like"),
+    ("area", r"part of town do you have in mind|area (would you like|do you want)"),
+    ("price", r"price range\?$|would you like something in the .*price range"),
+)
+REQUESTED = "requested_slot"
 SYNONYMS = {
     "center": "area:centre",
     "moderately": "price:moderate",
@@ -237,15 +245,22 @@ class _Converter:
         self.kb = KB(train)
         self.vocab = vocabulary(train)
         self.templates: dict[str, str] = {}  # template text -> template name
+        self.texts: dict[str, str] = {}  # template name -> template text
         self.intents: dict[str, None] = {}
         self.actions: dict[str, None] = {}
         self.examples: list[tuple[str, str, list[Span]]] = []
+
+    def text_of(self, action: str) -> str:
+        """The template an action says ("" for the API call)."""
+        number = action.rsplit("_", 1)[-1]
+        return self.texts.get(f"utter_{number}", "")
 
     def template_name(self, text: str, learn: bool) -> str | None:
         if text not in self.templates:
             if not learn:
                 return None
             self.templates[text] = f"utter_{len(self.templates):03d}"
+            self.texts[self.templates[text]] = text
         return self.templates[text]
 
     def turns(self, dialogue: Dialogue, label: Labeller, learn: bool) -> list:
@@ -257,8 +272,12 @@ class _Converter:
             if learn and turn.user:
                 self.examples.append((intent, turn.user, spans))
             action = self.action(turn.bot, state.current, learn)
-            events: dict[str, bool] = {}
+            events: dict[str, bool | str | None] = {}
             target = None
+            if action is not None:
+                asked = asked_slot(self.text_of(action))
+                if state.ask(asked):
+                    events[REQUESTED] = asked
             if action == "action_api_call":
                 found = state.api_call(dialogue.results(i), i in dialogue.empty_after)
                 events["has_results"] = found
@@ -278,9 +297,7 @@ class _Converter:
                 self.intents[intent] = None
                 self.actions[action] = None
             lines += [user_line(intent, spans), f"    - {action}"]
-            lines += [
-                f'    - slot{{"{k}": {_json_bool(v)}}}' for k, v in events.items()
-            ]
+            lines += [f'    - slot{{"{k}": {_json(v)}}}' for k, v in events.items()]
         return "\n".join(lines)
 
     def gold(self, dialogue: Dialogue) -> list[Gold | None]:
@@ -304,8 +321,13 @@ class _Converter:
         return f"action_{kind}_{key[len('utter_') :]}"
 
 
-def _json_bool(value: bool) -> str:
-    return "true" if value else "false"
+def _json(value: bool | str | None) -> str:
+    return json.dumps(value)
+
+
+def asked_slot(template: str) -> str | None:
+    """The slot a bot sentence asks the user for, if it asks for one."""
+    return next((slot for slot, p in ASKS if re.search(p, template)), None)
 
 
 class _ClientState:
@@ -316,6 +338,13 @@ class _ClientState:
         self.latest: dict[str, dict[str, str]] = {}
         self.proposed: list[str] = []
         self.current: str | None = None
+        self.requested: str | None = None
+
+    def ask(self, slot: str | None) -> bool:
+        """Record what the bot's latest sentence asked for; whether that changed."""
+        changed = slot != self.requested
+        self.requested = slot
+        return changed
 
     def api_call(self, results: Sequence[Result], empty: bool) -> bool:
         self.latest = {}
@@ -350,7 +379,8 @@ def convert(
         "intents": list(conv.intents),
         "entities": [*SLOTS, DONTCARE],
         "slots": {
-            **{slot: {"type": "text"} for slot in SLOTS},
+            **{slot: _slot(slot) for slot in SLOTS},
+            REQUESTED: {"type": "unfeaturized"},
             "has_results": {"type": "bool"},
             "more_options": {"type": "bool"},
         },
@@ -367,6 +397,23 @@ def convert(
         conv.gold,
         {"restaurants": conv.kb.props},
     )
+
+
+def _slot(name: str) -> dict[str, Any]:
+    """A constraint: featurized as none, "don't care" or some value; filled by its
+    entity, or by a bare "don't care" when the bot has just asked for it."""
+    return {
+        "type": "categorical",
+        "values": [DONTCARE, "__other__"],
+        "mappings": [
+            {"type": "from_entity", "entity": name},
+            {
+                "type": "from_entity",
+                "entity": DONTCARE,
+                "conditions": [{"requested_slot": name}],
+            },
+        ],
+    }
 
 
 def _pipeline() -> list[dict[str, Any]]:
@@ -404,6 +451,20 @@ class DstcActions:
         target: str | None = None,
     ) -> tuple[str, list[dict[str, Any]]]:
         """(text, events); ``target`` makes a proposal offer that restaurant."""
+        text, events = self._run(action, slots, fetched, empty, target)
+        asked = asked_slot(self.templates.get(f"utter_{action.rsplit('_', 1)[-1]}", ""))
+        if self.state.ask(asked):
+            events.append({"event": "slot", "name": REQUESTED, "value": asked})
+        return text, events
+
+    def _run(
+        self,
+        action: str,
+        slots: dict[str, Any],
+        fetched: Sequence[Result],
+        empty: bool,
+        target: str | None,
+    ) -> tuple[str, list[dict[str, Any]]]:
         if action in self.templates:
             return render(self.templates[action], slots), []
         if action == "action_api_call":
