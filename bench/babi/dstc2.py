@@ -177,6 +177,8 @@ class KB:
         )
 
     def name_in(self, text: str) -> str | None:
+        if not self.props:  # NOTE: the empty pattern would match everywhere
+            return None
         for m in self._pattern.finditer(text):
             # NOTE: "ask" is a restaurant, and also the greeting's verb.
             if not (m[1] == "ask" and text[m.end() :].startswith(" for")):
