@@ -70,6 +70,20 @@ ASKS: tuple[tuple[str, str], ...] = (
     ("price", r"price range\?$|would you like something in the .*price range"),
 )
 REQUESTED = "requested_slot"
+#: The logged dialogues come from (at least) two systems, each with its own wording
+#: (read off the training dialogues: each of these sentences occurs with one
+#: system's offers only). The client remembers whose wording the conversation
+#: has shown last, as the ``style`` slot, so the policy can answer in it.
+STYLE = "style"
+STYLES: tuple[tuple[str, str], ...] = (
+    ("a", r" is a nice restaurant |^Sorry there is no | part of town \.$"),
+    (
+        "b",
+        r" is a (nice place|great restaurant)|^I'?m sorry but there is no"
+        r"|^I am sorry but there is no|^Sorry but there is no other|^Did you say"
+        r"|^Let me confirm|^Ok , a restaurant|^You are looking for a .+ right\?$",
+    ),
+)
 SYNONYMS = {
     "center": "area:centre",
     "moderately": "price:moderate",
@@ -277,9 +291,7 @@ class _Converter:
             events: dict[str, bool | str | None] = {}
             target = None
             if action is not None:
-                asked = asked_slot(self.text_of(action))
-                if state.ask(asked):
-                    events[REQUESTED] = asked
+                events.update(state.said(self.text_of(action)))
             if action == "action_api_call":
                 found = state.api_call(dialogue.results(i), i in dialogue.empty_after)
                 events["has_results"] = found
@@ -327,6 +339,11 @@ def _json(value: bool | str | None) -> str:
     return json.dumps(value)
 
 
+def style_of(template: str) -> str | None:
+    """Whose wording a bot sentence has, if it tells."""
+    return next((style for style, p in STYLES if re.search(p, template)), None)
+
+
 def asked_slot(template: str) -> str | None:
     """The slot a bot sentence asks the user for, if it asks for one."""
     return next((slot for slot, p in ASKS if re.search(p, template)), None)
@@ -341,11 +358,18 @@ class _ClientState:
         self.proposed: list[str] = []
         self.current: str | None = None
         self.requested: str | None = None
+        self.style: str | None = None
 
-    def ask(self, slot: str | None) -> bool:
-        """Record what the bot's latest sentence asked for; whether that changed."""
-        changed = slot != self.requested
-        self.requested = slot
+    def said(self, template: str) -> dict[str, str | None]:
+        """Record what a bot sentence asked for and whose wording it has; the slots
+        that changed (``requested_slot``, ``style``)."""
+        changed: dict[str, str | None] = {}
+        asked = asked_slot(template)
+        if asked != self.requested:
+            self.requested = changed[REQUESTED] = asked
+        style = style_of(template)
+        if style is not None and style != self.style:
+            self.style = changed[STYLE] = style
         return changed
 
     def api_call(self, results: Sequence[Result], empty: bool) -> bool:
@@ -383,6 +407,7 @@ def convert(
         "slots": {
             **{slot: _slot(slot) for slot in SLOTS},
             REQUESTED: {"type": "unfeaturized"},
+            STYLE: {"type": "categorical", "values": [s for s, _ in STYLES]},
             "has_results": {"type": "bool"},
             "more_options": {"type": "bool"},
         },
@@ -454,9 +479,11 @@ class DstcActions:
     ) -> tuple[str, list[dict[str, Any]]]:
         """(text, events); ``target`` makes a proposal offer that restaurant."""
         text, events = self._run(action, slots, fetched, empty, target)
-        asked = asked_slot(self.templates.get(f"utter_{action.rsplit('_', 1)[-1]}", ""))
-        if self.state.ask(asked):
-            events.append({"event": "slot", "name": REQUESTED, "value": asked})
+        template = self.templates.get(f"utter_{action.rsplit('_', 1)[-1]}", "")
+        events += [
+            {"event": "slot", "name": name, "value": value}
+            for name, value in self.state.said(template).items()
+        ]
         return text, events
 
     def _run(

@@ -168,7 +168,12 @@ def test_dstc2_rules_and_templates():
     assert events == [{"event": "slot", "name": "has_results", "value": True}]
     text, events = actions.run(gold[2].action, slots)
     assert text == "prezzo is a nice place in the west of town"
-    assert events == [{"event": "slot", "name": "more_options", "value": False}]
+    # The offer also shows whose wording the conversation has: the client says so.
+    assert events == [
+        {"event": "slot", "name": "more_options", "value": False},
+        {"event": "slot", "name": "style", "value": "b"},
+    ]
+    assert '- slot{"style": "b"}' in files.stories
     assert actions.run(gold[3].action, slots)[0] == (
         "The phone number of prezzo is prezzo_phone"
     )
