@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from typing import TypeVar
 
 from api.testing import Server
 from bench.babi import dstc2
@@ -61,13 +62,14 @@ class Options:
     cv: int | None = None
 
 
+T = TypeVar("T")
 #: The share of the training dialogues held back for early stopping (never dev).
 HELD_BACK = 0.1
 
 
 def hold_back(
-    dialogues: list[Dialogue], fraction: float, seed: int
-) -> tuple[list[Dialogue], list[Dialogue]]:
+    dialogues: list[T], fraction: float, seed: int
+) -> tuple[list[T], list[T]]:
     """(dialogues to train on, dialogues held back for early stopping): a seeded
     random ``fraction``, so that no split being played decides when training stops."""
     order = random.Random(seed).sample(range(len(dialogues)), len(dialogues))
