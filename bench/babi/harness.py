@@ -190,10 +190,13 @@ def _bot_and_model(
     options: Options,
     out: Path,
 ) -> tuple[Any, dict[str, Any]]:
-    """Convert and train on ``train`` only (a seeded part held back for early
-    stopping); (bot files, training figures)."""
+    """Convert and train on ``train`` only: the NLU on all of it, the policies on
+    all but a seeded part held back for their early stopping; (bot files, training
+    figures)."""
     fit, held = hold_back(train, HELD_BACK, options.seed)
     files = module.convert(fit, held, seed=options.seed)
+    # NOTE: the NLU has no early stopping: it learns from every training dialogue.
+    files = dataclasses.replace(files, nlu=module.convert(train, seed=options.seed).nlu)
     if options.config is not None:
         override = read_yaml(options.config).data or {}
         files = dataclasses.replace(files, config={**files.config, **override})
