@@ -11,7 +11,11 @@ logged system's own choices). The developer's knowledge here, as in HCN:
   restaurant are said by client actions: ``action_propose_N`` offers the best-rated
   restaurant not offered yet, ``action_about_N`` talks about the current one;
 * the client's API call reports whether it found anything (``has_results``) and a
-  proposal whether more are left (``more_options``).
+  proposal whether more are left (``more_options``);
+* entity tracking: the client reports each question as ``requested_slot``, and a
+  bare "don't care" fills the slot asked for (a slot mapping's condition); the
+  constraints are featurized as none / "don't care" / some value; the ``style``
+  slot tells whose wording (of the logged systems) the conversation has shown.
 
 Which action comes next is learned from the training dialogues.
 """
