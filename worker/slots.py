@@ -26,6 +26,9 @@ CLASS_PATHS = {
 _BY_PATH = {path: name for name, path in CLASS_PATHS.items()}
 _BY_PATH.update({path.rsplit(".", 1)[1]: name for path, name in _BY_PATH.items()})
 _BY_PATH["any"] = "unfeaturized"
+#: A categorical slot that lists this value featurizes every unlisted value as it
+#: (Rasa 2+): "some value" apart from the values that change what the bot does.
+OTHER = "__other__"
 
 #: Rasa 3's slot mapping types and the keys each may carry (Rasa docs, "Domain:
 #: Slot Mappings"); ``custom`` mappings are filled by the action server.
@@ -93,6 +96,8 @@ class Slot:
             return [(v - self.min_value) / span if span else 0.0]
         if kind == "categorical":
             key = str(value).lower() if value is not None else None
+            if key is not None and key not in self.values and OTHER in self.values:
+                key = OTHER
             return [1.0 if key == v else 0.0 for v in self.values]
         return []
 

@@ -1,10 +1,12 @@
 """``python -m bench.babi --task N --data-dir DIR --split dev --out DIR``.
 
 Converts dialog bAbI task N into a dialogd bot, trains it on the task's trn file
-(dev stories for early stopping), serves it with a real server on a private Redis,
-plays every dialogue of the split over HTTP and writes ``result.json`` and
-``turns.jsonl`` into ``--out``. ``--oov-copy`` plays a copy of the split whose
-cuisines and cities are replaced by values never seen in training.
+(a seeded tenth of it held back for early stopping; nothing of dev), serves it with
+a real server on a private Redis, plays every dialogue of the split over HTTP and
+writes ``result.json`` and ``turns.jsonl`` into ``--out``. ``--cv K`` plays K folds
+of the trn file instead, each through a bot built from the other folds only.
+``--oov-copy`` plays a copy of the split whose cuisines and cities are replaced by
+values never seen in training.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config", type=Path, help="YAML whose policies/pipeline replace the bot's"
     )
+    parser.add_argument(
+        "--cv",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation over the trn dialogues instead of --split",
+    )
     parser.add_argument("--augmentation", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -73,8 +81,19 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             free_running=args.free_running,
             config=args.config,
+            cv=args.cv,
         )
     )
+    if args.cv is not None:
+        print(
+            f"task {result['task']}, {args.cv}-fold cross-validation over trn: "
+            f"per-response {result['per_response_accuracy']:.2%} "
+            f"(sd {result['per_response_accuracy_stdev']:.2%}, folds "
+            + ", ".join(f"{v:.2%}" for v in result["per_response_accuracy_by_fold"])
+            + f"), per-dialogue {result['per_dialogue_accuracy']:.2%}; "
+            f"{result['correct_turns']}/{result['turns']} turns"
+        )
+        return 0
     print(
         f"task {result['task']} {result['split']}"
         f"{' (OOV copy)' if result['oov_copy'] else ''}: "

@@ -11,13 +11,18 @@ logged system's own choices). The developer's knowledge here, as in HCN:
   restaurant are said by client actions: ``action_propose_N`` offers the best-rated
   restaurant not offered yet, ``action_about_N`` talks about the current one;
 * the client's API call reports whether it found anything (``has_results``) and a
-  proposal whether more are left (``more_options``).
+  proposal whether more are left (``more_options``);
+* entity tracking: the client reports each question as ``requested_slot``, and a
+  bare "don't care" fills the slot asked for (a slot mapping's condition); the
+  constraints are featurized as none / "don't care" / some value; the ``style``
+  slot tells whose wording (of the logged systems) the conversation has shown.
 
 Which action comes next is learned from the training dialogues.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -62,6 +67,27 @@ DONTCARE_PHRASES = {
     "it doesnt matter": DONTCARE,
     "any": DONTCARE,
 }
+#: What a bot question asks for: a "don't care" answer then means that slot.
+ASKS: tuple[tuple[str, str], ...] = (
+    ("food", r"(kind|type) of food would you like"),
+    ("area", r"part of town do you have in mind|area (would you like|do you want)"),
+    ("price", r"price range\?$|would you like something in the .*price range"),
+)
+REQUESTED = "requested_slot"
+#: The logged dialogues come from (at least) two systems, each with its own wording
+#: (read off the training dialogues: each of these sentences occurs with one
+#: system's offers only). The client remembers whose wording the conversation
+#: has shown last, as the ``style`` slot, so the policy can answer in it.
+STYLE = "style"
+STYLES: tuple[tuple[str, str], ...] = (
+    ("a", r" is a nice restaurant |^Sorry there is no | part of town \.$"),
+    (
+        "b",
+        r" is a (nice place|great restaurant)|^I'?m sorry but there is no"
+        r"|^I am sorry but there is no|^Sorry but there is no other|^Did you say"
+        r"|^Let me confirm|^Ok , a restaurant|^You are looking for a .+ right\?$",
+    ),
+)
 SYNONYMS = {
     "center": "area:centre",
     "moderately": "price:moderate",
@@ -169,6 +195,8 @@ class KB:
         )
 
     def name_in(self, text: str) -> str | None:
+        if not self.props:  # NOTE: the empty pattern would match everywhere
+            return None
         for m in self._pattern.finditer(text):
             # NOTE: "ask" is a restaurant, and also the greeting's verb.
             if not (m[1] == "ask" and text[m.end() :].startswith(" for")):
@@ -237,15 +265,22 @@ class _Converter:
         self.kb = KB(train)
         self.vocab = vocabulary(train)
         self.templates: dict[str, str] = {}  # template text -> template name
+        self.texts: dict[str, str] = {}  # template name -> template text
         self.intents: dict[str, None] = {}
         self.actions: dict[str, None] = {}
         self.examples: list[tuple[str, str, list[Span]]] = []
+
+    def text_of(self, action: str) -> str:
+        """The template an action says ("" for the API call)."""
+        number = action.rsplit("_", 1)[-1]
+        return self.texts.get(f"utter_{number}", "")
 
     def template_name(self, text: str, learn: bool) -> str | None:
         if text not in self.templates:
             if not learn:
                 return None
             self.templates[text] = f"utter_{len(self.templates):03d}"
+            self.texts[self.templates[text]] = text
         return self.templates[text]
 
     def turns(self, dialogue: Dialogue, label: Labeller, learn: bool) -> list:
@@ -257,8 +292,10 @@ class _Converter:
             if learn and turn.user:
                 self.examples.append((intent, turn.user, spans))
             action = self.action(turn.bot, state.current, learn)
-            events: dict[str, bool] = {}
+            events: dict[str, bool | str | None] = {}
             target = None
+            if action is not None:
+                events.update(state.said(self.text_of(action)))
             if action == "action_api_call":
                 found = state.api_call(dialogue.results(i), i in dialogue.empty_after)
                 events["has_results"] = found
@@ -278,9 +315,7 @@ class _Converter:
                 self.intents[intent] = None
                 self.actions[action] = None
             lines += [user_line(intent, spans), f"    - {action}"]
-            lines += [
-                f'    - slot{{"{k}": {_json_bool(v)}}}' for k, v in events.items()
-            ]
+            lines += [f'    - slot{{"{k}": {_json(v)}}}' for k, v in events.items()]
         return "\n".join(lines)
 
     def gold(self, dialogue: Dialogue) -> list[Gold | None]:
@@ -304,8 +339,18 @@ class _Converter:
         return f"action_{kind}_{key[len('utter_') :]}"
 
 
-def _json_bool(value: bool) -> str:
-    return "true" if value else "false"
+def _json(value: bool | str | None) -> str:
+    return json.dumps(value)
+
+
+def style_of(template: str) -> str | None:
+    """Whose wording a bot sentence has, if it tells."""
+    return next((style for style, p in STYLES if re.search(p, template)), None)
+
+
+def asked_slot(template: str) -> str | None:
+    """The slot a bot sentence asks the user for, if it asks for one."""
+    return next((slot for slot, p in ASKS if re.search(p, template)), None)
 
 
 class _ClientState:
@@ -316,6 +361,20 @@ class _ClientState:
         self.latest: dict[str, dict[str, str]] = {}
         self.proposed: list[str] = []
         self.current: str | None = None
+        self.requested: str | None = None
+        self.style: str | None = None
+
+    def said(self, template: str) -> dict[str, str | None]:
+        """Record what a bot sentence asked for and whose wording it has; the slots
+        that changed (``requested_slot``, ``style``)."""
+        changed: dict[str, str | None] = {}
+        asked = asked_slot(template)
+        if asked != self.requested:
+            self.requested = changed[REQUESTED] = asked
+        style = style_of(template)
+        if style is not None and style != self.style:
+            self.style = changed[STYLE] = style
+        return changed
 
     def api_call(self, results: Sequence[Result], empty: bool) -> bool:
         self.latest = {}
@@ -350,7 +409,9 @@ def convert(
         "intents": list(conv.intents),
         "entities": [*SLOTS, DONTCARE],
         "slots": {
-            **{slot: {"type": "text"} for slot in SLOTS},
+            **{slot: _slot(slot) for slot in SLOTS},
+            REQUESTED: {"type": "unfeaturized"},
+            STYLE: {"type": "categorical", "values": [s for s, _ in STYLES]},
             "has_results": {"type": "bool"},
             "more_options": {"type": "bool"},
         },
@@ -367,6 +428,23 @@ def convert(
         conv.gold,
         {"restaurants": conv.kb.props},
     )
+
+
+def _slot(name: str) -> dict[str, Any]:
+    """A constraint: featurized as none, "don't care" or some value; filled by its
+    entity, or by a bare "don't care" when the bot has just asked for it."""
+    return {
+        "type": "categorical",
+        "values": [DONTCARE, "__other__"],
+        "mappings": [
+            {"type": "from_entity", "entity": name},
+            {
+                "type": "from_entity",
+                "entity": DONTCARE,
+                "conditions": [{"requested_slot": name}],
+            },
+        ],
+    }
 
 
 def _pipeline() -> list[dict[str, Any]]:
@@ -404,6 +482,22 @@ class DstcActions:
         target: str | None = None,
     ) -> tuple[str, list[dict[str, Any]]]:
         """(text, events); ``target`` makes a proposal offer that restaurant."""
+        text, events = self._run(action, slots, fetched, empty, target)
+        template = self.templates.get(f"utter_{action.rsplit('_', 1)[-1]}", "")
+        events += [
+            {"event": "slot", "name": name, "value": value}
+            for name, value in self.state.said(template).items()
+        ]
+        return text, events
+
+    def _run(
+        self,
+        action: str,
+        slots: dict[str, Any],
+        fetched: Sequence[Result],
+        empty: bool,
+        target: str | None,
+    ) -> tuple[str, list[dict[str, Any]]]:
         if action in self.templates:
             return render(self.templates[action], slots), []
         if action == "action_api_call":
@@ -444,9 +538,25 @@ def client_actions(
     return DstcActions(templates, (knowledge or {}).get("restaurants", {}))
 
 
+#: (turn type, pattern of the gold sentence), first match wins: the error breakdown.
+_TURN_TYPES: tuple[tuple[str, str], ...] = (
+    ("api_call", r"^api_call "),
+    ("greeting", r"^Hello , welcome"),
+    ("goodbye", r"^you are welcome"),
+    ("no result", r"there is no "),
+    ("ask slot", r"^(What kind of food|What part of town|(Sorry )?[Ww]ould you like)"),
+    ("confirm", r"^(You are looking for|Did you say|Let me confirm|Ok , a restaurant)"),
+    ("offer", r" is a (nice|great) (restaurant|place)"),
+    (
+        "restaurant fact",
+        r"_(phone|address|post_code)\b| serves | is in the |price range at",
+    ),
+)
+
+
 def gold_action(bot: str) -> str:
-    """A coarse label of a gold sentence, for the error breakdown."""
-    if bot.startswith("api_call"):
-        return "api_call"
-    words = bot.split()
-    return " ".join(words[:4]) if words else ""
+    """The type of a gold sentence, for the error breakdown by turn type."""
+    for kind, pattern in _TURN_TYPES:
+        if re.search(pattern, bot):
+            return kind
+    return "other"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import random
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from typing import TypeVar
 
 from api.testing import Server
 from bench.babi import dstc2
@@ -55,6 +58,34 @@ class Options:
     free_running: bool = False
     #: a YAML whose ``policies:`` / ``pipeline:`` replace the converter's
     config: Path | None = None
+    #: k-fold cross-validation over the trn dialogues instead of playing ``split``
+    cv: int | None = None
+
+
+T = TypeVar("T")
+#: The share of the training dialogues held back for early stopping (never dev).
+HELD_BACK = 0.1
+
+
+def hold_back(
+    dialogues: list[T], fraction: float, seed: int
+) -> tuple[list[T], list[T]]:
+    """(dialogues to train on, dialogues held back for early stopping): a seeded
+    random ``fraction``, so that no split being played decides when training stops."""
+    order = random.Random(seed).sample(range(len(dialogues)), len(dialogues))
+    held = set(order[: round(len(dialogues) * fraction)])
+    return (
+        [d for n, d in enumerate(dialogues) if n not in held],
+        [d for n, d in enumerate(dialogues) if n in held],
+    )
+
+
+def folds(n: int, k: int, seed: int) -> list[list[int]]:
+    """``k`` disjoint folds of ``range(n)`` after a seeded shuffle, sizes within 1."""
+    if not 2 <= k <= n:
+        raise ValueError(f"cross-validation needs 2 <= k <= {n} folds, not {k}")
+    order = random.Random(seed).sample(range(n), n)
+    return [sorted(order[i::k]) for i in range(k)]
 
 
 def bot_module(task: int) -> ModuleType:
@@ -65,7 +96,8 @@ def train_models(
     bot_dir: Path, model_dir: Path, config: dict[str, Any], augmentation: int, seed: int
 ) -> dict[str, Any]:
     """NLU and Core models from the bot's files; the Core policies stop early on
-    the dev stories. Returns timings and sizes."""
+    the validation stories (held-back training dialogues). Returns timings and
+    sizes."""
     info: dict[str, Any] = {}
     start = time.perf_counter()
     data = load_nlu_data(bot_dir / "data" / "nlu.md")
@@ -117,6 +149,7 @@ def score(
     """(figures for result.json, one row per bot turn for turns.jsonl)."""
     rows: list[dict[str, Any]] = []
     wrong: Counter[str] = Counter()
+    total: Counter[str] = Counter()
     perfect = 0
     for dialogue, said in zip(dialogues, predictions, strict=True):
         ok = True
@@ -129,9 +162,13 @@ def score(
                     "predicted": text,
                 }
             )
+            kind = module.gold_action(turn.bot)
+            total[kind] += 1
             if text != turn.bot:
                 ok = False
-                wrong[module.gold_action(turn.bot)] += 1
+                wrong[kind] += 1
+                if kind == "api_call" and text.startswith("api_call "):
+                    wrong["api_call (other arguments)"] += 1
         perfect += ok
     correct = sum(r["gold"] == r["predicted"] for r in rows)
     figures = {
@@ -142,19 +179,24 @@ def score(
         "correct_dialogues": perfect,
         "per_dialogue_accuracy": perfect / len(dialogues) if dialogues else 0.0,
         "wrong_turns_by_gold_action": dict(wrong.most_common()),
+        "turns_by_gold_action": dict(total.most_common()),
     }
     return figures, rows
 
 
-def run(options: Options) -> dict[str, Any]:
-    module = bot_module(options.task)
-    out = options.out
-    out.mkdir(parents=True, exist_ok=True)
-    train_path = task_file(options.data_dir, options.task, "trn")
-    train = read_dialogues(train_path)[: options.train_limit]
-    dev = read_dialogues(task_file(options.data_dir, options.task, "dev"))
-    test = _test_dialogues(options)
-    files = module.convert(train, dev, seed=options.seed)
+def _bot_and_model(
+    module: ModuleType,
+    train: list[Dialogue],
+    options: Options,
+    out: Path,
+) -> tuple[Any, dict[str, Any]]:
+    """Convert and train on ``train`` only: the NLU on all of it, the policies on
+    all but a seeded part held back for their early stopping; (bot files, training
+    figures)."""
+    fit, held = hold_back(train, HELD_BACK, options.seed)
+    files = module.convert(fit, held, seed=options.seed)
+    # NOTE: the NLU has no early stopping: it learns from every training dialogue.
+    files = dataclasses.replace(files, nlu=module.convert(train, seed=options.seed).nlu)
     if options.config is not None:
         override = read_yaml(options.config).data or {}
         files = dataclasses.replace(files, config={**files.config, **override})
@@ -162,8 +204,20 @@ def run(options: Options) -> dict[str, Any]:
     training = train_models(
         bot_dir, out / "model", files.config, options.augmentation, options.seed
     )
-    training["dialogues"] = len(train)
-    start = time.perf_counter()
+    training["dialogues"] = len(fit)
+    training["held_back"] = len(held)
+    return files, training
+
+
+def _play(
+    module: ModuleType,
+    files: Any,
+    played: list[Dialogue],
+    options: Options,
+    out: Path,
+    prefix: str,
+) -> list[list[str]]:
+    """Serve ``out/model`` with a real server on a private Redis and play."""
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(tmp) as redis:
         (out / "logs").mkdir(exist_ok=True)
         server = Server(
@@ -175,18 +229,40 @@ def run(options: Options) -> dict[str, Any]:
             workers=options.workers,
         ).start(timeout=60)
         try:
-            predictions = play_all(
+            return play_all(
                 server.url,
-                test,
+                played,
                 functools.partial(module.client_actions, knowledge=files.knowledge),
-                prefix=f"{options.split}:",
+                prefix=prefix,
                 threads=options.threads,
                 gold=None if options.free_running else files.gold,
             )
         finally:
             server.stop()
+
+
+def _write(out: Path, result: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    with (out / "turns.jsonl").open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _one(
+    module: ModuleType,
+    train: list[Dialogue],
+    played: list[Dialogue],
+    options: Options,
+    out: Path,
+    prefix: str,
+) -> dict[str, Any]:
+    """Build from ``train``, play ``played``, score; writes the results into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    files, training = _bot_and_model(module, train, options, out)
+    start = time.perf_counter()
+    predictions = _play(module, files, played, options, out, prefix)
     play_seconds = time.perf_counter() - start
-    figures, rows = score(test, predictions, module)
+    figures, rows = score(played, predictions, module)
     result = {
         "task": options.task,
         "split": options.split,
@@ -196,8 +272,65 @@ def run(options: Options) -> dict[str, Any]:
         "play_seconds": round(play_seconds, 1),
         "options": {k: str(v) for k, v in asdict(options).items()},
     }
-    with (out / "turns.jsonl").open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    _write(out, result, rows)
     return result
+
+
+def run(options: Options) -> dict[str, Any]:
+    """Train on the trn file and play ``options.split`` (or cross-validate)."""
+    module = bot_module(options.task)
+    train_path = task_file(options.data_dir, options.task, "trn")
+    train = read_dialogues(train_path)[: options.train_limit]
+    if options.cv is not None:
+        return cross_validate(module, train, options)
+    return _one(
+        module, train, _test_dialogues(options), options, options.out, options.split
+    )
+
+
+def cross_validate(
+    module: ModuleType, train: list[Dialogue], options: Options
+) -> dict[str, Any]:
+    """k-fold cross-validation over the training dialogues: each fold's bot (its
+    NLU data, templates, knowledge base, stories, early stopping) is built from the
+    other folds only, then plays the fold. Per-fold results go to ``out/fold-N``;
+    the summary (mean, spread) to ``out/result.json``."""
+    assert options.cv is not None
+    results = []
+    for n, fold in enumerate(folds(len(train), options.cv, options.seed)):
+        inside = set(fold)
+        played = [d for i, d in enumerate(train) if i in inside]
+        rest = [d for i, d in enumerate(train) if i not in inside]
+        out = options.out / f"fold-{n + 1}"
+        results.append(_one(module, rest, played, options, out, f"fold{n + 1}:"))
+    summary = summarise(results)
+    summary.update(
+        task=options.task,
+        split=f"trn, {options.cv}-fold cross-validation",
+        oov_copy=options.oov_copy,
+        options={k: str(v) for k, v in asdict(options).items()},
+    )
+    (options.out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, standard deviation and range of the folds' accuracies; pooled counts."""
+    out: dict[str, Any] = {"folds": len(results)}
+    for key in ("per_response_accuracy", "per_dialogue_accuracy"):
+        values = [r[key] for r in results]
+        out[key] = statistics.fmean(values)
+        out[f"{key}_stdev"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out[f"{key}_range"] = [min(values), max(values)]
+        out[f"{key}_by_fold"] = values
+    for key in ("dialogues", "turns", "correct_turns", "correct_dialogues"):
+        out[key] = sum(r[key] for r in results)
+    for key in ("wrong_turns_by_gold_action", "turns_by_gold_action"):
+        pooled: Counter[str] = Counter()
+        for r in results:
+            pooled.update(r[key])
+        out[key] = dict(pooled.most_common())
+    out["training"] = {
+        "core_seconds": round(sum(r["training"]["core_seconds"] for r in results), 2)
+    }
+    return out

@@ -18,8 +18,10 @@ from bench.babi.oov import oov_text
 from tests.data import BABI_SLICE
 from tests.data import dataset
 from worker.domain import Domain
+from worker.events import SlotSet
 from worker.nlu.data import load_nlu_data
 from worker.training import generate_dialogues
+from worker.training import parse_stories
 from worker.training import read_stories
 
 TASK5_TRAIN = "dialog-babi-task5-full-dialogs-trn.txt"
@@ -166,7 +168,12 @@ def test_dstc2_rules_and_templates():
     assert events == [{"event": "slot", "name": "has_results", "value": True}]
     text, events = actions.run(gold[2].action, slots)
     assert text == "prezzo is a nice place in the west of town"
-    assert events == [{"event": "slot", "name": "more_options", "value": False}]
+    # The offer also shows whose wording the conversation has: the client says so.
+    assert events == [
+        {"event": "slot", "name": "more_options", "value": False},
+        {"event": "slot", "name": "style", "value": "b"},
+    ]
+    assert '- slot{"style": "b"}' in files.stories
     assert actions.run(gold[3].action, slots)[0] == (
         "The phone number of prezzo is prezzo_phone"
     )
@@ -189,3 +196,40 @@ def test_the_real_files_convert():
 @pytest.mark.data("dialog_babi")
 def test_the_whole_training_file_converts():
     _every_turn_has_a_label(dataset("dialog_babi") / TASK5_TRAIN, 1000)
+
+
+def test_dstc2_dont_care_answers_the_question_asked():
+    """A bare "don't care" fills the slot the bot has just asked for: the client
+    reports the question as ``requested_slot``, the stories say so too, and the
+    slot mapping reads it, in training as in serving."""
+    dialogues = parse_dialogues(
+        "1 <SILENCE>\tHello , welcome\n"
+        "2 cheap food\tWhat part of town do you have in mind?\n"
+        "3 i dont care\tapi_call R_cuisine R_location cheap\n"
+        "4 api_call no result\n"
+        "5 <SILENCE>\tSorry there is no restaurant in the cheap price range\n"
+    )
+    files = dstc2.convert(dialogues)
+    domain = Domain.from_dict(files.domain)
+    (dialogue,) = generate_dialogues(
+        parse_stories(files.stories, domain), domain, augmentation_factor=0
+    )
+    fills = [(e.name, e.value) for e in dialogue.events if isinstance(e, SlotSet)]
+    assert fills[:4] == [
+        ("price", "cheap"),
+        ("requested_slot", "area"),
+        ("area", "dontcare"),
+        ("requested_slot", None),
+    ]
+    assert domain.slot_by_name["area"].features("dontcare") == [1.0, 0.0]
+    assert domain.slot_by_name["price"].features("cheap") == [0.0, 1.0]
+    templates = {n: v[0]["text"] for n, v in files.domain["templates"].items()}
+    actions = dstc2.client_actions(templates, files.knowledge)
+    gold = files.gold(dialogues[0])
+    assert actions.run(gold[1].action, {})[1] == [
+        {"event": "slot", "name": "requested_slot", "value": "area"}
+    ]
+    slots = {"price": "cheap", "area": "dontcare"}
+    text, events = actions.run("action_api_call", slots)
+    assert text == "api_call R_cuisine R_location cheap"
+    assert {"event": "slot", "name": "requested_slot", "value": None} in events

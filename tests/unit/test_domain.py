@@ -136,3 +136,17 @@ def test_a_float_slot_featurizes_nan_as_no_value():
     assert slot.features("nan") == [0.0]
     assert slot.features("inf") == [1.0]
     assert slot.features(5) == [0.5]
+
+
+def test_a_categorical_slot_with_other_featurizes_unlisted_values_as_other():
+    d = Domain.from_yaml(
+        "intents: [a]\nslots:\n"
+        "  food: {type: categorical, values: [dontcare, __other__]}\n"
+        "  size: {type: categorical, values: [small, large]}\n"
+    )
+    food = d.slot_by_name["food"]
+    assert food.features("dontcare") == [1.0, 0.0]
+    assert food.features("Italian") == [0.0, 1.0]
+    assert food.features(None) == [0.0, 0.0]
+    # Without __other__ an unlisted value is no value, as in Rasa Core 0.x.
+    assert d.slot_by_name["size"].features("medium") == [0.0, 0.0]

@@ -18,6 +18,7 @@ from typing import Any
 from typing import Protocol
 
 from worker.domain import ACTION_LISTEN
+from worker.domain import REQUESTED_SLOT
 from worker.domain import Domain
 from worker.errors import TrainingDataError
 from worker.evaluation.metrics import Metrics
@@ -272,8 +273,10 @@ class _Replay:
 
     def user(self, event: UserUttered, interpreter: InterpreterLike | None) -> list:
         """Log the message (parsed again end to end); the gold slot fills to skip."""
+        requested = self.tracker.slots.get(REQUESTED_SLOT)
         gold_fills = [
-            SlotSet(name=n, value=v) for n, v in user_fills(self.domain, event)
+            SlotSet(name=n, value=v)
+            for n, v in user_fills(self.domain, event, requested)
         ]
         parsed, gold_entities = event, None
         if interpreter is not None:
@@ -293,7 +296,7 @@ class _Replay:
         self.log(parsed)
         if interpreter is None:
             return []
-        for name, value in user_fills(self.domain, parsed):
+        for name, value in user_fills(self.domain, parsed, requested):
             self.log(SlotSet(name=name, value=value))
         return gold_fills
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from worker.domain import ACTION_LISTEN
+from worker.domain import REQUESTED_SLOT
 from worker.domain import Domain
 from worker.events import ActionExecuted
 from worker.events import Event
@@ -93,7 +94,7 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
             out.append(event)
             out.extend(
                 SlotSet(name=name, value=value)
-                for name, value in user_fills(domain, event)
+                for name, value in user_fills(domain, event, requested_slot(out))
             )
             continue
         if opening and isinstance(event, ActionExecuted):
@@ -105,9 +106,26 @@ def explicit_events(step: StoryStep, domain: Domain) -> tuple[list[Event], int |
     return out, unpredictable
 
 
-def user_fills(domain: Domain, event: UserUttered) -> list[tuple[str, Any]]:
-    """The slot fills a story's user message implies (no form is active in it)."""
-    return domain.auto_fill(event.entities, intent=event.intent_name, text=event.text)
+def user_fills(
+    domain: Domain, event: UserUttered, requested: str | None = None
+) -> list[tuple[str, Any]]:
+    """The slot fills a story's user message implies (no form is active in it),
+    with ``requested`` the ``requested_slot`` its story step set before it, as the
+    server fills a message with the conversation's."""
+    return domain.auto_fill(
+        event.entities,
+        intent=event.intent_name,
+        requested_slot=requested,
+        text=event.text,
+    )
+
+
+def requested_slot(events: Sequence[Event]) -> str | None:
+    """The value of ``requested_slot`` after ``events`` (its latest ``SlotSet``)."""
+    for event in reversed(events):
+        if isinstance(event, SlotSet) and event.name == REQUESTED_SLOT:
+            return None if event.value is None else str(event.value)
+    return None
 
 
 def rule_dialogues(
@@ -131,7 +149,8 @@ def rule_dialogues(
                     events.append(ActionExecuted(name=ACTION_LISTEN))
                 events.append(event)
                 events.extend(
-                    SlotSet(name=n, value=v) for n, v in user_fills(domain, event)
+                    SlotSet(name=n, value=v)
+                    for n, v in user_fills(domain, event, requested_slot(events))
                 )
             else:
                 events.append(event)
@@ -159,7 +178,11 @@ def story_step(dialogue: TrainingDialogue, domain: Domain) -> StoryStep:
             continue
         fills = []
         if isinstance(event, UserUttered):
-            fills = [SlotSet(name=n, value=v) for n, v in user_fills(domain, event)]
+            requested = requested_slot(dialogue.events[:i])
+            fills = [
+                SlotSet(name=n, value=v)
+                for n, v in user_fills(domain, event, requested)
+            ]
         elif is_listen(event) and (
             i == last or isinstance(dialogue.events[i + 1], UserUttered)
         ):

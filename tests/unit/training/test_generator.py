@@ -8,6 +8,7 @@ from worker.events import UserUttered
 from worker.training import generate_dialogues
 from worker.training import parse_stories
 from worker.training import read_stories
+from worker.training import story_step
 
 FIXTURES = RASA_EXAMPLES
 
@@ -194,3 +195,39 @@ def test_duplicates_are_removed_unless_asked_not_to():
     text = "## a\n* greet\n - utter_greet\n## b\n* greet\n - utter_greet\n"
     assert len(generate(text, domain)) == 1
     assert len(generate(text, domain, remove_duplicates=False)) == 2
+
+
+def test_a_story_fills_conditioned_mappings_with_its_requested_slot():
+    domain = Domain.from_yaml(
+        """
+intents: [inform]
+entities: [food, dontcare]
+slots:
+  requested_slot: {type: unfeaturized}
+  food:
+    type: text
+    mappings:
+      - {type: from_entity, entity: food}
+      - type: from_entity
+        entity: dontcare
+        conditions: [{requested_slot: food}]
+actions: [utter_ask_food, utter_ok]
+"""
+    )
+    text = (
+        '## s\n* inform{"dontcare": "dontcare"}\n - utter_ask_food\n'
+        ' - slot{"requested_slot": "food"}\n* inform{"dontcare": "dontcare"}\n'
+        " - utter_ok\n"
+    )
+    (dialogue,) = generate(text, domain)
+    fills = [e for e in dialogue.events if isinstance(e, SlotSet)]
+    # The first "don't care" answers no question; the second answers for food.
+    assert [(e.name, e.value) for e in fills] == [
+        ("requested_slot", "food"),
+        ("food", "dontcare"),
+    ]
+    # Written back as a story, the implied fill goes and the explicit one stays.
+    step = story_step(dialogue, domain)
+    assert [(e.name, e.value) for e in step.events if isinstance(e, SlotSet)] == [
+        ("requested_slot", "food")
+    ]
