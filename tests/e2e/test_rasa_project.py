@@ -4,11 +4,13 @@ serves the newest model and reads the project's endpoints.yml."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,42 @@ from api.testing import free_port
 from tests.data import ROOT
 
 RASA_INIT = ROOT / "tests" / "fixtures" / "rasa_init"
+
+
+@contextlib.contextmanager
+def _serving(folder: Path, *args: str) -> Iterator[str]:
+    """``dialogd serve`` in ``folder`` (real gunicorn), until it answers /status."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "serve",
+            "-p",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            *args,
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if requests.get(f"{url}/status", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @pytest.fixture
@@ -81,37 +119,8 @@ def test_serve_without_model_flag_serves_the_newest_model(project, redis_url):
         f"tracker_store:\n  type: redis\n  url: {redis_url}\n"
         "  key_prefix: 'rasaproject:'\n  record_exp: 60\nlock_store:\n  type: redis\n"
     )
-    port = free_port()
     log = project / "server.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "api",
-            "serve",
-            "-p",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--workers",
-            "1",
-            "-o",
-            str(log),
-        ],
-        cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if requests.get(f"{url}/status", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with _serving(project, "--workers", "1", "-o", str(log)) as url:
         reply = requests.post(
             f"{url}/conversations/u1/parse", json={"query": "bye"}, timeout=10
         ).json()
@@ -119,9 +128,6 @@ def test_serve_without_model_flag_serves_the_newest_model(project, redis_url):
         assert reply["next_action"] == "utter_iamabot"
         keys = redis.Redis.from_url(redis_url).keys("rasaproject:*")
         assert keys, "the tracker store of endpoints.yml was not used"
-    finally:
-        proc.terminate()
-        proc.wait(30)
     text = log.read_text()
     assert "accepted but not used: lock_store" in text
     assert "tracker_store.record_exp" in text
@@ -177,23 +183,7 @@ def test_faq_bot_with_a_retrieval_intent_answers_through_the_rest_channel(
     (folder / "endpoints.yml").write_text(
         f"tracker_store:\n  type: redis\n  url: {redis_url}\n  key_prefix: 'faqbot:'\n"
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api", "serve", "-p", str(port), "--workers", "2"],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if requests.get(f"{url}/status", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with _serving(folder, "--workers", "2") as url:
 
         def say(text: str) -> list[str]:
             reply = requests.post(
@@ -233,6 +223,3 @@ def test_faq_bot_with_a_retrieval_intent_answers_through_the_rest_channel(
         assert selected["responses"] == [
             {"text": "There is free parking behind the building."}
         ]
-    finally:
-        proc.terminate()
-        proc.wait(30)
