@@ -538,7 +538,7 @@ class BertEncoder:
 
 
 def set_blas_threads(n: int) -> bool:
-    """Set the process's OpenBLAS threads to ``n``, once, for the numpy forward.
+    """Set the process's OpenBLAS threads to ``n``, once, for the parses.
 
     PERF: a sentence is a few small matrix products; OpenBLAS threads only add
     synchronisation, and on a busy machine (or with one server worker per core)
@@ -633,7 +633,7 @@ class SentenceEncoderFeaturizer(Component):
     activations: a quarter of the bytes to read per sentence) or "float32";
     ``backend`` is "auto" (ONNX Runtime if installed, else numpy), "numpy" or
     "onnx", which compute the same vectors; ``blas_threads`` sets the OpenBLAS
-    threads of the process when the numpy backend loads (None: leave as is).
+    threads of the process when the encoder loads (None: leave as is).
     ``to_arrays`` keeps the width, a checksum of the vocabulary, the SHA-256 of
     the weights files and the weights' bits, so a model loaded against different
     weights (even of the same shape) fails instead of mispredicting, and a model
@@ -694,7 +694,10 @@ class SentenceEncoderFeaturizer(Component):
 
     def _encoder(self, weights: str) -> BertEncoder:
         encoder = get_encoder(self.model_path, self.max_length, weights, self.backend)
-        if type(encoder) is BertEncoder and self.blas_threads is not None:
+        # NOTE: on either backend: the products after the encoder (token vectors
+        # times the entity extractor's weights, the classifiers') are small too,
+        # and two OpenBLAS threads doubled an HWU64 parse's process CPU.
+        if self.blas_threads is not None:
             set_blas_threads(self.blas_threads)
         return encoder
 

@@ -210,6 +210,28 @@ def test_blas_threads_are_set_for_the_process() -> None:
         set_(before)
 
 
+def test_the_featurizer_sets_blas_threads_on_either_backend(tiny_bert: Path) -> None:
+    """The products after the encoder (token vectors, classifiers) are small on
+    the ONNX Runtime backend too: two OpenBLAS threads doubled a parse's CPU."""
+    functions = _openblas_thread_functions()
+    if functions is None:
+        pytest.skip("no OpenBLAS in this process")
+    get, set_ = functions
+    before = get()
+    data = load_nlu_data(MOODBOT)
+    try:
+        for backend in ["numpy", "onnx"] if onnx_available() else ["numpy"]:
+            set_(2)
+            if get() != 2:
+                pytest.skip("OpenBLAS runs one thread at most here")
+            SentenceEncoderFeaturizer(model_path=str(tiny_bert), backend=backend).fit(
+                [], data
+            )
+            assert get() == 1, backend
+    finally:
+        set_(before)
+
+
 def test_int8_columns_round_to_within_half_a_step() -> None:
     weight = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
     weight[:, 3] = 0.0
