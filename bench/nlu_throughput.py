@@ -5,7 +5,8 @@ worker count, one private Redis, moodbot's core model beside it) and parses the
 val texts of its set, each in turn, never one text again and again. Rounds
 alternate the servers, and every row gives the median of its per-round ratios to
 the ``--baseline`` model of the same round, so a burst of outside load cannot
-favour either side:
+favour either side. Each row also gives the workers' CPU time per request (all
+their threads, from /proc), which outside load inflates far less than req/s:
 
     python -m bench.nlu.run --set hwu64 --out runs/plain
     python -m bench.nlu.run --set hwu64 --encoder --out runs/encoder
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from api.testing import Server
 from api.testing import free_port
+from bench.cpu_shares import CpuShares
 from bench.http_throughput import DISTURBED
 from bench.http_throughput import run_wrk
 from bench.http_throughput import wait_ready
@@ -86,8 +88,12 @@ def run(
             for round_ in range(rounds):
                 for c in connections:
                     for (label, _, _), server in zip(models, servers, strict=True):
-                        row = wrk(server.url, work / f"{label}.bodies", c, seconds)
-                        row.update(model=label, connections=c, round=round_)
+                        assert server.proc is not None
+                        with CpuShares(server.proc.pid) as cpu:
+                            row = wrk(server.url, work / f"{label}.bodies", c, seconds)
+                        row.update(
+                            **cpu.record(), model=label, connections=c, round=round_
+                        )
                         results.append(row)
                         print(json.dumps(row), flush=True)
         finally:
@@ -103,10 +109,15 @@ def run(
     }
 
 
+def cpu_ms_per_request(row: dict) -> float:
+    """The workers' CPU milliseconds per request of one wrk run."""
+    return 1000 * sum(row["worker_cpu_s"]) / max(row["requests"], 1)
+
+
 def table(result: dict, baseline: str) -> str:
     """Medians over the rounds, and the median per-round ratio to ``baseline``
     over the rounds where neither row was slowed from outside (as in
-    ``bench.http_throughput``)."""
+    ``bench.http_throughput``); worker CPU ms per request, median of the rounds."""
     groups: dict[tuple, list[dict]] = {}
     for r in result["runs"]:
         groups.setdefault((r["connections"], r["model"]), []).append(r)
@@ -118,7 +129,7 @@ def table(result: dict, baseline: str) -> str:
 
     lines = [
         f"{'model':16} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'of ' + baseline:>12} {'used':>5}"
+        f"{'errors':>6} {'of ' + baseline:>12} {'used':>5} {'cpu ms':>7}"
     ]
     for key, rs in sorted(groups.items()):
         conns, label = key
@@ -132,7 +143,8 @@ def table(result: dict, baseline: str) -> str:
             f"{label:16} {conns:>5} {median[key]:>8.0f} "
             f"{statistics.median(r['p50_us'] for r in rs) / 1000:>7.2f} "
             f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f} "
-            f"{errors:>6} {share:>12} {len(used):>2}/{len(rounds)}"
+            f"{errors:>6} {share:>12} {len(used):>2}/{len(rounds)} "
+            f"{statistics.median(cpu_ms_per_request(r) for r in rs):>7.2f}"
         )
     return "\n".join(lines)
 
