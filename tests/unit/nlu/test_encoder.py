@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from tests.data import RASA_EXAMPLES
 from tests.unit.nlu.conftest import build_tiny_bert
@@ -88,6 +91,22 @@ def test_wordpiece_basic_tokens_keep_spans() -> None:
         "'",
         "t",
     ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_ascii_basic_tokens_are_the_unicode_ones(text: str) -> None:
+    """The printable-ASCII shortcut gives what the per-character loop gives
+    (texts with controls take the loop)."""
+    pieces = WordPiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    assert pieces.basic_tokens(text) == pieces.unicode_basic_tokens(text)
+
+
+def test_ascii_basic_tokens_every_character() -> None:
+    pieces = WordPiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    for code in range(128):
+        text = f"Ab{chr(code)}9 x{chr(code)}{chr(code)}"
+        assert pieces.basic_tokens(text) == pieces.unicode_basic_tokens(text), code
 
 
 def test_wordpiece_longest_match_and_unknown(tiny_bert: Path) -> None:
