@@ -10,7 +10,7 @@ attention in one kernel (``QAttention``: Q, K, V products, softmax, context),
 each other linear layer one ``DynamicQuantizeMatMul`` (activations quantized per
 tensor, as ``DynamicQuantizeLinear`` does, then an integer product, scale and
 bias), exact GELU, layer norms. PERF: the same int8 function as the numpy
-reference, in a third fewer kernels than the standard-operator graph (which
+reference in 10 kernels a layer instead of 22 for the standard-operator graph (which
 split, reshaped and transposed Q, K and V per layer): a short sentence's forward
 pass is the int8 products plus a fixed cost per kernel.
 
