@@ -4,8 +4,10 @@ Each model is served by its own ``dialogd serve`` (the same gunicorn settings an
 worker count, one private Redis, moodbot's core model beside it) and parses the
 val texts of its set, each in turn, never one text again and again. Rounds
 alternate the servers, and every row gives the median of its per-round ratios to
-the ``--baseline`` model of the same round, so a burst of outside load cannot
-favour either side:
+the ``--baseline`` model of its set in the same round (one baseline a set, e.g.
+each set's plain pipeline), so a burst of outside load cannot favour either side.
+Each row also gives the workers' CPU time per request (all their threads, from
+/proc), which outside load inflates far less than req/s:
 
     python -m bench.nlu.run --set hwu64 --out runs/plain
     python -m bench.nlu.run --set hwu64 --encoder --out runs/encoder
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from api.testing import Server
 from api.testing import free_port
+from bench.cpu_shares import CpuShares
 from bench.http_throughput import DISTURBED
 from bench.http_throughput import run_wrk
 from bench.http_throughput import wait_ready
@@ -86,8 +89,12 @@ def run(
             for round_ in range(rounds):
                 for c in connections:
                     for (label, _, _), server in zip(models, servers, strict=True):
-                        row = wrk(server.url, work / f"{label}.bodies", c, seconds)
-                        row.update(model=label, connections=c, round=round_)
+                        assert server.proc is not None
+                        with CpuShares(server.proc.pid) as cpu:
+                            row = wrk(server.url, work / f"{label}.bodies", c, seconds)
+                        row.update(
+                            **cpu.record(), model=label, connections=c, round=round_
+                        )
                         results.append(row)
                         print(json.dumps(row), flush=True)
         finally:
@@ -103,10 +110,18 @@ def run(
     }
 
 
-def table(result: dict, baseline: str) -> str:
-    """Medians over the rounds, and the median per-round ratio to ``baseline``
-    over the rounds where neither row was slowed from outside (as in
-    ``bench.http_throughput``)."""
+def cpu_ms_per_request(row: dict) -> float:
+    """The workers' CPU milliseconds per request of one wrk run."""
+    return 1000 * sum(row["worker_cpu_s"]) / max(row["requests"], 1)
+
+
+def table(result: dict, baselines: list[str]) -> str:
+    """Medians over the rounds, and the median per-round ratio to the baseline of
+    the model's set (of ``baselines``; the first for a set without one) over the
+    rounds where neither row was slowed from outside (as in
+    ``bench.http_throughput``); worker CPU ms per request, median of the rounds."""
+    sets = {label: name for label, name, _ in result.get("models", [])}
+    baseline_of = {sets.get(b): b for b in reversed(baselines)}
     groups: dict[tuple, list[dict]] = {}
     for r in result["runs"]:
         groups.setdefault((r["connections"], r["model"]), []).append(r)
@@ -118,11 +133,11 @@ def table(result: dict, baseline: str) -> str:
 
     lines = [
         f"{'model':16} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'of ' + baseline:>12} {'used':>5}"
+        f"{'errors':>6} {'of baseline':>12} {'used':>5} {'cpu ms':>7}"
     ]
     for key, rs in sorted(groups.items()):
         conns, label = key
-        base = (conns, baseline)
+        base = (conns, baseline_of.get(sets.get(label), baselines[0]))
         rounds = [r["round"] for r in rs]
         used = [n for n in rounds if clean(key, n) and clean(base, n)]
         shares = [rps[(*key, n)] / rps[(*base, n)] for n in used]
@@ -132,7 +147,8 @@ def table(result: dict, baseline: str) -> str:
             f"{label:16} {conns:>5} {median[key]:>8.0f} "
             f"{statistics.median(r['p50_us'] for r in rs) / 1000:>7.2f} "
             f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f} "
-            f"{errors:>6} {share:>12} {len(used):>2}/{len(rounds)}"
+            f"{errors:>6} {share:>12} {len(used):>2}/{len(rounds)} "
+            f"{statistics.median(cpu_ms_per_request(r) for r in rs):>7.2f}"
         )
     return "\n".join(lines)
 
@@ -146,15 +162,21 @@ def main() -> int:
         required=True,
         help="LABEL=SET:PATH, an NLU model and the set whose val texts it parses",
     )
-    parser.add_argument("--baseline", required=True, help="the LABEL ratios are to")
+    parser.add_argument(
+        "--baseline",
+        nargs="+",
+        required=True,
+        help="the LABEL ratios are to (one a set: each model's ratio is to its set's)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, nargs="+", default=[8])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    if args.baseline not in [label for label, _, _ in args.model]:
-        parser.error(f"--baseline {args.baseline} is not a --model label")
+    for baseline in args.baseline:
+        if baseline not in [label for label, _, _ in args.model]:
+            parser.error(f"--baseline {baseline} is not a --model label")
     result = run(args.model, args.workers, args.seconds, args.connections, args.rounds)
     print(table(result, args.baseline))
     if args.out:

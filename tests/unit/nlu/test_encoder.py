@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from tests.data import RASA_EXAMPLES
 from tests.unit.nlu.conftest import build_tiny_bert
@@ -88,6 +91,22 @@ def test_wordpiece_basic_tokens_keep_spans() -> None:
         "'",
         "t",
     ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_ascii_basic_tokens_are_the_unicode_ones(text: str) -> None:
+    """The printable-ASCII shortcut gives what the per-character loop gives
+    (texts with controls take the loop)."""
+    pieces = WordPiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    assert pieces.basic_tokens(text) == pieces.unicode_basic_tokens(text)
+
+
+def test_ascii_basic_tokens_every_character() -> None:
+    pieces = WordPiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    for code in range(128):
+        text = f"Ab{chr(code)}9 x{chr(code)}{chr(code)}"
+        assert pieces.basic_tokens(text) == pieces.unicode_basic_tokens(text), code
 
 
 def test_wordpiece_longest_match_and_unknown(tiny_bert: Path) -> None:
@@ -206,6 +225,28 @@ def test_blas_threads_are_set_for_the_process() -> None:
     try:
         assert set_blas_threads(1)
         assert get() == 1
+    finally:
+        set_(before)
+
+
+def test_the_featurizer_sets_blas_threads_on_either_backend(tiny_bert: Path) -> None:
+    """The products after the encoder (token vectors, classifiers) are small on
+    the ONNX Runtime backend too: two OpenBLAS threads doubled a parse's CPU."""
+    functions = _openblas_thread_functions()
+    if functions is None:
+        pytest.skip("no OpenBLAS in this process")
+    get, set_ = functions
+    before = get()
+    data = load_nlu_data(MOODBOT)
+    try:
+        for backend in ["numpy", "onnx"] if onnx_available() else ["numpy"]:
+            set_(2)
+            if get() != 2:
+                pytest.skip("OpenBLAS runs one thread at most here")
+            SentenceEncoderFeaturizer(model_path=str(tiny_bert), backend=backend).fit(
+                [], data
+            )
+            assert get() == 1, backend
     finally:
         set_(before)
 
