@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS dialogd_resets (
 );
 """
 
+#: the advisory lock key under which consumers create the schema
+SCHEMA_LOCK = 0x6469616C6F6764  # "dialogd"
+
 RESET = """
 INSERT INTO dialogd_resets (sender_id, stream_ms, stream_seq) VALUES (%s, %s, %s)
 ON CONFLICT (sender_id) DO UPDATE
@@ -128,7 +131,12 @@ def run(args: argparse.Namespace) -> int:
     stream = EventStream(args.redis_url, prefix=args.key_prefix)
     stream.create_group(args.group, "0")
     with psycopg.connect(args.dsn, autocommit=True) as db:
-        db.execute(SCHEMA)
+        # NOTE: CREATE ... IF NOT EXISTS is not safe against a concurrent one
+        # (both may insert the type: UniqueViolation); consumers starting
+        # together take turns on a transaction-scoped advisory lock.
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            db.execute(SCHEMA)
         # what this consumer was given before it stopped (or was killed)
         while batch := stream.pending_of(args.group, args.consumer, args.batch):
             apply(db, batch)
