@@ -22,6 +22,7 @@ from worker.errors import InvalidConfig
 from worker.errors import ModelError
 from worker.nlu import Message
 from worker.nlu import NLUPipeline
+from worker.nlu import encoder_onnx
 from worker.nlu import load_nlu_data
 from worker.nlu.encoder import BertEncoder
 from worker.nlu.encoder import SentenceEncoderFeaturizer
@@ -36,6 +37,7 @@ from worker.nlu.encoder import set_blas_threads
 from worker.nlu.encoder import write_safetensors
 from worker.nlu.encoder_onnx import OnnxEncoder
 from worker.nlu.encoder_onnx import available as onnx_available
+from worker.nlu.encoder_onnx import exact_signed_products
 from worker.nlu.tokenizer import Tokenizer
 
 MOODBOT = RASA_EXAMPLES / "moodbot" / "data" / "nlu.md"
@@ -290,6 +292,41 @@ def test_onnx_backend_equals_the_numpy_reference(tiny_bert: Path) -> None:
         np.testing.assert_allclose(a.states, b.states, atol=1e-4)
         np.testing.assert_allclose(a.sentence, b.sentence, atol=1e-5)
         np.testing.assert_array_equal(a.spans, b.spans)
+
+
+@needs_onnx
+@pytest.mark.parametrize("signed", [False, True])
+def test_onnx_int8_products_are_exact_on_the_cpu_they_run_on(
+    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, signed: bool
+) -> None:
+    """uint8 weights with a zero point (the default without VNNI) are exact on
+    any CPU; int8 weights only where the CPU sums their products in int32 (on
+    AVX2 alone they saturate: a cosine of 0.99 here, against 1 - 1e-7)."""
+    if signed and not exact_signed_products():
+        pytest.skip("no VNNI: ONNX Runtime's uint8 x int8 products saturate here")
+    monkeypatch.setattr(encoder_onnx, "exact_signed_products", lambda: signed)
+    reference = BertEncoder(tiny_bert, weights="int8").encode(TEXTS, batch_size=3)
+    fast = OnnxEncoder(tiny_bert, weights="int8").encode(TEXTS, batch_size=3)
+    for a, b in zip(reference, fast, strict=True):
+        assert float(a.sentence @ b.sentence) > 1 - 1e-5
+
+
+@pytest.mark.parametrize(
+    ("flags", "exact"),
+    [
+        ("fpu sse2 avx2 avx512f avx512bw avx512_vnni", True),
+        ("fpu sse2 avx2 avx_vnni", True),
+        ("fpu sse2 avx2 avx512f avx512bw", False),
+        ("fpu sse2 avx2 avx_vnni_int8", False),
+    ],
+)
+def test_signed_products_only_where_the_cpu_has_vnni(
+    tmp_path: Path, flags: str, exact: bool
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert exact_signed_products(cpuinfo) is exact
+    assert exact_signed_products(tmp_path / "missing") is False
 
 
 @needs_onnx
